@@ -1,0 +1,169 @@
+"""The atomic-operation builder and the validation of a commit against Deno's limits."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Any, Self
+
+from .codec import ENC_U64, Key, KvU64, encode_key, encode_value
+from .errors import (
+    InvalidCheckError,
+    InvalidKeyError,
+    InvalidMutationError,
+    MutationTypeError,
+    TooManyChecksError,
+    TooManyMutationsError,
+    TotalKeySizeError,
+    TotalMutationSizeError,
+)
+from .limits import (
+    MAX_CHECKS,
+    MAX_MUTATIONS,
+    MAX_TOTAL_KEY_SIZE,
+    MAX_TOTAL_MUTATION_SIZE,
+    check_value_size,
+    check_write_key,
+)
+from .types import Check, CommitResult, KvEntry, Mutation, MutationKind
+
+if TYPE_CHECKING:
+    from .base import Kv
+
+_HEX20 = re.compile(r"^[0-9a-fA-F]{20}$")
+_U64 = 2**64
+_UNSET: Any = object()
+
+
+def u64_operand(value: Any) -> int:
+    if isinstance(value, KvU64):
+        return value.value
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _U64:
+        return value
+    raise InvalidMutationError(f"sum/min/max operand must be a KvU64 or an int in 0..2**64-1, got {value!r}")
+
+
+def apply_u64(kind: MutationKind, old: tuple[bytes, int] | None, operand: int) -> bytes:
+    """New 8-byte payload of a sum/min/max over the stored (payload, encoding), or None if missing."""
+    if old is None:
+        result = operand
+    else:
+        payload, encoding = old
+        if encoding != ENC_U64:
+            raise MutationTypeError(f"Failed to perform '{kind}' mutation on a non-U64 value in the database")
+        current = int.from_bytes(payload, "little")
+        if kind == "sum":
+            result = (current + operand) % _U64
+        elif kind == "min":
+            result = min(current, operand)
+        else:
+            result = max(current, operand)
+    return result.to_bytes(8, "little")
+
+
+def expire_at(expire_in: Any) -> int | None:
+    if expire_in is None:
+        return None
+    if isinstance(expire_in, bool) or not isinstance(expire_in, int) or expire_in < 0:
+        raise InvalidMutationError(f"expire_in must be a non-negative integer of milliseconds, got {expire_in!r}")
+    return int(time.time() * 1000) + expire_in
+
+
+class AtomicOperation:
+    """Checks plus mutations, committed all-or-nothing. Each method changes the builder and returns it."""
+
+    def __init__(self, kv: Kv) -> None:
+        self._kv = kv
+        self._checks: list[tuple[Any, Any]] = []
+        self._mutations: list[tuple[MutationKind, Any, Any, Any]] = []
+
+    def check(self, key_or_entry: Key | KvEntry, versionstamp: str | None = _UNSET) -> Self:
+        """Require ``key`` to be at ``versionstamp`` (None: must not exist); pass a read entry to use its own."""
+        if isinstance(key_or_entry, KvEntry):
+            if versionstamp is not _UNSET:
+                raise InvalidCheckError("Invalid check: pass either an entry or a key and a versionstamp")
+            self._checks.append((key_or_entry.key, key_or_entry.versionstamp))
+        else:
+            if versionstamp is _UNSET:
+                raise InvalidCheckError("Invalid check: a key needs a versionstamp (or None for 'must not exist')")
+            self._checks.append((key_or_entry, versionstamp))
+        return self
+
+    def set(self, key: Key, value: Any, *, expire_in: int | None = None) -> Self:
+        self._mutations.append(("set", key, value, expire_at(expire_in)))
+        return self
+
+    def delete(self, key: Key) -> Self:
+        self._mutations.append(("delete", key, None, None))
+        return self
+
+    def sum(self, key: Key, n: KvU64 | int) -> Self:
+        self._mutations.append(("sum", key, u64_operand(n), None))
+        return self
+
+    def min(self, key: Key, n: KvU64 | int) -> Self:
+        self._mutations.append(("min", key, u64_operand(n), None))
+        return self
+
+    def max(self, key: Key, n: KvU64 | int) -> Self:
+        self._mutations.append(("max", key, u64_operand(n), None))
+        return self
+
+    async def commit(self) -> CommitResult:
+        checks, mutations = prepare_commit(self._checks, self._mutations)
+        return await self._kv._commit(checks, mutations)
+
+
+def _encode_write_key(key: Any) -> bytes:
+    if not isinstance(key, tuple | list):
+        raise InvalidKeyError(f"A key must be a tuple of parts, got {type(key).__name__}")
+    if len(key) == 0:
+        raise InvalidKeyError("key cannot be empty")
+    encoded = encode_key(tuple(key))
+    check_write_key(encoded, tuple(key))
+    return encoded
+
+
+def _prepare_check(key: Any, versionstamp: Any) -> Check:
+    encoded = _encode_write_key(key)
+    if versionstamp is None:
+        return Check(encoded, None)
+    if not isinstance(versionstamp, str) or not _HEX20.match(versionstamp):
+        raise InvalidCheckError(f"Invalid check: versionstamp must be 20 hex characters, got {versionstamp!r}")
+    return Check(encoded, versionstamp.lower())
+
+
+def _prepare_mutation(kind: MutationKind, key: Any, value: Any, expire: int | None) -> Mutation:
+    encoded = _encode_write_key(key)
+    if kind == "set":
+        payload, encoding = encode_value(value)
+        check_value_size(len(payload), tuple(key))
+        return Mutation(kind, encoded, value, payload, encoding, expire)
+    if kind == "delete":
+        return Mutation(kind, encoded)
+    return Mutation(kind, encoded, value, value.to_bytes(8, "little"), ENC_U64)
+
+
+def prepare_commit(
+    raw_checks: list[tuple[Any, Any]], raw_mutations: list[tuple[MutationKind, Any, Any, Any]]
+) -> tuple[list[Check], list[Mutation]]:
+    """Encode and validate a whole commit, in Deno's order of checks, before anything is written."""
+    if len(raw_checks) > MAX_CHECKS:
+        raise TooManyChecksError(f"Too many checks (max {MAX_CHECKS}): got {len(raw_checks)}")
+    if len(raw_mutations) > MAX_MUTATIONS:
+        raise TooManyMutationsError(f"Too many mutations (max {MAX_MUTATIONS}): got {len(raw_mutations)}")
+    checks = [_prepare_check(k, vs) for k, vs in raw_checks]
+    mutations = [_prepare_mutation(*m) for m in raw_mutations]
+    total = sum(len(c.key) for c in checks) + sum(len(m.key) for m in mutations)
+    key_total = 0
+    for m in mutations:
+        if m.kind != "delete":
+            total += len(m.key) + len(m.payload)
+            key_total += len(m.key)
+    if total > MAX_TOTAL_MUTATION_SIZE:
+        raise TotalMutationSizeError(
+            f"Total mutation size too large (max {MAX_TOTAL_MUTATION_SIZE} bytes): got {total} bytes"
+        )
+    if key_total > MAX_TOTAL_KEY_SIZE:
+        raise TotalKeySizeError(f"Total key size too large (max {MAX_TOTAL_KEY_SIZE} bytes): got {key_total} bytes")
+    return checks, mutations

@@ -1,0 +1,1 @@
+"""Backends of the KV layer, one module each; ``open_kv`` picks one from a URL."""

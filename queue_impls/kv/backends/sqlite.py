@@ -1,0 +1,152 @@
+"""SQLite backend (the embedded default): aiosqlite, encoded keys as BLOB primary keys, WAL.
+
+Each primitive is one function run on aiosqlite's database thread: exactly one hop per round trip.
+The versionstamp counter lives in the database, so processes sharing a file get unique, ordered stamps.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from ..atomic import apply_u64
+from ..base import Kv
+from ..codec import ENC_U64, decode_value
+from ..errors import BackendError, MutationTypeError
+from ..types import Check, Consistency, Mutation, RawEntry, ReadRange
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    k   BLOB PRIMARY KEY,       -- encoded key: BLOB order (memcmp) is Deno's key order
+    v   BLOB NOT NULL,          -- encoded value
+    enc INTEGER NOT NULL,       -- 1 serialised, 2 raw bytes, 3 KvU64 (Deno's value encodings)
+    vs  BLOB NOT NULL,          -- 10-byte versionstamp of the commit that wrote it
+    exp INTEGER                 -- expiry, unix ms, or NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_exp ON kv (exp) WHERE exp IS NOT NULL;
+CREATE TABLE IF NOT EXISTS kv_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO kv_meta VALUES ('version', 0);
+"""
+_LIVE = "(exp IS NULL OR exp > ?)"
+_SELECT_FWD = f"SELECT k, v, enc, vs FROM kv WHERE k >= ? AND k < ? AND {_LIVE} ORDER BY k LIMIT ?"
+_SELECT_REV = f"SELECT k, v, enc, vs FROM kv WHERE k >= ? AND k < ? AND {_LIVE} ORDER BY k DESC LIMIT ?"
+_SELECT_ONE = f"SELECT v, enc, vs FROM kv WHERE k = ? AND {_LIVE}"
+_UPSERT = (
+    "INSERT INTO kv (k, v, enc, vs, exp) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (k) DO UPDATE SET v = excluded.v, enc = excluded.enc, vs = excluded.vs, exp = excluded.exp"
+)
+_BUMP_VERSION = "UPDATE kv_meta SET value = value + 1 WHERE name = 'version' RETURNING value"
+_PURGE = "DELETE FROM kv WHERE exp IS NOT NULL AND exp <= ?"
+
+
+def _read_ranges(conn: sqlite3.Connection, ranges: Sequence[ReadRange]) -> list[list[RawEntry]]:
+    now = int(time.time() * 1000)
+    if len(ranges) == 1:  # one statement is its own snapshot
+        return [_read_range(conn, ranges[0], now)]
+    conn.execute("BEGIN")
+    try:
+        return [_read_range(conn, r, now) for r in ranges]
+    finally:
+        conn.execute("COMMIT")
+
+
+def _read_range(conn: sqlite3.Connection, r: ReadRange, now: int) -> list[RawEntry]:
+    if r.start >= r.end:
+        return []
+    if r.end == r.start + b"\x00":  # a point read
+        row = conn.execute(_SELECT_ONE, (r.start, now)).fetchone()
+        return [] if row is None else [RawEntry(r.start, decode_value(row[0], row[1]), row[2].hex(), len(row[0]))]
+    rows = conn.execute(_SELECT_REV if r.reverse else _SELECT_FWD, (r.start, r.end, now, r.limit)).fetchall()
+    return [RawEntry(k, decode_value(v, enc), vs.hex(), len(v)) for k, v, enc, vs in rows]
+
+
+def _write(conn: sqlite3.Connection, checks: Sequence[Check], mutations: Sequence[Mutation]) -> str | None:
+    now = int(time.time() * 1000)
+    conn.execute("BEGIN IMMEDIATE")  # take the write lock first: checks and writes see one state
+    try:
+        for check in checks:
+            row = conn.execute(_SELECT_ONE, (check.key, now)).fetchone()
+            if (row[2].hex() if row else None) != check.versionstamp:
+                conn.execute("ROLLBACK")
+                return None
+        (counter,) = conn.execute(_BUMP_VERSION).fetchone()
+        stamp = counter.to_bytes(8, "big") + b"\x00\x00"
+        for m in mutations:
+            _apply(conn, m, stamp, now)
+        conn.execute(_PURGE, (now,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    result: str = stamp.hex()
+    return result
+
+
+def _apply(conn: sqlite3.Connection, m: Mutation, stamp: bytes, now: int) -> None:
+    if m.kind == "set":
+        conn.execute(_UPSERT, (m.key, m.payload, m.encoding, stamp, m.expire_at_ms))
+    elif m.kind == "delete":
+        conn.execute("DELETE FROM kv WHERE k = ?", (m.key,))
+    else:
+        row = conn.execute(_SELECT_ONE, (m.key, now)).fetchone()
+        payload = apply_u64(m.kind, (row[0], row[1]) if row else None, m.value)
+        conn.execute(_UPSERT, (m.key, payload, ENC_U64, stamp, None))
+
+
+def _setup(conn: sqlite3.Connection, in_memory: bool) -> None:
+    conn.execute("PRAGMA busy_timeout = 30000")
+    if not in_memory:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    conn.executescript(_SCHEMA)
+
+
+class SqliteKv(Kv):
+    """The embedded default. Several processes may share one database file."""
+
+    name = "sqlite"
+    multi_process = True
+    persistent = True
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        super().__init__()
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteKv:
+        conn = aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            await conn
+            await conn._execute(_setup, conn._conn, path == ":memory:")  # type: ignore[no-untyped-call]
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise BackendError(f"Cannot open SQLite database {path!r}: {exc}") from exc
+        return cls(conn, path)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        try:
+            return await self._conn._execute(fn, self._conn._conn, *args)  # type: ignore[no-untyped-call]
+        except MutationTypeError:
+            raise
+        except sqlite3.Error as exc:
+            raise BackendError(f"SQLite error on {self.path!r}: {exc}") from exc
+
+    async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
+        result: list[list[RawEntry]] = await self._run(_read_ranges, ranges)
+        return result
+
+    async def _atomic_write(self, checks: Sequence[Check], mutations: Sequence[Mutation]) -> str | None:
+        result: str | None = await self._run(_write, checks, mutations)
+        return result
+
+    async def _close(self) -> None:
+        await self._conn.close()
+
+
+async def open_sqlite(rest: str) -> SqliteKv:
+    return await SqliteKv.open(rest or ":memory:")

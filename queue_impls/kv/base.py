@@ -1,0 +1,239 @@
+"""The KV contract, written once: every public call built on two backend primitives.
+
+A backend implements ``_snapshot_read`` (one consistent read of up to 10 key ranges) and ``_atomic_write``
+(checks + mutations, all or nothing). One primitive call is one round trip, on every backend.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, ClassVar, Self
+
+from .atomic import AtomicOperation
+from .codec import Key, decode_key, encode_key
+from .errors import InvalidCursorError, InvalidKeyError, InvalidLimitError, KvClosedError, TooManyRangesError
+from .limits import (
+    DEFAULT_BATCH_SIZE,
+    MAX_DEFAULT_BATCH_SIZE,
+    MAX_READ_ENTRIES,
+    MAX_READ_RANGES,
+    check_consistency,
+    check_read_bound,
+    positive_int,
+)
+from .selectors import Selector
+from .types import Check, CommitResult, Consistency, KvEntry, Mutation, RawEntry, ReadRange
+
+
+def _as_key(key: Any) -> Key:
+    if isinstance(key, tuple):
+        return key
+    if isinstance(key, list):
+        return tuple(key)
+    raise InvalidKeyError(f"A key must be a tuple of parts, got {type(key).__name__}")
+
+
+class Kv(abc.ABC):
+    """A Deno-KV-style store. Subclasses implement the primitives and ``_close``; nothing else."""
+
+    #: Short name used in URLs and on the command line.
+    name: ClassVar[str] = "abstract"
+    #: Several processes may open the same store and stay consistent.
+    multi_process: ClassVar[bool] = False
+    #: Data outlives the process.
+    persistent: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self._closed = False
+
+    # -- primitives --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
+        """Read every range from one snapshot; each range returns at most ``limit`` live entries."""
+
+    @abc.abstractmethod
+    async def _atomic_write(self, checks: Sequence[Check], mutations: Sequence[Mutation]) -> str | None:
+        """Apply all mutations if all checks hold; return the new versionstamp, or None if a check failed.
+
+        Raises MutationTypeError (writing nothing) when sum/min/max meets a non-U64 value.
+        """
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Release the backend's resources."""
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise KvClosedError(f"The {self.name} store is closed")
+
+    async def _read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
+        self._check_open()
+        return await self._snapshot_read(ranges, consistency)
+
+    async def _commit(self, checks: Sequence[Check], mutations: Sequence[Mutation]) -> CommitResult:
+        self._check_open()
+        versionstamp = await self._atomic_write(checks, mutations)
+        return CommitResult(ok=versionstamp is not None, versionstamp=versionstamp)
+
+    @staticmethod
+    def _now_ms() -> int:
+        return int(time.time() * 1000)
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
+        """One read. A missing key gives an entry whose value and versionstamp are None."""
+        check_consistency(consistency)
+        key = _as_key(key)
+        encoded = encode_key(key)
+        check_read_bound(encoded + b"\x00")
+        [rows] = await self._read([ReadRange(encoded, encoded + b"\x00", 1)], consistency)
+        if not rows:
+            return KvEntry(key, None, None)
+        return KvEntry(key, rows[0].value, rows[0].versionstamp)
+
+    async def get_many(self, keys: Sequence[Key], *, consistency: Consistency = "strong") -> list[KvEntry]:
+        """At most 10 keys in one read; results in input order, duplicates allowed."""
+        check_consistency(consistency)
+        if len(keys) > MAX_READ_RANGES:
+            raise TooManyRangesError(f"Too many ranges (max {MAX_READ_RANGES}): got {len(keys)} keys")
+        tuples = [_as_key(k) for k in keys]
+        ranges = []
+        for key in tuples:
+            encoded = encode_key(key)
+            check_read_bound(encoded + b"\x00")
+            ranges.append(ReadRange(encoded, encoded + b"\x00", 1))
+        if not ranges:
+            return []
+        results = await self._read(ranges, consistency)
+        return [
+            KvEntry(key, rows[0].value, rows[0].versionstamp) if rows else KvEntry(key, None, None)
+            for key, rows in zip(tuples, results, strict=True)
+        ]
+
+    def list(
+        self,
+        *,
+        prefix: Key | None = None,
+        start: Key | None = None,
+        end: Key | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+        cursor: str | None = None,
+        batch_size: int | None = None,
+        consistency: Consistency = "strong",
+    ) -> KvListIterator:
+        """Entries of a selector in key order, pulled in batches as Deno does (see docs/kv.md)."""
+        selector = Selector.from_keys(prefix, start, end)
+        if limit is not None:
+            limit = positive_int(limit, "Limit")
+        if batch_size is not None:
+            batch_size = positive_int(batch_size, "batchSize")
+        else:
+            batch_size = min(limit or DEFAULT_BATCH_SIZE, MAX_DEFAULT_BATCH_SIZE)
+        return KvListIterator(self, selector, limit, bool(reverse), batch_size, cursor, consistency)
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def atomic(self) -> AtomicOperation:
+        return AtomicOperation(self)
+
+    async def set(self, key: Key, value: Any, *, expire_in: int | None = None) -> CommitResult:
+        return await self.atomic().set(key, value, expire_in=expire_in).commit()
+
+    async def delete(self, key: Key) -> None:
+        await self.atomic().delete(key).commit()
+
+
+class KvListIterator(AsyncIterator[KvEntry]):
+    """Deno's KvListIterator: checks the limit before each pull, stops after a short batch."""
+
+    def __init__(
+        self,
+        kv: Kv,
+        selector: Selector,
+        limit: int | None,
+        reverse: bool,
+        batch_size: int,
+        cursor: str | None,
+        consistency: Consistency,
+    ) -> None:
+        self._kv = kv
+        self._selector = selector
+        self._limit = limit
+        self._reverse = reverse
+        self._batch_size = batch_size
+        self._start_cursor = cursor or None  # Deno ignores an empty cursor
+        self._consistency = consistency
+        self._buffer: list[RawEntry] = []
+        self._last_key: bytes | None = None
+        self._last_batch = False
+        self._done = False
+        self._count = 0
+
+    @property
+    def cursor(self) -> str:
+        """Where to resume: the last returned key's cursor, "" once exhausted."""
+        if self._done:
+            return ""
+        if self._last_key is not None:
+            return self._selector.cursor_for(self._last_key)
+        if self._start_cursor is not None:
+            return self._start_cursor
+        raise InvalidCursorError("Cannot get cursor before first iteration")
+
+    def __aiter__(self) -> KvListIterator:
+        return self
+
+    async def __anext__(self) -> KvEntry:
+        if self._done or (self._limit is not None and self._count >= self._limit):
+            raise StopAsyncIteration
+        if not self._buffer and not self._last_batch:
+            batch = await self._pull()
+            batch.reverse()  # pop() from the end in key order
+            self._buffer = batch
+            if len(batch) < self._batch_size:
+                self._last_batch = True
+        if not self._buffer:
+            self._done = True
+            raise StopAsyncIteration
+        raw = self._buffer.pop()
+        self._last_key = raw.key
+        self._count += 1
+        return KvEntry(decode_key(raw.key), raw.value, raw.versionstamp)
+
+    async def _pull(self) -> list[RawEntry]:
+        if self._last_key is None:
+            check_consistency(self._consistency)
+            self._selector.validate()
+            if self._batch_size > MAX_READ_ENTRIES:
+                raise InvalidLimitError(f"Too many entries (max {MAX_READ_ENTRIES}): batchSize {self._batch_size}")
+            first, last = self._selector.bounds(self._reverse, self._start_cursor)
+        else:
+            first, last = self._selector.after(self._reverse, self._last_key)
+        [rows] = await self._kv._read([ReadRange(first, last, self._batch_size, self._reverse)], self._consistency)
+        return rows
+
+    async def collect(self) -> list[KvEntry]:
+        """All remaining entries as a list."""
+        return [entry async for entry in self]

@@ -1,0 +1,283 @@
+"""Key and value encodings, byte for byte where Deno defines them.
+
+Keys use Deno's (FoundationDB's) tuple encoding, so sorting encoded keys as bytes gives Deno's order.
+Values use Deno's three value encodings: raw bytes and KvU64 exactly as Deno stores them, everything
+else in this project's own serialisation (Deno uses V8's; see docs/kv.md for the format and its sizes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+from typing import Any, Final
+
+from .errors import InvalidKeyError, InvalidValueError
+
+KeyPart = bytes | str | int | float | bool
+Key = tuple[KeyPart, ...]
+
+# Deno's value encodings (denokv proto): V8-serialised, raw bytes, little-endian u64.
+ENC_SERIALIZED: Final = 1
+ENC_BYTES: Final = 2
+ENC_U64: Final = 3
+
+_U64_MAX: Final = 2**64 - 1
+
+
+class KvU64:
+    """An unsigned 64-bit integer value, the operand and result type of sum/min/max."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidValueError(f"KvU64 value must be an int, got {type(value).__name__}")
+        if not 0 <= value <= _U64_MAX:
+            raise InvalidValueError(f"KvU64 value must be in 0..2**64-1, got {value}")
+        self._value = value
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KvU64) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash((KvU64, self._value))
+
+    def __repr__(self) -> str:
+        return f"KvU64({self._value})"
+
+
+# ---------------------------------------------------------------------------------------------- keys
+
+_BYTES, _STRING, _INT_ZERO, _INT_LARGE_POS, _INT_LARGE_NEG = 0x01, 0x02, 0x14, 0x1D, 0x0B
+_FLOAT, _FALSE, _TRUE = 0x21, 0x26, 0x27
+_NAN_POS: Final = 0x7FF8000000000000
+_NAN_NEG: Final = 0xFFF8000000000000
+
+
+def _escape(raw: bytes) -> bytes:
+    return raw.replace(b"\x00", b"\x00\xff")
+
+
+def _encode_int(n: int, out: bytearray) -> None:
+    if n == 0:
+        out.append(_INT_ZERO)
+        return
+    magnitude = abs(n)
+    size = (magnitude.bit_length() + 7) // 8
+    if size > 255:
+        raise InvalidKeyError(
+            "Invalid mutation: BigUint requires more than 255 bytes to be represented "
+            f"(an int key part of {size} bytes)"
+        )
+    body = magnitude.to_bytes(size, "big")
+    if n < 0:
+        body = bytes(b ^ 0xFF for b in body)
+        if size <= 8:
+            out.append(_INT_ZERO - size)
+        else:
+            out += bytes((_INT_LARGE_NEG, size ^ 0xFF))
+    elif size <= 8:
+        out.append(_INT_ZERO + size)
+    else:
+        out += bytes((_INT_LARGE_POS, size))
+    out += body
+
+
+def _encode_float(x: float, out: bytearray) -> None:
+    if math.isnan(x):
+        bits = _NAN_NEG if math.copysign(1.0, x) < 0 else _NAN_POS
+    else:
+        (bits,) = struct.unpack(">Q", struct.pack(">d", x))
+    bits = bits ^ 0xFFFFFFFFFFFFFFFF if bits >> 63 else bits ^ (1 << 63)
+    out.append(_FLOAT)
+    out += bits.to_bytes(8, "big")
+
+
+def encode_key(key: Key) -> bytes:
+    """Encode a key tuple exactly as Deno does; byte order of the result is Deno's key order."""
+    if not isinstance(key, tuple):
+        raise InvalidKeyError(f"A key must be a tuple of parts, got {type(key).__name__}")
+    out = bytearray()
+    for part in key:
+        if isinstance(part, bool):  # before int: bool is an int subclass
+            out.append(_TRUE if part else _FALSE)
+        elif isinstance(part, str):
+            out.append(_STRING)
+            out += _escape(part.encode("utf-8"))
+            out.append(0)
+        elif isinstance(part, int):
+            _encode_int(part, out)
+        elif isinstance(part, float):
+            _encode_float(part, out)
+        elif isinstance(part, bytes | bytearray | memoryview):
+            out.append(_BYTES)
+            out += _escape(bytes(part))
+            out.append(0)
+        else:
+            raise InvalidKeyError(
+                f"Invalid key part {part!r}: expected bytes, str, int, float or bool, got {type(part).__name__}"
+            )
+    return bytes(out)
+
+
+def _read_escaped(buf: bytes, pos: int) -> tuple[bytes, int]:
+    out = bytearray()
+    n = len(buf)
+    while True:
+        nul = buf.find(b"\x00", pos)
+        if nul < 0:
+            raise InvalidKeyError("Invalid encoded key: unterminated bytes or string part")
+        out += buf[pos:nul]
+        if nul + 1 < n and buf[nul + 1] == 0xFF:
+            out.append(0)
+            pos = nul + 2
+        else:
+            return bytes(out), nul + 1
+
+
+def _decode_int(tag: int, buf: bytes, pos: int) -> tuple[int, int]:
+    if tag == _INT_ZERO:
+        return 0, pos
+    if tag == _INT_LARGE_POS:
+        size, pos, negative = buf[pos], pos + 1, False
+    elif tag == _INT_LARGE_NEG:
+        size, pos, negative = buf[pos] ^ 0xFF, pos + 1, True
+    elif tag > _INT_ZERO:
+        size, negative = tag - _INT_ZERO, False
+    else:
+        size, negative = _INT_ZERO - tag, True
+    body = buf[pos : pos + size]
+    if len(body) != size:
+        raise InvalidKeyError("Invalid encoded key: truncated integer part")
+    if negative:
+        return -int.from_bytes(bytes(b ^ 0xFF for b in body), "big"), pos + size
+    return int.from_bytes(body, "big"), pos + size
+
+
+def decode_key(buf: bytes) -> Key:
+    """Inverse of :func:`encode_key`."""
+    parts: list[KeyPart] = []
+    pos, n = 0, len(buf)
+    while pos < n:
+        tag = buf[pos]
+        pos += 1
+        if tag == _BYTES:
+            raw, pos = _read_escaped(buf, pos)
+            parts.append(raw)
+        elif tag == _STRING:
+            raw, pos = _read_escaped(buf, pos)
+            parts.append(raw.decode("utf-8"))
+        elif _INT_LARGE_NEG <= tag <= _INT_LARGE_POS:
+            value, pos = _decode_int(tag, buf, pos)
+            parts.append(value)
+        elif tag == _FLOAT:
+            if pos + 8 > n:
+                raise InvalidKeyError("Invalid encoded key: truncated float part")
+            bits = int.from_bytes(buf[pos : pos + 8], "big")
+            bits = bits ^ (1 << 63) if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
+            parts.append(struct.unpack(">d", bits.to_bytes(8, "big"))[0])
+            pos += 8
+        elif tag in (_FALSE, _TRUE):
+            parts.append(tag == _TRUE)
+        else:
+            raise InvalidKeyError(f"Invalid encoded key: unknown type tag 0x{tag:02x} at byte {pos - 1}")
+    return tuple(parts)
+
+
+# -------------------------------------------------------------------------------------------- values
+#
+# ENC_SERIALIZED payloads start with one format byte:
+#   b"J" + compact JSON          the value holds only None/bool/int/float/str/list/dict-with-str-keys
+#   b"T" + compact JSON, tagged  the value holds bytes or KvU64 somewhere inside: every list, dict,
+#                                bytes and KvU64 node becomes a two-element list [tag, payload]
+#                                ("l" list, "d" dict, "b" base64 bytes, "u" decimal string)
+# JSON keeps int and float apart (1 vs 1.0) and writes NaN/Infinity, so every scalar round-trips.
+
+
+class _NeedsTags(Exception):
+    pass
+
+
+def _check_plain(value: Any) -> None:
+    """Raise _NeedsTags if the value holds bytes/KvU64, InvalidValueError if it holds anything unsupported."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_plain(item)
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            if not isinstance(k, str):
+                raise InvalidValueError(f"Dict keys in values must be str, got {type(k).__name__} ({k!r})")
+            _check_plain(item)
+        return
+    if isinstance(value, bytes | KvU64):
+        raise _NeedsTags
+    raise InvalidValueError(
+        f"Unsupported value type {type(value).__name__}: "
+        "expected None, bool, int, float, str, bytes, list, dict with str keys, or KvU64"
+    )
+
+
+def _tag(value: Any) -> Any:
+    if isinstance(value, list):
+        return ["l", [_tag(v) for v in value]]
+    if isinstance(value, dict):
+        return ["d", {k: _tag(v) for k, v in value.items()}]
+    if isinstance(value, bytes):
+        return ["b", base64.b64encode(value).decode("ascii")]
+    if isinstance(value, KvU64):
+        return ["u", str(value.value)]
+    return value
+
+
+def _untag(node: Any) -> Any:
+    if not isinstance(node, list):
+        return node
+    tag, payload = node
+    if tag == "l":
+        return [_untag(v) for v in payload]
+    if tag == "d":
+        return {k: _untag(v) for k, v in payload.items()}
+    if tag == "b":
+        return base64.b64decode(payload)
+    return KvU64(int(payload))
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+_loads = json.loads
+
+
+def encode_value(value: Any) -> tuple[bytes, int]:
+    """Serialise a value; returns (payload, encoding). Raises InvalidValueError for unsupported types."""
+    if isinstance(value, bytes):
+        return value, ENC_BYTES
+    if isinstance(value, KvU64):
+        return value.value.to_bytes(8, "little"), ENC_U64
+    try:
+        _check_plain(value)
+    except _NeedsTags:
+        return b"T" + _dumps(_tag(value)).encode("utf-8"), ENC_SERIALIZED
+    except RecursionError:
+        raise InvalidValueError("Value is nested too deeply (or contains itself)") from None
+    return b"J" + _dumps(value).encode("utf-8"), ENC_SERIALIZED
+
+
+def decode_value(payload: bytes, encoding: int) -> Any:
+    """Inverse of :func:`encode_value`."""
+    if encoding == ENC_BYTES:
+        return bytes(payload)
+    if encoding == ENC_U64:
+        return KvU64(int.from_bytes(payload, "little"))
+    if payload[:1] == b"J":
+        return _loads(payload[1:])
+    if payload[:1] == b"T":
+        return _untag(_loads(payload[1:]))
+    raise InvalidValueError(f"Unknown value format byte {payload[:1]!r}")

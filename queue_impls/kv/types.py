@@ -1,0 +1,72 @@
+"""Value types of the KV API and of the two backend primitives (snapshot read, atomic write)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .codec import Key
+
+MutationKind = Literal["set", "delete", "sum", "min", "max"]
+Consistency = Literal["strong", "eventual"]
+
+
+@dataclass(frozen=True, slots=True)
+class KvEntry:
+    """What a read returns: ``value`` and ``versionstamp`` are None when the key is missing."""
+
+    key: Key
+    value: Any
+    versionstamp: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """Outcome of a commit: ``ok=False`` (and no versionstamp) when a check failed."""
+
+    ok: bool
+    versionstamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRange:
+    """One range of a snapshot read, on encoded keys: ``start`` inclusive, ``end`` exclusive."""
+
+    start: bytes
+    end: bytes
+    limit: int
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RawEntry:
+    """One entry as a backend returns it: encoded key, decoded value, encoded value size in bytes."""
+
+    key: bytes
+    value: Any
+    versionstamp: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """``versionstamp`` is lowercase hex, or None for "the key must not exist"."""
+
+    key: bytes
+    versionstamp: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    """One mutation of an atomic write.
+
+    For ``set``: ``value`` is the Python value, ``payload``/``encoding`` its serialised form.
+    For ``sum``/``min``/``max``: ``value`` is the u64 operand (int). For ``delete`` both are unused.
+    """
+
+    kind: MutationKind
+    key: bytes
+    value: Any = None
+    payload: bytes = b""
+    encoding: int = 0
+    expire_at_ms: int | None = None

@@ -1,0 +1,40 @@
+"""The stores every behaviour suite runs on: one entry per backend (and per wrapper around one).
+
+Each entry: (id, factory, marks). A factory is an async context manager taking the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from queue_impls.kv import Kv, open_kv
+
+KvFactory = Callable[[Path], contextlib.AbstractAsyncContextManager[Kv]]
+
+
+def url_factory(url_for: Callable[[Path], str]) -> KvFactory:
+    @contextlib.asynccontextmanager
+    async def factory(tmp_path: Path) -> AsyncIterator[Kv]:
+        kv = await open_kv(url_for(tmp_path))
+        try:
+            yield kv
+        finally:
+            await kv.close()
+
+    return factory
+
+
+BACKENDS: list[tuple[str, KvFactory, list[Any]]] = [
+    ("memory", url_factory(lambda _: "memory:"), []),
+    ("sqlite", url_factory(lambda p: f"sqlite:{p / 'kv.db'}"), []),
+    ("sqlite-mem", url_factory(lambda _: "sqlite::memory:"), []),
+]
+
+
+def backend_params() -> list[Any]:
+    return [pytest.param(factory, id=name, marks=marks) for name, factory, marks in BACKENDS]
