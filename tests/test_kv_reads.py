@@ -1,0 +1,94 @@
+"""get and get_many: one read each, missing keys, input order, duplicates, the 10-key limit, closed stores."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from queue_impls.kv import InvalidArgumentError, Kv, KvClosedError, KvEntry, KvU64, TooManyRangesError
+
+from .kv_vectors import spy_reads
+
+
+async def test_get_missing_key_is_an_entry_with_nones(kv: Kv) -> None:
+    assert await kv.get(("nope", 1)) == KvEntry(("nope", 1), None, None)
+
+
+async def test_get_returns_value_and_versionstamp_of_the_last_write(kv: Kv, monkeypatch: pytest.MonkeyPatch) -> None:
+    await kv.set(("a",), "old")
+    res = await kv.set(("a",), "new")
+    reads = spy_reads(kv, monkeypatch)
+    entry = await kv.get(("a",))
+    assert entry == KvEntry(("a",), "new", res.versionstamp)
+    assert len(reads) == 1 and len(reads[0]) == 1
+
+
+async def test_get_accepts_a_list_key_and_the_empty_key(kv: Kv) -> None:
+    await kv.set(("a", 1), 1)
+    assert (await kv.get(["a", 1])).value == 1  # type: ignore[arg-type]
+    assert (await kv.get(())).value is None
+
+
+async def test_get_does_not_match_prefixes_or_extensions(kv: Kv) -> None:
+    await kv.set(("a", "b"), 1)
+    assert (await kv.get(("a",))).value is None
+    assert (await kv.get(("a", "b", "c"))).value is None
+    assert (await kv.get(("a", "b\0"))).value is None
+
+
+async def test_get_many_is_one_read_in_input_order_with_duplicates(kv: Kv, monkeypatch: pytest.MonkeyPatch) -> None:
+    await kv.set(("p",), 1)
+    await kv.set(("q",), KvU64(2))
+    reads = spy_reads(kv, monkeypatch)
+    got = await kv.get_many([("q",), ("p",), ("q",), ("nope",)])
+    assert [(e.key, e.value) for e in got] == [(("q",), KvU64(2)), (("p",), 1), (("q",), KvU64(2)), (("nope",), None)]
+    assert got[0].versionstamp == got[2].versionstamp is not None and got[3].versionstamp is None
+    assert len(reads) == 1 and len(reads[0]) == 4
+
+
+async def test_get_many_takes_at_most_ten_keys(kv: Kv) -> None:
+    ten = [("k", i) for i in range(10)]
+    await kv.set(("k", 9), "nine")
+    got = await kv.get_many(ten)
+    assert [e.key for e in got] == ten and got[9].value == "nine"
+    with pytest.raises(TooManyRangesError, match=re.escape("Too many ranges (max 10)")):
+        await kv.get_many([*ten, ("k", 10)])
+
+
+async def test_get_many_of_nothing_is_empty(kv: Kv) -> None:
+    assert await kv.get_many([]) == []
+
+
+async def test_eventual_consistency_is_accepted_and_anything_else_rejected(kv: Kv) -> None:
+    await kv.set(("a",), 1)
+    assert (await kv.get(("a",), consistency="eventual")).value == 1
+    assert [e.value for e in await kv.get_many([("a",)], consistency="eventual")] == [1]
+    with pytest.raises(InvalidArgumentError, match="bogus"):
+        await kv.get(("a",), consistency="bogus")  # type: ignore[arg-type]
+
+
+async def test_closed_store_raises(kv: Kv) -> None:
+    await kv.set(("a",), 1)
+    await kv.close()
+    assert kv.closed
+    with pytest.raises(KvClosedError):
+        await kv.get(("a",))
+    with pytest.raises(KvClosedError):
+        await kv.get_many([("a",)])
+    with pytest.raises(KvClosedError):
+        await kv.list(prefix=()).collect()
+    with pytest.raises(KvClosedError):
+        await kv.set(("a",), 2)
+    with pytest.raises(KvClosedError):
+        await kv.delete(("a",))
+    with pytest.raises(KvClosedError):
+        await kv.atomic().commit()
+    await kv.close()  # closing twice is harmless
+
+
+async def test_async_with_closes_the_store(kv: Kv) -> None:
+    async with kv as same:
+        assert same is kv
+    with pytest.raises(KvClosedError):
+        await kv.get(("a",))
