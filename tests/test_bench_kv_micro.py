@@ -1,0 +1,91 @@
+"""Smoke tests of bench/kv_micro.py at tiny sizes, so the benchmark cannot rot (it is never timed here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import kv_micro
+from bench.kv_micro import FLOOR, OPS, STORES, Comparison, Target, format_table
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.kv_micro", "-q", "--entries", "60", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def bench_names(path: Path) -> set[str]:
+    return {bench["metadata"]["name"] for bench in json.loads(path.read_text())["benchmarks"]}
+
+
+def test_every_store_and_op_runs_in_one_process(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    done = run_bench("--in-process", "--debug-single-value", "-o", str(out))
+    assert done.returncode == 0, done.stderr + done.stdout
+    available = [name for name, store in STORES.items() if store.unavailable() is None]
+    assert {"memory", "sqlite", FLOOR} <= set(available)
+    assert bench_names(out) == {kv_micro.bench_name(s, op) for s in available for op in STORES[s].ops}
+    header = next(line for line in done.stdout.splitlines() if line.startswith("op "))
+    assert all(name in header for name in available)
+    assert "sqlite/floor" in done.stdout
+    assert "Targets:" in done.stdout
+
+    rendered = run_bench("--table", str(out))  # the JSON file alone gives back the same table
+    assert rendered.returncode == 0, rendered.stderr
+    assert rendered.stdout.strip() in done.stdout
+
+
+def test_workers_get_the_same_plan(tmp_path: Path) -> None:
+    """The real path: one worker process per benchmark, which must find its store from the forwarded options."""
+    out = tmp_path / "r.json"
+    done = run_bench("--debug-single-value", "--stores", f"sqlite,{FLOOR}", "--ops", "get,set", "-o", str(out))
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert bench_names(out) == {f"sqlite :: {OPS[0]}", "sqlite :: set", f"{FLOOR} :: get", f"{FLOOR} :: set"}
+
+
+def test_unknown_store_is_refused() -> None:
+    done = run_bench("--stores", "nosuch", "--debug-single-value")
+    assert done.returncode != 0
+    assert "unknown store 'nosuch'" in done.stderr
+
+
+RESULTS = {
+    ("memory", "get"): 5e-6,
+    ("sqlite", "get"): 120e-6,
+    (FLOOR, "get"): 100e-6,
+    ("sqlite", "set"): 300e-6,
+    (FLOOR, "set"): 150e-6,
+}
+
+
+def test_table_prints_microseconds_ratios_and_targets() -> None:
+    text = format_table(RESULTS)
+    assert "120.0" in text and "100.0" in text
+    assert "1.20x" in text and "2.00x" in text
+    assert "[   met] issue 2: SQLite get within 1.3x" in text
+    assert "memory get = 5.00" in text
+    assert "list page" not in text  # ops nobody measured get no row and no target line
+
+
+def test_a_comparison_and_a_target_are_one_line_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        kv_micro, "COMPARISONS", [*kv_micro.COMPARISONS, Comparison("memory-sqlite", "memory", "sqlite", "delta")]
+    )
+    monkeypatch.setattr(kv_micro, "TARGETS", [Target("get", "memory-sqlite", -200.0, "made up")])
+    text = format_table(RESULTS)
+    assert "-115.0 us" in text
+    assert "[MISSED] made up: memory-sqlite get = -115.00 (<= -200.0)" in text
+
+
+def test_a_broken_op_is_refused_before_timing() -> None:
+    with pytest.raises(SystemExit, match="expected 50 rows, got 3"):
+        kv_micro._check("sqlite", "list page(50)", [object()] * 3, 50)
