@@ -1,0 +1,52 @@
+"""A job queue on the KV layer in four storage layouts (naive, optimized, batched, indexed) over one shared engine."""
+
+from .backoff import Backoff
+from .clock import Clock, FakeClock, SystemClock
+from .errors import (
+    ContentionError,
+    InvalidJobOptionError,
+    JobNotFoundError,
+    JobQueueError,
+    JobStateError,
+    JobTooLargeError,
+    JobValidationError,
+    LeaseLostError,
+    UnknownHandlerError,
+    UnknownLayoutError,
+)
+from .integrity import Problem, check_integrity
+from .layouts import LAYOUTS, JobPage, Layout, make_layout
+from .model import Job, JobEvent, JobEventType, JobStatus, new_job_id
+from .queue import Lease, Queue
+from .worker import Worker
+
+__all__ = [
+    "LAYOUTS",
+    "Backoff",
+    "Clock",
+    "ContentionError",
+    "FakeClock",
+    "InvalidJobOptionError",
+    "Job",
+    "JobEvent",
+    "JobEventType",
+    "JobNotFoundError",
+    "JobPage",
+    "JobQueueError",
+    "JobStateError",
+    "JobStatus",
+    "JobTooLargeError",
+    "JobValidationError",
+    "Layout",
+    "Lease",
+    "LeaseLostError",
+    "Problem",
+    "Queue",
+    "SystemClock",
+    "UnknownHandlerError",
+    "UnknownLayoutError",
+    "Worker",
+    "check_integrity",
+    "make_layout",
+    "new_job_id",
+]

@@ -1,0 +1,79 @@
+"""The engine's keys, the same for every layout: job records, queue entries, leases, dead letters, counters.
+
+The layouts own only their index keys (see layouts/); everything here is shared.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from ..kv import Key
+
+#: ("jobs", id) -> the job record (a dict, see Job.to_value). Every layout keeps it.
+JOBS: Final[Key] = ("jobs",)
+#: ("queue", "ready", -priority, id) -> name: pending jobs that may start now, best first (then oldest first).
+READY: Final[Key] = ("queue", "ready")
+#: ("queue", "delayed", run_at_ms, id) -> {"name", "priority"}: pending jobs waiting for their time.
+DELAYED: Final[Key] = ("queue", "delayed")
+#: ("queue", "lease", id) -> {"worker", "until_ms", "name"}: who runs a running job, until when. Fencing token.
+LEASE: Final[Key] = ("queue", "lease")
+#: ("queue", "expiry", until_ms, id) -> name: running jobs by lease end, so expired leases are one range read.
+EXPIRY: Final[Key] = ("queue", "expiry")
+#: ("queue", "dead", id) -> the failed job: the dead-letter queue (a copy, frozen while the job is failed).
+DEAD: Final[Key] = ("queue", "dead")
+#: ("queue", "count", status) -> KvU64: how many jobs have that status (stats() is one read).
+COUNT: Final[Key] = ("queue", "count")
+#: ("queue", "active", name) -> KvU64: running jobs of that name, across all workers and processes.
+ACTIVE: Final[Key] = ("queue", "active")
+#: ("queue", "limit", name) -> int: the most jobs of that name that may run at once (set_concurrency).
+LIMIT: Final[Key] = ("queue", "limit")
+
+#: Adding this to a KvU64 with sum() subtracts one (sum wraps modulo 2**64).
+MINUS_ONE: Final = 2**64 - 1
+
+
+def record_key(job_id: str) -> Key:
+    return (*JOBS, job_id)
+
+
+def ready_key(priority: int, job_id: str) -> Key:
+    return (*READY, -priority, job_id)
+
+
+def delayed_key(run_at_ms: int, job_id: str) -> Key:
+    return (*DELAYED, run_at_ms, job_id)
+
+
+def lease_key(job_id: str) -> Key:
+    return (*LEASE, job_id)
+
+
+def expiry_key(until_ms: int, job_id: str) -> Key:
+    return (*EXPIRY, until_ms, job_id)
+
+
+def dead_key(job_id: str) -> Key:
+    return (*DEAD, job_id)
+
+
+def count_key(status: str) -> Key:
+    return (*COUNT, status)
+
+
+def active_key(name: str) -> Key:
+    return (*ACTIVE, name)
+
+
+def limit_key(name: str) -> Key:
+    return (*LIMIT, name)
+
+
+def ms_ceil(seconds: float) -> int:
+    """A due time in ms, rounded up: a job is never promoted before its time."""
+    return math.ceil(seconds * 1000)
+
+
+def ms_floor(seconds: float) -> int:
+    """The current time in ms, rounded down (the other half of never-early)."""
+    return math.floor(seconds * 1000)

@@ -1,0 +1,62 @@
+"""Our best layout: full-job indexes for every filter, so a listing reads only the entries it returns.
+
+Any combination of status and name is one prefix; a page of up to 500 is one round trip (Deno's batch rule),
+and list_jobs_page resumes from a KV cursor, so deep pages do not cost O(offset).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...kv import Key, Kv, KvValidationError
+from ..errors import InvalidJobOptionError
+from ..keys import JOBS
+from ..model import Job, JobStatus
+from .base import JobPage, Layout
+
+BY_NAME: Key = ("jobs_by_name",)
+BY_STATUS: Key = ("jobs_by_status",)
+BY_STATUS_NAME: Key = ("jobs_by_status_name",)
+
+
+class IndexedLayout(Layout):
+    """("jobs", id), ("jobs_by_status", status, id), ("jobs_by_name", name, id) and
+    ("jobs_by_status_name", status, name, id), every one -> the full job; a status change moves two entries."""
+
+    name = "indexed"
+    index_prefixes = (BY_NAME, BY_STATUS, BY_STATUS_NAME)
+    native_cursor = True
+
+    def index_entries(self, job: Job) -> dict[Key, Any]:
+        value = job.to_value()
+        return {
+            (*BY_NAME, job.name, job.id): value,
+            (*BY_STATUS, job.status.value, job.id): value,
+            (*BY_STATUS_NAME, job.status.value, job.name, job.id): value,
+        }
+
+    @staticmethod
+    def prefix(status: JobStatus | None, name: str | None) -> Key:
+        if status is not None and name is not None:
+            return (*BY_STATUS_NAME, status.value, name)
+        if status is not None:
+            return (*BY_STATUS, status.value)
+        if name is not None:
+            return (*BY_NAME, name)
+        return JOBS
+
+    async def list_jobs(self, kv: Kv, status: JobStatus | None, name: str | None, limit: int, offset: int) -> list[Job]:
+        entries = await kv.list(prefix=self.prefix(status, name), limit=offset + limit).collect()
+        jobs = [Job.from_value(entry.value) for entry in entries[offset:]]
+        return [job for job in jobs if job is not None]
+
+    async def list_jobs_page(
+        self, kv: Kv, status: JobStatus | None, name: str | None, limit: int, cursor: str | None
+    ) -> JobPage:
+        it = kv.list(prefix=self.prefix(status, name), limit=limit, cursor=cursor or None)
+        try:
+            entries = await it.collect()
+        except KvValidationError as exc:
+            raise InvalidJobOptionError(f"invalid cursor {cursor!r}: {exc}") from exc
+        jobs = [job for job in (Job.from_value(entry.value) for entry in entries) if job is not None]
+        return JobPage(jobs, it.cursor if len(entries) == limit else None)

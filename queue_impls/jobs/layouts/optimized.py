@@ -1,0 +1,38 @@
+"""The seed after its change: the name index holds the whole job, and the listing loop stops when the page is full."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...kv import Key, Kv
+from ..keys import JOBS
+from ..model import Job, JobStatus
+from .base import Layout, Page, drop_malformed
+
+BY_NAME: Key = ("jobs_by_name",)
+
+
+class OptimizedLayout(Layout):
+    """("jobs", id) -> job; ("jobs_by_name", name, id) -> job (a full copy, rewritten with every update)."""
+
+    name = "optimized"
+    index_prefixes = (BY_NAME,)
+
+    def index_entries(self, job: Job) -> dict[Key, Any]:
+        return {(*BY_NAME, job.name, job.id): job.to_value()}
+
+    async def list_jobs(self, kv: Kv, status: JobStatus | None, name: str | None, limit: int, offset: int) -> list[Job]:
+        page = Page(status, limit, offset)
+        if name is not None:
+            async for entry in kv.list(prefix=(*BY_NAME, name)):
+                job = Job.from_value(entry.value)
+                if job is None:  # malformed index entry: the seed deletes it and goes on
+                    await drop_malformed(kv, entry)
+                    continue
+                if page.offer(job):
+                    break
+        else:
+            async for entry in kv.list(prefix=JOBS):
+                if page.offer(Job.from_value(entry.value)):
+                    break
+        return page.jobs

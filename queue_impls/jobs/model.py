@@ -1,0 +1,124 @@
+"""What a job is: its statuses, its record as stored in the KV, its time-ordered id, the events it emits."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+#: Error messages kept in a job's history are cut to this many characters ...
+MAX_ERROR_CHARS: Final = 500
+#: ... and only the latest this many attempts are kept, so a job's record stays far below the KV value limit.
+MAX_ERROR_HISTORY: Final = 10
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting to run: ready now, or delayed until run_at (also after a retryable failure)
+    RUNNING = "running"  # claimed by a worker that holds a lease on it
+    COMPLETED = "completed"  # the handler returned
+    FAILED = "failed"  # attempts exhausted: the job is in the dead-letter queue until retry() or delete()
+
+
+@dataclass(slots=True)
+class Job:
+    """A job's record. Times are seconds since the epoch, as given by the queue's clock."""
+
+    id: str
+    name: str
+    data: Any
+    status: JobStatus
+    priority: int
+    max_attempts: int
+    created_at: float
+    run_at: float
+    attempts: int = 0
+    started_at: float | None = None
+    completed_at: float | None = None
+    failed_at: float | None = None
+    error: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    backoff: dict[str, Any] | None = None
+    worker: str | None = None
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict stored in the KV (the job record and every full-job index copy)."""
+        value = dataclasses.asdict(self)
+        value["status"] = self.status.value
+        return value
+
+    @classmethod
+    def from_value(cls, value: Any) -> Job | None:
+        """The job a stored value holds, or None if the value is not a well-formed job (a malformed entry)."""
+        if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+            return None
+        try:
+            return cls(**{**value, "status": JobStatus(value["status"])})
+        except (TypeError, ValueError, KeyError):
+            return None
+
+    def replace(self, **changes: Any) -> Job:
+        changes.setdefault("errors", list(self.errors))  # never share the history list between two states
+        return dataclasses.replace(self, **changes)
+
+
+def error_entry(attempt: int, error: str, at: float) -> dict[str, Any]:
+    return {"attempt": attempt, "error": error[:MAX_ERROR_CHARS], "at": at}
+
+
+def with_error(job: Job, error: str, at: float) -> list[dict[str, Any]]:
+    """The job's error history with one more entry, trimmed to MAX_ERROR_HISTORY."""
+    return [*job.errors, error_entry(job.attempts, error, at)][-MAX_ERROR_HISTORY:]
+
+
+class JobEventType(enum.StrEnum):
+    ADDED = "added"  # add() committed the job
+    STARTED = "started"  # a worker claimed it and is running its handler
+    COMPLETED = "completed"  # the handler returned and completion was committed
+    RETRYING = "retrying"  # an attempt failed (or its lease expired); the job is pending again, after a backoff
+    FAILED = "failed"  # the last attempt failed: the job is in the dead-letter queue
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """What the event hook receives, where the seed broadcast over a WebSocket."""
+
+    type: JobEventType
+    job: Job
+    error: str | None = None
+
+
+# ------------------------------------------------------------------------------------------------- ids
+#
+# UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 12 bits used as a counter (method 1 of section 6.2, so ids
+# made in one process are strictly increasing even within a millisecond or when the wall clock steps back),
+# then 62 random bits, so ids made by different processes do not collide. Their text form sorts as they were made.
+
+_id_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def _next_stamp() -> tuple[int, int]:
+    global _last_ms, _counter
+    with _id_lock:
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms > _last_ms:
+            _last_ms, _counter = now_ms, int.from_bytes(os.urandom(2), "big") & 0x3FF  # leave room to count up
+        else:
+            _counter += 1
+            if _counter > 0xFFF:  # 4096 ids in one millisecond: borrow the next millisecond
+                _last_ms, _counter = _last_ms + 1, 0
+        return _last_ms, _counter
+
+
+def new_job_id() -> str:
+    """A UUIDv7-style id: time-ordered, strictly increasing within a process, unique across processes."""
+    ms, counter = _next_stamp()
+    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -1,0 +1,410 @@
+"""The queue engine, shared by every layout: each state change is one atomic commit guarded by versionstamp checks.
+
+A job's record, its index entries (the layout's), its queue entry, lease, dead letter and counters all change in
+the same commit, so they never disagree. Keys: see keys.py (engine) and layouts/ (indexes).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from ..kv import AtomicOperation, Kv, KvEntry, KvU64
+from .backoff import Backoff
+from .clock import Clock, SystemClock
+from .errors import ContentionError, InvalidJobOptionError, JobNotFoundError, JobStateError, LeaseLostError
+from .keys import (
+    DEAD,
+    DELAYED,
+    EXPIRY,
+    MINUS_ONE,
+    READY,
+    active_key,
+    count_key,
+    dead_key,
+    delayed_key,
+    expiry_key,
+    lease_key,
+    limit_key,
+    ms_ceil,
+    ms_floor,
+    ready_key,
+    record_key,
+)
+from .layouts import JobPage, Layout, make_layout
+from .model import MAX_ERROR_CHARS, Job, JobEvent, JobEventType, JobStatus, new_job_id, with_error
+from .validation import (
+    check_max_attempts,
+    check_name,
+    check_page,
+    check_positive,
+    check_priority,
+    check_run_at,
+    check_status,
+    check_value,
+    is_int,
+)
+
+log = logging.getLogger(__name__)
+
+EventHook = Callable[[JobEvent], Awaitable[None] | None]
+#: How many times an operation re-reads and retries after losing a compare-and-set race.
+MAX_CAS_ATTEMPTS: Final = 20
+#: Due delayed jobs moved to the ready queue per commit (each needs a check and two mutations).
+PROMOTE_BATCH: Final = 50
+#: Expired leases handled per reap_expired() call.
+REAP_BATCH: Final = 50
+#: Ready entries a claim reads per KV round trip while looking for claimable jobs.
+CLAIM_SCAN_BATCH: Final = 20
+#: A claim gives up after looking at this many ready entries (all of other names, or at their concurrency limit).
+CLAIM_SCAN_MAX: Final = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A claimed job. The versionstamps are the fencing tokens: a commit checked against them fails once the
+    lease was lost (expired and reaped, or the job deleted), so a stale worker can never overwrite the job."""
+
+    job: Job
+    worker: str
+    until_ms: int
+    job_versionstamp: str
+    lease_versionstamp: str
+
+
+class Queue:
+    """A job queue on a KV store in one of the LAYOUTS. ``clock`` and ``rng`` are injectable for tests."""
+
+    def __init__(
+        self,
+        kv: Kv,
+        layout: str = "optimized",
+        clock: Clock | None = None,
+        *,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
+        self.kv = kv
+        self.layout: Layout = make_layout(layout)
+        self.clock: Clock = clock or SystemClock()
+        self.backoff = Backoff.from_value(backoff)
+        self.rng = rng or random.Random()
+        self.on_event = on_event
+
+    # -- adding and reading ------------------------------------------------------------------------
+
+    async def add(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        priority: int = 0,
+        delay: float = 0.0,
+        run_at: float | None = None,
+        max_attempts: int = 3,
+        backoff: Backoff | dict[str, Any] | None = None,
+    ) -> str:
+        """Add a job; returns its id. Every check runs before the one commit that writes it."""
+        now = self.clock.now()
+        job = Job(
+            id=new_job_id(),
+            name=check_name(name, self.layout),
+            data=data,
+            status=JobStatus.PENDING,
+            priority=check_priority(priority),
+            max_attempts=check_max_attempts(max_attempts),
+            created_at=now,
+            run_at=check_run_at(now, delay, run_at),
+            backoff=None if backoff is None else Backoff.from_value(backoff).to_value(),
+        )
+        check_value(job)
+        op = self.kv.atomic().check(record_key(job.id), None)
+        self.layout.put(op, None, job)
+        self._enqueue(op, job, now)
+        _count(op, None, job.status)
+        await self._commit_or_raise(op, f"add of job {job.id}")
+        await self._emit(JobEventType.ADDED, job)
+        return job.id
+
+    async def get_job(self, job_id: str) -> Job | None:
+        job, _ = await self.layout.get(self.kv, job_id)
+        return job
+
+    async def list_jobs(
+        self, status: JobStatus | str | None = None, name: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[Job]:
+        """Jobs in creation order, filtered by status and/or name: the page [offset, offset + limit)."""
+        limit, offset = check_page(limit, offset)
+        return await self.layout.list_jobs(self.kv, check_status(status), _check_filter_name(name), limit, offset)
+
+    async def list_jobs_page(
+        self, status: JobStatus | str | None = None, name: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> JobPage:
+        """Like list_jobs, by cursor: pass the returned ``cursor`` to get the next page (None: no more).
+        The indexed layout resumes from a KV cursor; the others re-read everything before the page."""
+        limit, _ = check_page(limit, 0)
+        status_, name_ = check_status(status), _check_filter_name(name)
+        return await self.layout.list_jobs_page(self.kv, status_, name_, limit, cursor)
+
+    async def list_dead_letters(self, limit: int = 50) -> list[Job]:
+        """Failed jobs in the dead-letter queue, oldest first, with their error history (one list call)."""
+        limit, _ = check_page(limit, 0)
+        entries = await self.kv.list(prefix=DEAD, limit=limit).collect()
+        return [job for job in (Job.from_value(e.value) for e in entries) if job is not None]
+
+    async def stats(self) -> dict[str, int]:
+        """How many jobs have each status: one read of the counters every commit keeps."""
+        entries = await self.kv.get_many([count_key(s.value) for s in JobStatus])
+        return {s.value: _u64(e) for s, e in zip(JobStatus, entries, strict=True)}
+
+    # -- retry, delete, concurrency -------------------------------------------------------------------
+
+    async def retry(self, job_id: str) -> None:
+        """Redrive a failed job from the dead-letter queue: pending now, attempts reset (as in the seed)."""
+        for _ in range(MAX_CAS_ATTEMPTS):
+            job, entry = await self.layout.get(self.kv, job_id)
+            if job is None:
+                raise JobNotFoundError(f"No job {job_id!r}")
+            if job.status != JobStatus.FAILED:
+                raise JobStateError(f"Job {job_id} is {job.status.value}: only failed jobs can be retried")
+            now = self.clock.now()
+            new = job.replace(
+                status=JobStatus.PENDING, attempts=0, error=None, run_at=now, worker=None,
+                started_at=None, completed_at=None, failed_at=None,
+            )  # fmt: skip
+            op = self.kv.atomic().check(entry).delete(dead_key(job_id))
+            self.layout.put(op, job, new)
+            self._enqueue(op, new, now)
+            _count(op, job.status, new.status)
+            if (await op.commit()).ok:
+                return
+        raise ContentionError(f"retry of job {job_id} lost {MAX_CAS_ATTEMPTS} races in a row")
+
+    async def delete(self, job_id: str) -> bool:
+        """Delete a job in any status with all its keys; False if there was none. A running job's worker is fenced."""
+        for _ in range(MAX_CAS_ATTEMPTS):
+            entry, lease = await self.kv.get_many([record_key(job_id), lease_key(job_id)])
+            job = Job.from_value(entry.value)
+            if job is None:
+                return False
+            op = self.kv.atomic().check(entry).check(lease)
+            self.layout.put(op, job, None)
+            self._leave_status(op, job, lease)
+            _count(op, job.status, None)
+            if (await op.commit()).ok:
+                return True
+        raise ContentionError(f"delete of job {job_id} lost {MAX_CAS_ATTEMPTS} races in a row")
+
+    async def set_concurrency(self, name: str, limit: int | None) -> None:
+        """At most ``limit`` jobs of this name run at once across all workers and processes (None: no limit)."""
+        check_name(name, self.layout)
+        if limit is None:
+            await self.kv.delete(limit_key(name))
+            return
+        if not is_int(limit) or limit < 1:
+            raise InvalidJobOptionError(
+                f"a concurrency limit must be an int >= 1 (or None for no limit), got {limit!r}"
+            )
+        await self.kv.set(limit_key(name), int(limit))
+
+    # -- the worker's side: claim, renew, complete, fail, promote, reap ----------------------------------
+
+    async def claim(
+        self, worker: str, names: Collection[str] | None = None, *, lease: float = 30.0, max_jobs: int = 1
+    ) -> list[Lease]:
+        """Claim up to ``max_jobs`` ready jobs (of ``names``), best priority first, each with a compare-and-set."""
+        lease = check_positive(lease, "lease")
+        leases: list[Lease] = []
+        saturated: set[str] = set()
+        scanned = 0
+        async for entry in self.kv.list(prefix=READY, batch_size=CLAIM_SCAN_BATCH):
+            scanned += 1
+            name = entry.value
+            if (names is None or name in names) and name not in saturated:
+                claimed = await self._claim_one(entry, worker, lease, saturated)
+                if claimed is not None:
+                    leases.append(claimed)
+            if len(leases) >= max_jobs or scanned >= CLAIM_SCAN_MAX:
+                break
+        return leases
+
+    async def _claim_one(self, ready: KvEntry, worker: str, lease: float, saturated: set[str]) -> Lease | None:
+        job_id, name = ready.key[-1], ready.value
+        assert isinstance(job_id, str)
+        record, limit, active = await self.kv.get_many([record_key(job_id), limit_key(name), active_key(name)])
+        job = Job.from_value(record.value)
+        if job is None or job.status != JobStatus.PENDING:
+            return None  # a stale candidate: another worker claimed it after our list
+        op = self.kv.atomic().check(record).check(ready).check(limit)
+        if limit.value is not None:
+            if _u64(active) >= limit.value:
+                saturated.add(name)
+                return None
+            op.check(active)  # the counter is the slot: two claims of the last slot cannot both commit
+        now = self.clock.now()
+        until_ms = ms_ceil(now + lease)
+        new = job.replace(status=JobStatus.RUNNING, attempts=job.attempts + 1, started_at=now, worker=worker)
+        op.delete(ready.key)
+        self.layout.put(op, job, new)
+        op.set(lease_key(job_id), {"worker": worker, "until_ms": until_ms, "name": name})
+        op.set(expiry_key(until_ms, job_id), name)
+        op.sum(active_key(name), 1)
+        _count(op, job.status, new.status)
+        result = await op.commit()
+        if not result.ok or result.versionstamp is None:
+            return None
+        await self._emit(JobEventType.STARTED, new)
+        return Lease(new, worker, until_ms, result.versionstamp, result.versionstamp)
+
+    async def renew(self, held: Lease, lease: float = 30.0) -> Lease:
+        """Extend a lease; LeaseLostError if it was lost (reaped after expiry, or the job deleted)."""
+        job_id = held.job.id
+        until_ms = ms_ceil(self.clock.now() + check_positive(lease, "lease"))
+        op = self.kv.atomic().check(lease_key(job_id), held.lease_versionstamp)
+        op.set(lease_key(job_id), {"worker": held.worker, "until_ms": until_ms, "name": held.job.name})
+        op.delete(expiry_key(held.until_ms, job_id)).set(expiry_key(until_ms, job_id), held.job.name)
+        result = await op.commit()
+        if not result.ok or result.versionstamp is None:
+            raise LeaseLostError(f"Worker {held.worker} lost its lease on job {job_id}")
+        return replace(held, until_ms=until_ms, lease_versionstamp=result.versionstamp)
+
+    async def complete(self, held: Lease) -> Job:
+        """Mark a claimed job completed, fenced by the lease (LeaseLostError if it was lost)."""
+        new = held.job.replace(status=JobStatus.COMPLETED, completed_at=self.clock.now())
+        await self._finish(held, new)
+        await self._emit(JobEventType.COMPLETED, new)
+        return new
+
+    async def fail(self, held: Lease, error: str) -> Job:
+        """Record a failed attempt: pending again after a backoff, or failed and dead-lettered after the last one."""
+        new = self._after_failure(held.job, error)
+        await self._finish(held, new)
+        await self._emit_failure(new, error)
+        return new
+
+    async def promote_due(self) -> int:
+        """Move delayed jobs whose time has come to the ready queue; returns how many moved."""
+        due = (*DELAYED, ms_floor(self.clock.now()) + 1)
+        entries = await self.kv.list(prefix=DELAYED, end=due, limit=PROMOTE_BATCH).collect()
+        if not entries:
+            return 0
+        op = self.kv.atomic()
+        for entry in entries:
+            job_id = entry.key[-1]
+            assert isinstance(job_id, str)
+            op.check(entry).delete(entry.key).set(ready_key(entry.value["priority"], job_id), entry.value["name"])
+        return len(entries) if (await op.commit()).ok else 0  # lost to another promoter: the next poll retries
+
+    async def reap_expired(self) -> int:
+        """Put running jobs whose lease expired back to pending (or failed); returns how many."""
+        end = (*EXPIRY, ms_floor(self.clock.now()) + 1)
+        reaped = 0
+        for entry in await self.kv.list(prefix=EXPIRY, end=end, limit=REAP_BATCH).collect():
+            reaped += await self._reap_one(entry)
+        return reaped
+
+    async def _reap_one(self, expiry: KvEntry) -> int:
+        job_id = expiry.key[-1]
+        assert isinstance(job_id, str)
+        record, lease = await self.kv.get_many([record_key(job_id), lease_key(job_id)])
+        job = Job.from_value(record.value)
+        if job is None or lease.value is None or lease.value["until_ms"] != expiry.key[-2]:
+            return 0  # completed, deleted or renewed since the list
+        error = f"lease of worker {lease.value['worker']} expired"
+        new = self._after_failure(job, error)
+        op = self.kv.atomic().check(record).check(lease).check(expiry)
+        self.layout.put(op, job, new)
+        self._leave_status(op, job, lease)
+        self._enter_status(op, new)
+        _count(op, job.status, new.status)
+        if not (await op.commit()).ok:
+            return 0
+        await self._emit_failure(new, error)
+        return 1
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    async def _finish(self, held: Lease, new: Job) -> None:
+        job_id = held.job.id
+        op = self.kv.atomic().check(record_key(job_id), held.job_versionstamp)
+        op.check(lease_key(job_id), held.lease_versionstamp)
+        self.layout.put(op, held.job, new)
+        op.delete(lease_key(job_id)).delete(expiry_key(held.until_ms, job_id)).sum(active_key(new.name), MINUS_ONE)
+        self._enter_status(op, new)
+        _count(op, held.job.status, new.status)
+        if not (await op.commit()).ok:
+            raise LeaseLostError(f"Worker {held.worker} lost its lease on job {job_id}: its result was not written")
+
+    def _after_failure(self, job: Job, error: str) -> Job:
+        now = self.clock.now()
+        common = {"error": error[:MAX_ERROR_CHARS], "errors": with_error(job, error, now)}
+        if job.attempts >= job.max_attempts:
+            return job.replace(status=JobStatus.FAILED, failed_at=now, **common)
+        backoff = self.backoff if job.backoff is None else Backoff.from_value(job.backoff)
+        return job.replace(status=JobStatus.PENDING, run_at=now + backoff.delay(job.attempts, self.rng), **common)
+
+    def _enqueue(self, op: AtomicOperation, job: Job, now: float) -> None:
+        run_at_ms = ms_ceil(job.run_at)
+        if run_at_ms <= ms_floor(now):
+            op.set(ready_key(job.priority, job.id), job.name)
+        else:
+            op.set(delayed_key(run_at_ms, job.id), {"name": job.name, "priority": job.priority})
+
+    def _enter_status(self, op: AtomicOperation, job: Job) -> None:
+        """The queue entry of a job leaving the running state: a ready/delayed entry or a dead letter."""
+        if job.status == JobStatus.PENDING:
+            self._enqueue(op, job, self.clock.now())
+        elif job.status == JobStatus.FAILED:
+            op.set(dead_key(job.id), job.to_value())
+
+    def _leave_status(self, op: AtomicOperation, job: Job, lease: KvEntry) -> None:
+        """Delete the queue entries of the job's current status (used by delete and the reaper)."""
+        if job.status == JobStatus.PENDING:
+            op.delete(ready_key(job.priority, job.id)).delete(delayed_key(ms_ceil(job.run_at), job.id))
+        elif job.status == JobStatus.FAILED:
+            op.delete(dead_key(job.id))
+        elif job.status == JobStatus.RUNNING and lease.value is not None:
+            op.delete(lease.key).delete(expiry_key(lease.value["until_ms"], job.id))
+            op.sum(active_key(job.name), MINUS_ONE)
+
+    async def _commit_or_raise(self, op: AtomicOperation, what: str) -> None:
+        if not (await op.commit()).ok:
+            raise ContentionError(f"{what} failed its versionstamp check")
+
+    async def _emit_failure(self, job: Job, error: str) -> None:
+        kind = JobEventType.FAILED if job.status == JobStatus.FAILED else JobEventType.RETRYING
+        await self._emit(kind, job, error)
+
+    async def _emit(self, kind: JobEventType, job: Job, error: str | None = None) -> None:
+        if self.on_event is None:
+            return
+        try:
+            result = self.on_event(JobEvent(kind, job, error))
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # the state change is committed; a broken listener must not undo the caller's work
+            log.exception("event hook failed on %s of job %s", kind.value, job.id)
+
+
+def _count(op: AtomicOperation, old: JobStatus | None, new: JobStatus | None) -> None:
+    if old == new:
+        return
+    if old is not None:
+        op.sum(count_key(old.value), MINUS_ONE)
+    if new is not None:
+        op.sum(count_key(new.value), 1)
+
+
+def _u64(entry: KvEntry) -> int:
+    return entry.value.value if isinstance(entry.value, KvU64) else 0
+
+
+def _check_filter_name(name: Any) -> str | None:
+    if name is not None and not isinstance(name, str):
+        raise InvalidJobOptionError(f"name must be a str or None, got {name!r}")
+    return name

@@ -1,0 +1,183 @@
+"""Workers: claim jobs from a Queue, run their handlers with a renewed lease, record the outcome.
+
+A worker claims only jobs it has a handler for; several workers (tasks or processes) may share one store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from .errors import InvalidJobOptionError, LeaseLostError, UnknownHandlerError
+from .model import Job
+from .queue import Lease, Queue
+from .validation import MAX_WORKER_ID_CHARS, check_positive, is_int
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], Awaitable[Any] | Any]
+
+
+class _Held:
+    """The lease of one running job; the renewer replaces it, under a lock the finisher takes too."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.lock = asyncio.Lock()
+
+
+class Worker:
+    """Runs up to ``concurrency`` jobs at once. ``lease`` seconds per claim, renewed every lease/3 while running."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        handlers: Mapping[str, Handler],
+        *,
+        concurrency: int = 1,
+        poll_interval: float = 1.0,
+        lease: float = 30.0,
+        worker_id: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self.handlers = _check_handlers(handlers)
+        if not is_int(concurrency) or concurrency < 1:
+            raise InvalidJobOptionError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        self.concurrency = int(concurrency)
+        self.poll_interval = check_positive(poll_interval, "poll_interval")
+        self.lease = check_positive(lease, "lease")
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        if not isinstance(self.worker_id, str) or len(self.worker_id) > MAX_WORKER_ID_CHARS:
+            raise InvalidJobOptionError(f"worker_id must be a str of at most {MAX_WORKER_ID_CHARS} characters")
+        self.processed = 0  # attempts whose outcome this worker committed
+        self.lost = 0  # attempts whose lease was lost before the outcome could be written
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._crash: BaseException | None = None  # an unexpected error of a job task, re-raised by the run methods
+
+    # -- running -------------------------------------------------------------------------------------
+
+    async def run_until_idle(self) -> int:
+        """Run jobs until none is ready and none of ours is running; returns how many attempts were processed."""
+        before = self.processed
+        while True:
+            claimed = await self.poll()
+            if not self._tasks:
+                if claimed == 0:
+                    return self.processed - before
+                continue
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+            self._raise_crash()
+
+    async def start(self) -> None:
+        """Poll in the background every ``poll_interval`` until stop()."""
+        if self._runner is None:
+            self._stopping.clear()
+            self._runner = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Stop polling and wait for the running jobs to finish."""
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner
+            self._runner = None
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        self._raise_crash()
+
+    async def poll(self) -> int:
+        """One poll: promote due jobs, reap expired leases, claim into free slots. Returns how many were claimed."""
+        free = self.concurrency - len(self._tasks)
+        if free <= 0:
+            return 0
+        await self.queue.promote_due()
+        await self.queue.reap_expired()
+        leases = await self.queue.claim(self.worker_id, self.handlers, lease=self.lease, max_jobs=free)
+        for lease in leases:
+            task = asyncio.create_task(self._run(lease))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+        return len(leases)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._crash is None:
+            self._crash = task.exception()
+
+    def _raise_crash(self) -> None:
+        if self._crash is not None:
+            crash, self._crash = self._crash, None
+            raise crash
+
+    async def _loop(self) -> None:
+        stop = asyncio.create_task(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                claimed = await self.poll()
+                if claimed and len(self._tasks) < self.concurrency:
+                    continue  # there may be more ready jobs
+                waits: set[asyncio.Task[Any]] = {stop, *self._tasks}
+                sleep = asyncio.create_task(self.queue.clock.sleep(self.poll_interval)) if not claimed else None
+                if sleep is not None:
+                    waits.add(sleep)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if sleep is not None and not sleep.done():
+                    sleep.cancel()
+        finally:
+            stop.cancel()
+
+    # -- one job ---------------------------------------------------------------------------------------
+
+    async def _run(self, lease: Lease) -> None:
+        held = _Held(lease)
+        renewer = asyncio.create_task(self._keep_renewed(held))
+        error: str | None = None
+        try:
+            result = self.handlers[lease.job.name](lease.job)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            async with held.lock:  # never cancel a renewal mid-commit: its new versionstamp would be lost
+                renewer.cancel()
+            await asyncio.wait([renewer])
+        await self._record(held.lease, error)
+
+    async def _record(self, lease: Lease, error: str | None) -> None:
+        try:
+            if error is None:
+                await self.queue.complete(lease)
+            else:
+                await self.queue.fail(lease, error)
+            self.processed += 1
+        except LeaseLostError as exc:
+            self.lost += 1
+            log.warning("%s", exc)
+
+    async def _keep_renewed(self, held: _Held) -> None:
+        while True:
+            await self.queue.clock.sleep(self.lease / 3)
+            async with held.lock:
+                try:
+                    held.lease = await self.queue.renew(held.lease, self.lease)
+                except LeaseLostError as exc:
+                    log.warning("%s", exc)
+                    return
+
+
+def _check_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
+    if not isinstance(handlers, Mapping) or not handlers:
+        raise UnknownHandlerError("handlers must be a non-empty mapping of job name -> callable")
+    for name, handler in handlers.items():
+        if not isinstance(name, str) or not name:
+            raise UnknownHandlerError(f"handler names must be non-empty str, got {name!r}")
+        if not callable(handler):
+            raise UnknownHandlerError(f"handler for job {name!r} is not callable: {handler!r}")
+    return dict(handlers)
