@@ -33,6 +33,8 @@ BACKENDS: list[tuple[str, KvFactory, list[Any]]] = [
     ("memory", url_factory(lambda _: "memory:"), []),
     ("sqlite", url_factory(lambda p: f"sqlite:{p / 'kv.db'}"), []),
     ("sqlite-mem", url_factory(lambda _: "sqlite::memory:"), []),
+    ("deno-file", url_factory(lambda p: f"deno:{p / 'kv.sqlite'}"), [pytest.mark.deno]),
+    ("deno-mem", url_factory(lambda _: "deno::memory:"), [pytest.mark.deno]),
 ]
 
 

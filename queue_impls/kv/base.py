@@ -44,6 +44,10 @@ class Kv(abc.ABC):
     multi_process: ClassVar[bool] = False
     #: Data outlives the process.
     persistent: ClassVar[bool] = False
+    #: Reads never return an entry after its expire_in deadline (Deno's local backend purges late: False there).
+    exact_expiry: ClassVar[bool] = True
+    #: A KvU64 may sit inside a list/dict value (Deno clones a nested one into a plain object: False there).
+    nested_u64_values: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._closed = False

@@ -22,6 +22,8 @@ KvError
 ├── MutationTypeError (TypeError)       sum/min/max on a stored value that is not a KvU64
 ├── KvClosedError                       the store was closed
 └── BackendError                        the backend failed (driver error, dead subprocess)
+    ├── DenoNotFoundError               no deno executable for a deno: URL (how to install it is in the message)
+    └── DenoBridgeError                 the deno subprocess died, exited or answered garbage (with its stderr tail)
 """
 
 from __future__ import annotations
@@ -113,3 +115,11 @@ class KvClosedError(KvError):
 
 class BackendError(KvError):
     """The backend itself failed (database driver error, dead subprocess, garbled reply)."""
+
+
+class DenoNotFoundError(BackendError):
+    """No deno executable: set DENO, run `npm ci` in the project (make test does), or put deno on PATH."""
+
+
+class DenoBridgeError(BackendError):
+    """The deno subprocess behind a deno: store died, exited or answered garbage; the message has its stderr tail."""

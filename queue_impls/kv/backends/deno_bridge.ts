@@ -1,0 +1,338 @@
+// The Deno side of the `deno:` KV backend: serves the two KV primitives over stdin/stdout.
+//
+// Run by queue_impls/kv/backends/deno.py as `deno run --unstable-kv <narrow permissions> deno_bridge.ts <path|url>`.
+// Framing: every message is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON.
+//   request  [id, "read", consistency, ["many", [keyHex, ...]]]                       -> getMany: one snapshot read
+//            [id, "read", consistency, ["list", prefix, start, end, limit, reverse, cursor]] -> one list batch: one read
+//            [id, "write", [[keyHex, versionstamp|null], ...], [[kind, keyHex, value, expireIn|null], ...]]
+//   reply    [id, 0, result] or [id, 1, [errorName, message]]; id 0 is the greeting [0, 0, ["ready", denoVersion]].
+// Keys cross as hex of their tuple encoding (the same bytes Deno uses); values as tagged JSON (see docs/deno.md):
+//   ["n", "123"] bigint, ["f", "NaN"|"Infinity"|"-Infinity"|"-0"] number, ["b", hex] Uint8Array,
+//   ["u", "123"] Deno.KvU64, ["l", item, ...] array; JSON objects are plain objects, other JSON scalars as is.
+// Requests are handled concurrently and answered as they finish (pipelining); stdin EOF closes the store and exits.
+
+type KeyPart = Uint8Array | string | bigint | number | boolean;
+type Key = KeyPart[];
+type Wire = null | boolean | number | string | Wire[] | { [k: string]: Wire };
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const utf8 = new TextEncoder();
+const utf8d = new TextDecoder("utf-8", { fatal: true });
+
+function fromHex(s: string): Uint8Array {
+  const out = new Uint8Array(s.length >> 1);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.substr(i * 2, 2), 16);
+  return out;
+}
+
+function toHex(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i++) s += HEX[b[i]];
+  return s;
+}
+
+// ---------------------------------------------------------------- keys: Deno's tuple encoding, both ways
+
+function readEscaped(b: Uint8Array, pos: number): [Uint8Array, number] {
+  const out: number[] = [];
+  for (;;) {
+    if (pos >= b.length) throw new Error("Invalid encoded key: unterminated part");
+    const c = b[pos++];
+    if (c !== 0) out.push(c);
+    else if (b[pos] === 0xff) (out.push(0), pos++);
+    else return [Uint8Array.from(out), pos];
+  }
+}
+
+function decodeKey(b: Uint8Array): Key {
+  const parts: Key = [];
+  let pos = 0;
+  while (pos < b.length) {
+    const tag = b[pos++];
+    if (tag === 0x01 || tag === 0x02) {
+      const [raw, next] = readEscaped(b, pos);
+      parts.push(tag === 0x01 ? raw : utf8d.decode(raw));
+      pos = next;
+    } else if (tag >= 0x0b && tag <= 0x1d) {
+      let size: number, neg: boolean;
+      if (tag === 0x14) (size = 0), (neg = false);
+      else if (tag === 0x1d) (size = b[pos++]), (neg = false);
+      else if (tag === 0x0b) (size = b[pos++] ^ 0xff), (neg = true);
+      else (size = Math.abs(tag - 0x14)), (neg = tag < 0x14);
+      let n = 0n;
+      for (let i = 0; i < size; i++) n = (n << 8n) | BigInt(neg ? b[pos + i] ^ 0xff : b[pos + i]);
+      pos += size;
+      parts.push(neg ? -n : n);
+    } else if (tag === 0x21) {
+      const bits = new DataView(b.buffer, b.byteOffset + pos, 8).getBigUint64(0);
+      const raw = bits >> 63n ? bits ^ (1n << 63n) : bits ^ 0xffffffffffffffffn;
+      const dv = new DataView(new ArrayBuffer(8));
+      dv.setBigUint64(0, raw);
+      parts.push(dv.getFloat64(0));
+      pos += 8;
+    } else if (tag === 0x26 || tag === 0x27) {
+      parts.push(tag === 0x27);
+    } else {
+      throw new Error(`Invalid encoded key: unknown type tag ${tag} at byte ${pos - 1}`);
+    }
+  }
+  return parts;
+}
+
+function pushEscaped(out: number[], raw: Uint8Array): void {
+  for (const c of raw) c === 0 ? out.push(0, 0xff) : out.push(c);
+  out.push(0);
+}
+
+function pushBigint(out: number[], n: bigint): void {
+  if (n === 0n) return void out.push(0x14);
+  const neg = n < 0n;
+  let mag = neg ? -n : n;
+  const body: number[] = [];
+  while (mag > 0n) (body.unshift(Number(mag & 0xffn)), (mag >>= 8n));
+  const size = body.length;
+  if (neg) out.push(...(size <= 8 ? [0x14 - size] : [0x0b, size ^ 0xff]), ...body.map((c) => c ^ 0xff));
+  else out.push(...(size <= 8 ? [0x14 + size] : [0x1d, size]), ...body);
+}
+
+function pushNumber(out: number[], x: number): void {
+  const dv = new DataView(new ArrayBuffer(8));
+  dv.setFloat64(0, x);
+  let bits = dv.getBigUint64(0);
+  if (Number.isNaN(x)) bits = bits >> 63n ? 0xfff8000000000000n : 0x7ff8000000000000n;
+  bits = bits >> 63n ? bits ^ 0xffffffffffffffffn : bits ^ (1n << 63n);
+  dv.setBigUint64(0, bits);
+  out.push(0x21, ...new Uint8Array(dv.buffer));
+}
+
+function encodeKey(key: Deno.KvKey): string {
+  const out: number[] = [];
+  for (const part of key) {
+    if (part instanceof Uint8Array) (out.push(0x01), pushEscaped(out, part));
+    else if (typeof part === "string") (out.push(0x02), pushEscaped(out, utf8.encode(part)));
+    else if (typeof part === "bigint") pushBigint(out, part);
+    else if (typeof part === "number") pushNumber(out, part);
+    else if (typeof part === "boolean") out.push(part ? 0x27 : 0x26);
+    else throw new Error(`Unsupported key part ${typeof part}`);
+  }
+  return toHex(Uint8Array.from(out));
+}
+
+const key = (hex: string): Key => decodeKey(fromHex(hex));
+
+// ---------------------------------------------------------------- values: tagged JSON, both ways
+
+function fromWire(w: Wire): unknown {
+  if (w === null || typeof w !== "object") return w;
+  if (!Array.isArray(w)) return Object.fromEntries(Object.entries(w).map(([k, v]) => [k, fromWire(v)]));
+  switch (w[0]) {
+    case "l":
+      return w.slice(1).map(fromWire);
+    case "n":
+      return BigInt(w[1] as string);
+    case "f":
+      return w[1] === "-0" ? -0 : Number(w[1]);
+    case "b":
+      return fromHex(w[1] as string);
+    case "u":
+      return new Deno.KvU64(BigInt(w[1] as string));
+  }
+  throw new Error(`Unknown wire tag ${JSON.stringify(w[0])}`);
+}
+
+function toWire(v: unknown): Wire {
+  if (v === null || typeof v === "boolean" || typeof v === "string") return v;
+  if (typeof v === "number") {
+    if (Number.isFinite(v) && !Object.is(v, -0)) return v;
+    return ["f", Object.is(v, -0) ? "-0" : String(v)];
+  }
+  if (typeof v === "bigint") return ["n", v.toString()];
+  if (v instanceof Uint8Array) return ["b", toHex(v)];
+  if (v instanceof Deno.KvU64) return ["u", v.value.toString()];
+  if (Array.isArray(v)) return ["l", ...v.map(toWire)];
+  const proto = typeof v === "object" ? Object.getPrototypeOf(v) : undefined;
+  if (proto === Object.prototype || proto === null) {
+    const out: { [k: string]: Wire } = {};
+    for (const [k, item] of Object.entries(v as object)) Object.defineProperty(out, k, { value: toWire(item), enumerable: true });
+    return out;
+  }
+  const kind = v === undefined ? "undefined" : (proto?.constructor?.name ?? typeof v);
+  throw new TypeError(`Unsupported value type: a stored ${kind} has no Python mapping`);
+}
+
+// ---------------------------------------------------------------- the two primitives
+
+type Entry = [string, Wire, string];
+
+async function read(kv: Deno.Kv, consistency: Deno.KvConsistencyLevel, spec: Wire[]): Promise<Entry[][]> {
+  if (spec[0] === "many") {
+    const entries = await kv.getMany((spec[1] as string[]).map(key), { consistency });
+    return entries.map((e) => (e.versionstamp === null ? [] : [[encodeKey(e.key), toWire(e.value), e.versionstamp]]));
+  }
+  const [, prefix, start, end, limit, reverse, cursor] = spec as [string, string | null, string | null, string | null, number, boolean, string | null];
+  const selector = prefix === null ? { start: key(start!), end: key(end!) } : start !== null ? { prefix: key(prefix), start: key(start) } : end !== null ? { prefix: key(prefix), end: key(end) } : { prefix: key(prefix) };
+  // batchSize = limit and at most limit entries consumed: exactly one op_kv_snapshot_read.
+  const iter = kv.list(selector as Deno.KvListSelector, { limit, batchSize: limit, reverse, consistency, cursor: cursor ?? undefined });
+  const out: Entry[] = [];
+  for await (const e of iter) out.push([encodeKey(e.key), toWire(e.value), e.versionstamp]);
+  return [out];
+}
+
+type Check = [string, string | null];
+type Mutation = [string, string, Wire, number | null];
+const U64_KINDS = new Set(["sum", "min", "max"]);
+const MAX_CHECKS = 100;
+const MAX_TOTAL_MUTATION_SIZE = 819200;
+
+class MutationTypeError extends TypeError {
+  override name = "MutationTypeError";
+}
+
+async function getAll(kv: Deno.Kv, hexes: string[]): Promise<Map<string, Deno.KvEntryMaybe<unknown>>> {
+  const chunks: string[][] = [];
+  for (let i = 0; i < hexes.length; i += 10) chunks.push(hexes.slice(i, i + 10));
+  const results = await Promise.all(chunks.map((c) => kv.getMany(c.map(key))));
+  return new Map(hexes.map((h, i) => [h, results[Math.floor(i / 10)][i % 10]]));
+}
+
+// Deno's local backend keeps the mutations before a failing sum/min/max. To stay all-or-nothing, a commit with
+// sum/min/max first reads each key whose first mutation in the commit is sum/min/max, replays the mutations on
+// their types, and then commits with extra checks pinning those keys to the versionstamps it read; if the commit
+// fails and the caller's own checks still hold, a pinned key changed in between, so it reads and tries again.
+async function write(kv: Deno.Kv, checks: Check[], mutations: Mutation[], size: number): Promise<string | null> {
+  if (!mutations.some((m) => U64_KINDS.has(m[0]))) return await commit(kv, checks, mutations);
+  const firstTouch = new Map<string, string>();
+  for (const [kind, hex] of mutations) if (!firstTouch.has(hex)) firstTouch.set(hex, kind);
+  const pinned = [...firstTouch].filter(([, kind]) => U64_KINDS.has(kind)).map(([hex]) => hex);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const current = await getAll(kv, pinned);
+    const failing = typeFailure(mutations, current);
+    if (failing !== null) {
+      if (await checksFail(kv, checks)) return null; // Deno evaluates checks before mutations
+      throw new MutationTypeError(`Failed to perform '${failing}' mutation on a non-U64 value in the database`);
+    }
+    const pins: Check[] = pinned.map((hex) => [hex, current.get(hex)!.versionstamp]);
+    const pinSize = pinned.reduce((n, hex) => n + hex.length / 2, 0);
+    const fits = checks.length + pins.length <= MAX_CHECKS && size + pinSize <= MAX_TOTAL_MUTATION_SIZE;
+    const result = await commit(kv, fits ? checks.concat(pins) : checks, mutations);
+    if (result !== null || !fits || (await checksFail(kv, checks))) return result;
+  }
+  throw new Error("Commit with sum/min/max kept losing a race with concurrent writers (100 attempts)");
+}
+
+function typeFailure(mutations: Mutation[], current: Map<string, Deno.KvEntryMaybe<unknown>>): string | null {
+  const isU64 = new Map<string, boolean | null>(); // null: missing
+  for (const [kind, hex, value] of mutations) {
+    if (kind === "set") isU64.set(hex, Array.isArray(value) && value[0] === "u");
+    else if (kind === "delete") isU64.set(hex, null);
+    else {
+      const stored = current.get(hex);
+      const state = isU64.has(hex) ? isU64.get(hex) : stored?.versionstamp ? stored.value instanceof Deno.KvU64 : null;
+      if (state === false) return kind;
+      isU64.set(hex, true);
+    }
+  }
+  return null;
+}
+
+async function checksFail(kv: Deno.Kv, checks: Check[]): Promise<boolean> {
+  const current = await getAll(kv, checks.map(([hex]) => hex));
+  return checks.some(([hex, vs]) => current.get(hex)!.versionstamp !== vs);
+}
+
+async function commit(kv: Deno.Kv, checks: Check[], mutations: Mutation[]): Promise<string | null> {
+  const op = kv.atomic();
+  for (const [hex, versionstamp] of checks) op.check({ key: key(hex), versionstamp });
+  for (const [kind, hex, value, expireIn] of mutations) {
+    if (kind === "set") op.set(key(hex), fromWire(value), expireIn === null ? undefined : { expireIn });
+    else if (kind === "delete") op.delete(key(hex));
+    else op[kind as "sum" | "min" | "max"](key(hex), BigInt(value as string));
+  }
+  const result = await op.commit();
+  return result.ok ? result.versionstamp : null;
+}
+
+// ---------------------------------------------------------------- framing and dispatch
+
+const pendingOut: Uint8Array[] = [];
+let writing = false;
+
+async function flush(): Promise<void> {
+  if (writing) return;
+  writing = true;
+  while (pendingOut.length) {
+    const chunks = pendingOut.splice(0);
+    let buf = chunks.length === 1 ? chunks[0] : new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    if (chunks.length > 1) chunks.reduce((off, c) => (buf.set(c, off), off + c.length), 0);
+    while (buf.length) buf = buf.subarray(await Deno.stdout.write(buf));
+  }
+  writing = false;
+}
+
+function send(message: unknown): void {
+  const body = utf8.encode(JSON.stringify(message));
+  const frame = new Uint8Array(4 + body.length);
+  new DataView(frame.buffer).setUint32(0, body.length);
+  frame.set(body, 4);
+  pendingOut.push(frame);
+  void flush();
+}
+
+async function handle(kv: Deno.Kv, msg: Wire[]): Promise<void> {
+  const id = msg[0];
+  try {
+    let result: unknown;
+    if (msg[1] === "read") result = await read(kv, msg[2] as Deno.KvConsistencyLevel, msg[3] as Wire[]);
+    else if (msg[1] === "write") result = await write(kv, msg[2] as Check[], msg[3] as Mutation[], msg[4] as number);
+    else throw new Error(`Unknown request ${JSON.stringify(msg[1])}`);
+    send([id, 0, result]);
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    send([id, 1, [err.name, err.message]]);
+  }
+}
+
+const inflight = new Set<Promise<void>>();
+
+async function serve(kv: Deno.Kv): Promise<void> {
+  let buf = new Uint8Array(0);
+  for await (const chunk of Deno.stdin.readable) {
+    const joined = new Uint8Array(buf.length + chunk.length);
+    joined.set(buf);
+    joined.set(chunk, buf.length);
+    let pos = 0;
+    while (joined.length - pos >= 4) {
+      const size = new DataView(joined.buffer, pos, 4).getUint32(0);
+      if (joined.length - pos - 4 < size) break;
+      const text = utf8d.decode(joined.subarray(pos + 4, pos + 4 + size));
+      pos += 4 + size;
+      let msg: Wire[];
+      try {
+        msg = JSON.parse(text);
+        if (!Array.isArray(msg) || typeof msg[0] !== "number") throw new Error("not a request array");
+      } catch (e) {
+        console.error(`deno_bridge: garbled request frame (${(e as Error).message}): ${text.slice(0, 200)}`);
+        Deno.exit(2);
+      }
+      const job = handle(kv, msg);
+      inflight.add(job);
+      void job.finally(() => inflight.delete(job));
+    }
+    buf = joined.slice(pos);
+  }
+}
+
+const target = Deno.args[0];
+let kv: Deno.Kv;
+try {
+  kv = await Deno.openKv(target);
+} catch (e) {
+  send([0, 1, [(e as Error).name, `Cannot open Deno KV ${JSON.stringify(target)}: ${(e as Error).message}`]]);
+  await flush();
+  Deno.exit(1);
+}
+send([0, 0, ["ready", Deno.version.deno]]);
+await serve(kv);
+await Promise.all(inflight); // answer what was asked before stdin closed
+kv.close();
+await flush();
