@@ -54,6 +54,15 @@ class FakeClock:
         for _ in range(20):  # a few loop turns: woken tasks run their next step
             await asyncio.sleep(0)
 
+    async def wait_for_sleepers(self, count: int = 1, timeout: float = 5.0) -> None:
+        """Wait (in real time, at most ``timeout`` s) until ``count`` tasks sleep on this clock: a background
+        loop that does real I/O (a SQLite thread) has then finished its step and the test may move time on."""
+        deadline = time.monotonic() + timeout
+        while self.sleepers < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.sleepers} tasks sleeping on the fake clock after {timeout} s, not {count}")
+            await asyncio.sleep(0.001)
+
     @property
     def sleepers(self) -> int:
         return sum(1 for _, _, f in self._sleepers if not f.done())

@@ -1,0 +1,312 @@
+# ruff: noqa: F811  (pytest fixtures imported from tests/jobs_support.py are parameters of the tests)
+"""The job queue's behaviour, on every layout x backend: adding, reading, ordering, delays, retries, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from queue_impls.jobs import (
+    Backoff,
+    FakeClock,
+    JobEventType,
+    JobNotFoundError,
+    JobStateError,
+    JobStatus,
+    Queue,
+    Worker,
+    check_integrity,
+)
+from queue_impls.kv import Kv
+
+from .jobs_support import clock, failing, kv_factory, layout, queue, recorder  # noqa: F401
+
+
+async def assert_consistent(q: Queue, clock: FakeClock) -> None:
+    assert await check_integrity(q.kv, q.layout, now=clock.now()) == []
+
+
+async def test_add_then_get_job_returns_the_job(queue: Queue, clock: FakeClock) -> None:
+    job_id = await queue.add("email", {"to": "a@example.com"}, priority=2, max_attempts=5)
+    job = await queue.get_job(job_id)
+    assert job is not None
+    assert (job.id, job.name, job.data, job.status) == (job_id, "email", {"to": "a@example.com"}, JobStatus.PENDING)
+    assert (job.priority, job.attempts, job.max_attempts, job.created_at, job.run_at) == (
+        2,
+        0,
+        5,
+        clock.now(),
+        clock.now(),
+    )
+    assert await queue.get_job("no-such-id") is None
+    await assert_consistent(queue, clock)
+
+
+async def test_list_jobs_filters_by_name_and_status_in_creation_order(queue: Queue, clock: FakeClock) -> None:
+    ids = [await queue.add("a" if i % 2 else "b", i) for i in range(6)]
+    [lease] = await queue.claim("w", ["b"])
+    await queue.complete(lease)
+    assert [j.id for j in await queue.list_jobs()] == ids
+    assert [j.id for j in await queue.list_jobs(name="a")] == ids[1::2]
+    assert [j.id for j in await queue.list_jobs(name="b", limit=2, offset=1)] == [ids[2], ids[4]]
+    assert [j.id for j in await queue.list_jobs(status="completed")] == [ids[0]]
+    assert [j.id for j in await queue.list_jobs(status=JobStatus.PENDING, name="b")] == [ids[2], ids[4]]
+    assert await queue.list_jobs(status="failed") == []
+    assert await queue.stats() == {"pending": 5, "running": 0, "completed": 1, "failed": 0}
+
+
+async def test_list_jobs_page_walks_every_job_once(queue: Queue) -> None:
+    ids = [await queue.add("a", i) for i in range(7)]
+    seen, cursor = [], None
+    for _ in range(5):
+        page = await queue.list_jobs_page(name="a", limit=3, cursor=cursor)
+        seen += [j.id for j in page.jobs]
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert seen == ids
+
+
+async def test_claims_take_higher_priority_first_then_oldest(queue: Queue) -> None:
+    low = await queue.add("a", priority=0)
+    high1 = await queue.add("a", priority=5)
+    mid = await queue.add("a", priority=1)
+    high2 = await queue.add("a", priority=5)
+    order = []
+    for _ in range(4):
+        [lease] = await queue.claim("w")
+        order.append(lease.job.id)
+    assert order == [high1, high2, mid, low]
+    assert await queue.claim("w") == []
+
+
+async def test_delayed_job_never_starts_early_and_starts_within_one_poll(queue: Queue, clock: FakeClock) -> None:
+    seen, handler = recorder()
+    job_id = await queue.add("a", delay=10.0)
+    worker = Worker(queue, {"a": handler}, poll_interval=1.0)
+    await worker.start()
+    try:
+        await clock.wait_for_sleepers()  # first poll done, asleep until t+1
+        await clock.advance(9.999)  # polls once at t+9.999: nothing due
+        await clock.wait_for_sleepers()
+        assert seen == []
+        assert (await queue.get_job(job_id)).status == JobStatus.PENDING  # type: ignore[union-attr]
+        await clock.advance(0.001)  # due now; the worker sleeps until t+10.999
+        assert seen == []
+        await clock.advance(0.999)
+        await clock.wait_for_sleepers()
+    finally:
+        await worker.stop()
+    assert [j.id for j in seen] == [job_id]
+    assert seen[0].started_at is not None and 10.0 <= seen[0].started_at - seen[0].created_at <= 11.0
+
+
+async def test_a_delayed_backlog_does_not_hide_ready_jobs(queue: Queue) -> None:
+    for _ in range(30):
+        await queue.add("a", delay=60.0, priority=9)
+    ready = await queue.add("a")
+    [lease] = await queue.claim("w")
+    assert lease.job.id == ready
+
+
+async def test_run_at_is_an_absolute_time(queue: Queue, clock: FakeClock) -> None:
+    job_id = await queue.add("a", run_at=clock.now() + 5)
+    assert await queue.promote_due() == 0
+    await clock.advance(5)
+    assert await queue.promote_due() == 1
+    [lease] = await queue.claim("w")
+    assert lease.job.id == job_id
+
+
+async def test_two_claims_of_one_job_at_once_only_one_wins(queue: Queue) -> None:
+    job_id = await queue.add("a")
+    results = await asyncio.gather(queue.claim("w1"), queue.claim("w2"))
+    winners = [lease for claimed in results for lease in claimed]
+    assert [lease.job.id for lease in winners] == [job_id]
+    job = await queue.get_job(job_id)
+    assert job is not None and job.status == JobStatus.RUNNING and job.attempts == 1
+
+
+async def test_expired_lease_goes_back_to_pending_and_the_old_worker_is_fenced(queue: Queue, clock: FakeClock) -> None:
+    job_id = await queue.add("a", backoff=Backoff(jitter="none", base=0.0))
+    [stale] = await queue.claim("w1", lease=10.0)
+    await clock.advance(9.0)
+    assert await queue.reap_expired() == 0
+    await clock.advance(1.0)
+    problems = await check_integrity(queue.kv, queue.layout, now=clock.now())
+    assert [p.kind for p in problems] == ["expired_lease"]
+    assert await queue.reap_expired() == 1
+    job = await queue.get_job(job_id)
+    assert job is not None and job.status == JobStatus.PENDING
+    assert job.errors[-1]["error"] == "lease of worker w1 expired"
+    [fresh] = await queue.claim("w2")
+    with pytest.raises(Exception, match="lost its lease"):
+        await queue.complete(stale)
+    with pytest.raises(Exception, match="lost its lease"):
+        await queue.renew(stale)
+    await queue.complete(fresh)
+    job = await queue.get_job(job_id)
+    assert job is not None and (job.status, job.worker, job.attempts) == (JobStatus.COMPLETED, "w2", 2)
+    await assert_consistent(queue, clock)
+
+
+async def test_lease_is_renewed_while_the_handler_runs(queue: Queue, clock: FakeClock) -> None:
+    release = asyncio.Event()
+
+    async def slow(job: object) -> None:
+        await release.wait()
+
+    job_id = await queue.add("a")
+    worker = Worker(queue, {"a": slow}, lease=3.0)
+    run = asyncio.create_task(worker.run_until_idle())
+    await clock.wait_for_sleepers()  # the renewer sleeps: the handler is running
+    for _ in range(10):  # 10 s of a 3 s lease: renewed every second
+        await clock.advance(1.0)
+        await clock.wait_for_sleepers()
+        assert await queue.reap_expired() == 0
+    release.set()
+    assert await run == 1
+    job = await queue.get_job(job_id)
+    assert job is not None and (job.status, job.attempts) == (JobStatus.COMPLETED, 1)
+    await assert_consistent(queue, clock)
+
+
+async def test_failures_back_off_then_dead_letter_then_retry_redrives(queue: Queue, clock: FakeClock) -> None:
+    backoff = Backoff(base=2.0, factor=3.0, cap=10.0, jitter="none")
+    job_id = await queue.add("a", max_attempts=3, backoff=backoff)
+    worker = Worker(queue, {"a": failing("bad input")})
+    delays = []
+    for _ in range(3):
+        await clock.advance(100.0)
+        assert await worker.run_until_idle() == 1
+        job = await queue.get_job(job_id)
+        assert job is not None
+        delays.append(round(job.run_at - clock.now(), 6))
+    assert delays[:2] == [2.0, 6.0]  # min(cap, base * factor ** (attempt - 1)); the third attempt is the last
+    assert job.status == JobStatus.FAILED and job.attempts == 3
+    [dead] = await queue.list_dead_letters()
+    assert dead.id == job_id and [e["error"] for e in dead.errors] == ["RuntimeError: bad input"] * 3
+    assert [e["attempt"] for e in dead.errors] == [1, 2, 3]
+    await queue.retry(job_id)
+    job = await queue.get_job(job_id)
+    assert job is not None and (job.status, job.attempts, job.error) == (JobStatus.PENDING, 0, None)
+    assert await queue.list_dead_letters() == []
+    with pytest.raises(JobStateError):
+        await queue.retry(job_id)
+    with pytest.raises(JobNotFoundError):
+        await queue.retry("missing")
+    await assert_consistent(queue, clock)
+
+
+async def test_default_backoff_is_full_jitter_under_the_exponential_ceiling(kv: Kv, clock: FakeClock) -> None:
+    q = Queue(kv, "indexed", clock, rng=random.Random(99))
+    job_id = await q.add("a", max_attempts=5)
+    expected = random.Random(99)
+    for attempt in (1, 2, 3):
+        [lease] = await q.claim("w")
+        job = await q.fail(lease, "x")
+        ceiling = Backoff().ceiling(attempt)
+        assert job.run_at - clock.now() == pytest.approx(expected.uniform(0, ceiling))
+        await clock.advance(ceiling + 1)
+        await q.promote_due()
+    assert (await q.get_job(job_id)).attempts == 3  # type: ignore[union-attr]
+
+
+async def test_delete_removes_a_job_in_every_status(queue: Queue, clock: FakeClock) -> None:
+    pending = await queue.add("a")
+    delayed = await queue.add("a", delay=50)
+    running = await queue.add("a")
+    failed = await queue.add("a", max_attempts=1)
+    [f] = await queue.claim("w")
+    await queue.fail(f, "x")
+    [r] = await queue.claim("w")
+    assert {pending, running} == {r.job.id, pending} or r.job.id == running
+    for job_id in (pending, delayed, running, failed):
+        assert await queue.delete(job_id) is True
+        assert await queue.get_job(job_id) is None
+    assert await queue.delete(pending) is False
+    with pytest.raises(Exception, match="lost its lease"):
+        await queue.complete(r)
+    assert await queue.list_jobs() == [] and await queue.list_dead_letters() == []
+    assert await queue.stats() == dict.fromkeys(("pending", "running", "completed", "failed"), 0)
+    await assert_consistent(queue, clock)
+
+
+async def test_worker_runs_at_most_concurrency_jobs_at_once(queue: Queue) -> None:
+    running, peak = 0, 0
+
+    async def handler(job: object) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        running -= 1
+
+    for i in range(10):
+        await queue.add("a", i)
+    assert await Worker(queue, {"a": handler}, concurrency=3).run_until_idle() == 10
+    assert peak == 3
+
+
+async def test_name_limit_holds_across_workers(queue: Queue, clock: FakeClock) -> None:
+    running: dict[str, int] = {"x": 0, "y": 0}
+    peak: dict[str, int] = {"x": 0, "y": 0}
+
+    async def handler(job: object) -> None:
+        name = job.name  # type: ignore[attr-defined]
+        running[name] += 1
+        peak[name] = max(peak[name], running[name])
+        for _ in range(3):
+            await asyncio.sleep(0)
+        running[name] -= 1
+
+    await queue.set_concurrency("x", 1)
+    for i in range(6):
+        await queue.add("x" if i % 2 else "y", i)
+    workers = [Worker(queue, {"x": handler, "y": handler}, concurrency=3) for _ in range(2)]
+    done = await asyncio.gather(*(w.run_until_idle() for w in workers))
+    assert sum(done) == 6
+    assert peak["x"] == 1 and peak["y"] >= 2
+    await queue.set_concurrency("x", None)
+    await assert_consistent(queue, clock)
+
+
+async def test_a_worker_claims_only_names_it_has_handlers_for(queue: Queue) -> None:
+    seen, handler = recorder()
+    other = await queue.add("other")
+    mine = await queue.add("mine")
+    assert await Worker(queue, {"mine": handler}).run_until_idle() == 1
+    assert [j.id for j in seen] == [mine]
+    assert (await queue.get_job(other)).status == JobStatus.PENDING  # type: ignore[union-attr]
+
+
+async def test_event_hook_sees_every_transition(kv: Kv, clock: FakeClock) -> None:
+    events: list[tuple[str, str | None]] = []
+    q = Queue(kv, "optimized", clock, on_event=lambda e: events.append((e.type.value, e.error)))
+    await q.add("a", max_attempts=2, backoff={"base": 0.0, "jitter": "none"})
+    worker = Worker(q, {"a": failing("no")})
+    await worker.run_until_idle()
+    await worker.run_until_idle()
+    assert events == [
+        ("added", None),
+        ("started", None),
+        ("retrying", "RuntimeError: no"),
+        ("started", None),
+        ("failed", "RuntimeError: no"),
+    ]
+    _, ok = recorder()
+    await q.add("b")
+    await Worker(q, {"b": ok}).run_until_idle()
+    assert [e for e, _ in events[-3:]] == [JobEventType.ADDED, JobEventType.STARTED, JobEventType.COMPLETED]
+
+
+async def test_a_broken_event_hook_does_not_undo_the_change(kv: Kv, clock: FakeClock) -> None:
+    def hook(event: object) -> None:
+        raise RuntimeError("listener down")
+
+    q = Queue(kv, "naive", clock, on_event=hook)
+    job_id = await q.add("a")
+    assert (await q.get_job(job_id)) is not None
