@@ -35,14 +35,14 @@ _INSTALL_HINT = (
 )
 
 
-def find_deno() -> str:
-    """``$DENO``, else the project's ``node_modules/.bin/deno`` (above the cwd or this package), else PATH."""
+def find_deno(search_from: Sequence[Path] | None = None) -> str:
+    """``$DENO``, else the project's ``node_modules/.bin/deno`` (in or above the cwd or this package), else PATH."""
     env = os.environ.get("DENO")
     if env:
         if not (os.path.isfile(env) and os.access(env, os.X_OK)):
             raise DenoNotFoundError(f"DENO={env!r} is not an executable file; {_INSTALL_HINT}")
         return env
-    for base in (Path.cwd(), Path(__file__).resolve().parent):
+    for base in search_from if search_from is not None else (Path.cwd(), Path(__file__).resolve().parent):
         for directory in (base, *base.parents):
             candidate = directory / "node_modules" / ".bin" / "deno"
             if candidate.is_file() and os.access(candidate, os.X_OK):
@@ -203,7 +203,8 @@ class DenoKv(Kv):
     def __del__(self) -> None:
         if not self._closed and self._transport.get_returncode() is None:
             warnings.warn(f"unclosed {type(self).__name__} on {self.target!r}: deno pid {self.pid}", ResourceWarning, 2)
-            self._protocol.kill()
+            with contextlib.suppress(Exception):  # the event loop may be gone already
+                self._transport.close()  # kills deno and closes the pipes
 
 
 class DenoMemoryKv(DenoKv):

@@ -255,18 +255,23 @@ async function commit(kv: Deno.Kv, checks: Check[], mutations: Mutation[]): Prom
 // ---------------------------------------------------------------- framing and dispatch
 
 const pendingOut: Uint8Array[] = [];
-let writing = false;
+let flushing: Promise<void> | null = null;
 
-async function flush(): Promise<void> {
-  if (writing) return;
-  writing = true;
-  while (pendingOut.length) {
-    const chunks = pendingOut.splice(0);
-    let buf = chunks.length === 1 ? chunks[0] : new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-    if (chunks.length > 1) chunks.reduce((off, c) => (buf.set(c, off), off + c.length), 0);
-    while (buf.length) buf = buf.subarray(await Deno.stdout.write(buf));
-  }
-  writing = false;
+// One writer at a time; frames queued meanwhile go out together in the same loop. Awaiting it waits for all.
+function flush(): Promise<void> {
+  flushing ??= (async () => {
+    try {
+      while (pendingOut.length) {
+        const chunks = pendingOut.splice(0);
+        let buf = chunks.length === 1 ? chunks[0] : new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+        if (chunks.length > 1) chunks.reduce((off, c) => (buf.set(c, off), off + c.length), 0);
+        while (buf.length) buf = buf.subarray(await Deno.stdout.write(buf));
+      }
+    } finally {
+      flushing = null;
+    }
+  })();
+  return flushing;
 }
 
 function send(message: unknown): void {
