@@ -29,12 +29,32 @@ def url_factory(url_for: Callable[[Path], str]) -> KvFactory:
     return factory
 
 
+def counting_factory(inner: KvFactory, **options: Any) -> KvFactory:
+    """The same store worn by CountingKv: the whole suite then checks the wrapper never changes a result."""
+
+    @contextlib.asynccontextmanager
+    async def factory(tmp_path: Path) -> AsyncIterator[Kv]:
+        from queue_impls.kv.counting import CountingKv
+
+        async with inner(tmp_path) as kv:
+            counting = CountingKv(kv, **options)
+            try:
+                yield counting
+            finally:
+                await counting.close()
+
+    return factory
+
+
 BACKENDS: list[tuple[str, KvFactory, list[Any]]] = [
     ("memory", url_factory(lambda _: "memory:"), []),
     ("sqlite", url_factory(lambda p: f"sqlite:{p / 'kv.db'}"), []),
     ("sqlite-mem", url_factory(lambda _: "sqlite::memory:"), []),
     ("deno-file", url_factory(lambda p: f"deno:{p / 'kv.sqlite'}"), [pytest.mark.deno]),
     ("deno-mem", url_factory(lambda _: "deno::memory:"), [pytest.mark.deno]),
+    ("counting(memory)", counting_factory(url_factory(lambda _: "memory:"), trace=True), []),
+    ("counting(sqlite)", counting_factory(url_factory(lambda p: f"sqlite:{p / 'kv.db'}"), trace=True), []),
+    ("counting(deno-mem)", counting_factory(url_factory(lambda _: "deno::memory:")), [pytest.mark.deno]),
 ]
 
 
