@@ -127,6 +127,9 @@ def encode_key(key: Key) -> bytes:
 
 
 def _read_escaped(buf: bytes, pos: int) -> tuple[bytes, int]:
+    nul = buf.find(b"\x00", pos)
+    if nul >= 0 and buf[nul + 1 : nul + 2] != b"\xff":  # no escaped NUL inside: one slice (the common case)
+        return bytes(buf[pos:nul]), nul + 1
     out = bytearray()
     n = len(buf)
     while True:
@@ -253,6 +256,18 @@ def _untag(node: Any) -> Any:
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
 _loads = json.loads
+# The C scanner behind json.loads (typeshed does not declare it), minus json.loads' per-call encoding sniffing.
+_scan_json: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads_after_format_byte(payload: bytes) -> Any:
+    """``json.loads(payload[1:])``, faster; anything unusual (or invalid) takes json.loads itself, for its errors."""
+    try:
+        text = payload.decode("utf-8", "surrogatepass")  # as json.loads decodes bytes
+        value, end = _scan_json(text, 1)
+    except (UnicodeDecodeError, StopIteration):
+        return _loads(payload[1:])
+    return value if end == len(text) else _loads(payload[1:])
 
 
 def encode_value(value: Any) -> tuple[bytes, int]:
@@ -277,7 +292,7 @@ def decode_value(payload: bytes, encoding: int) -> Any:
     if encoding == ENC_U64:
         return KvU64(int.from_bytes(payload, "little"))
     if payload[:1] == b"J":
-        return _loads(payload[1:])
+        return _loads_after_format_byte(payload)
     if payload[:1] == b"T":
-        return _untag(_loads(payload[1:]))
+        return _untag(_loads_after_format_byte(payload))
     raise InvalidValueError(f"Unknown value format byte {payload[:1]!r}")
