@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-#: Error messages kept in a job's history are cut to this many characters ...
-MAX_ERROR_CHARS: Final = 500
+#: Error messages kept in a job are cut to at most this many bytes once JSON-encoded ...
+MAX_ERROR_BYTES: Final = 512
 #: ... and only the latest this many attempts are kept, so a job's record stays far below the KV value limit.
 MAX_ERROR_HISTORY: Final = 10
 
@@ -65,8 +66,16 @@ class Job:
         return dataclasses.replace(self, **changes)
 
 
+def cut_error(error: str) -> str:
+    """The error message cut to MAX_ERROR_BYTES of stored JSON (escapes and UTF-8 included)."""
+    error = error[:MAX_ERROR_BYTES]
+    while len(json.dumps(error, ensure_ascii=False).encode()) > MAX_ERROR_BYTES:
+        error = error[: len(error) * 3 // 4]
+    return error
+
+
 def error_entry(attempt: int, error: str, at: float) -> dict[str, Any]:
-    return {"attempt": attempt, "error": error[:MAX_ERROR_CHARS], "at": at}
+    return {"attempt": attempt, "error": cut_error(error), "at": at}
 
 
 def with_error(job: Job, error: str, at: float) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ from .keys import (
     record_key,
 )
 from .layouts import JobPage, Layout, make_layout
-from .model import MAX_ERROR_CHARS, Job, JobEvent, JobEventType, JobStatus, new_job_id, with_error
+from .model import Job, JobEvent, JobEventType, JobStatus, cut_error, new_job_id, with_error
 from .validation import (
     check_max_attempts,
     check_name,
@@ -342,7 +342,7 @@ class Queue:
 
     def _after_failure(self, job: Job, error: str) -> Job:
         now = self.clock.now()
-        common = {"error": error[:MAX_ERROR_CHARS], "errors": with_error(job, error, now)}
+        common = {"error": cut_error(error), "errors": with_error(job, error, now)}
         if job.attempts >= job.max_attempts:
             return job.replace(status=JobStatus.FAILED, failed_at=now, **common)
         backoff = self.backoff if job.backoff is None else Backoff.from_value(job.backoff)

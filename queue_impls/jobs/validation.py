@@ -10,16 +10,17 @@ from ..kv.limits import MAX_VALUE_SIZE, MAX_WRITE_KEY_SIZE
 from .errors import InvalidJobOptionError, JobTooLargeError
 from .keys import active_key, limit_key
 from .layouts import Layout
-from .model import MAX_ERROR_CHARS, MAX_ERROR_HISTORY, Job, JobStatus
+from .model import MAX_ERROR_BYTES, MAX_ERROR_HISTORY, Job, JobStatus
 
-#: Room kept in a job's value for what the queue adds later: the error history, timestamps, the worker's id.
-VALUE_RESERVE: Final = MAX_ERROR_HISTORY * (MAX_ERROR_CHARS * 4 + 100) + 2048
+#: Worker ids are stored in every job they run; keep them short.
+MAX_WORKER_ID_CHARS: Final = 200
+#: Room kept in a job's value for what the queue adds later: the error history and latest error (each entry
+#: at most MAX_ERROR_BYTES plus its attempt number and time), timestamps and the worker's id (escaped: 6 bytes/char).
+VALUE_RESERVE: Final = (MAX_ERROR_HISTORY + 1) * (MAX_ERROR_BYTES + 64) + 6 * MAX_WORKER_ID_CHARS + 256
 #: A job's stored value (record, index copies, dead letter) may be at most this many bytes when added.
 MAX_JOB_VALUE: Final = MAX_VALUE_SIZE - VALUE_RESERVE
 #: Priorities are signed 64-bit integers (a key part: higher runs first).
 MAX_PRIORITY: Final = 2**63 - 1
-#: Worker ids are stored in every job they run; keep them short.
-MAX_WORKER_ID_CHARS: Final = 200
 
 
 def is_int(value: Any) -> bool:
