@@ -1,0 +1,110 @@
+"""Exact costs, measured once in-process: counts of one execution through CountingKv, N+1 findings on its trace.
+
+Counts are deterministic (the queues run on a fake clock), so one execution is enough; the same pass also times
+one untraced execution, the probe from which the suite's loops and processes are planned.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from queue_impls.kv.counting import CountingKv
+from queue_impls.kv.counts import KvCounts
+from queue_impls.kv.latency import LatencyModel, predict
+from queue_impls.kv.nplusone import detect_n_plus_one
+from queue_impls.kv.trace import TraceEvent
+
+from .operations import Mixed, Operation, make_operation
+from .scenarios import Case
+from .stores import StoreSource, open_store
+
+
+@dataclass(slots=True)
+class Measured:
+    """What the in-process pass found for one case, in the results file's terms."""
+
+    counts: dict[str, Any]
+    nplus1: list[dict[str, Any]]
+    derived: dict[str, float] = field(default_factory=dict)
+    #: Seconds of one untraced execution (after a first, traced one).
+    probe_s: float = 0.0
+
+
+def counts_json(counts: KvCounts, divide_by: int = 1) -> dict[str, Any]:
+    """kvq_counts: ``calls`` per op, total_calls and every scalar counter (divided and rounded for per-job)."""
+
+    def per(n: int) -> int | float:
+        return n if divide_by == 1 else round(n / divide_by, 3)
+
+    flat = counts.as_dict()
+    out: dict[str, Any] = {"calls": {op: per(n) for op, n in counts.calls.items()}}
+    out.update({key: per(value) for key, value in flat.items() if not key.startswith("calls.")})
+    return out
+
+
+def findings_json(trace: list[TraceEvent]) -> list[dict[str, Any]]:
+    return [
+        {"source": f.source.label, "fingerprint": f.fingerprint, "count": f.count, "site": f.site}
+        for f in detect_n_plus_one(trace)
+    ]
+
+
+async def measure_case(case: Case, source: StoreSource, *, private_dir: Path) -> Measured:
+    """Run the case once traced (counts, N+1) and once untraced (the probe), on a store of its own if it writes."""
+    kv = CountingKv(await open_store(source, private_dir=private_dir, private=case.mutates))
+    try:
+        operation = make_operation(case, kv)
+        measured = await _traced_execution(case, kv, operation)
+        await operation.prepare()
+        start = time.perf_counter()
+        await operation.execute()
+        measured.probe_s = time.perf_counter() - start
+        return measured
+    finally:
+        await kv.close()
+
+
+async def _traced_execution(case: Case, kv: CountingKv, operation: Operation) -> Measured:
+    await operation.prepare()
+    if isinstance(operation, Mixed):
+        async with kv.measure(trace=True) as m:
+            derived = await _mixed_split(kv, operation)
+    else:
+        async with kv.measure(trace=True) as m:
+            await operation.execute()
+        derived = {}
+    divide = case.params["N"] if case.per == "job" else 1
+    if case.scenario == "rtt_sweep":
+        derived["predicted_s"] = predict(m.counts, LatencyModel(rtt_ms=case.params["rtt_ms"])) / 1000
+    return Measured(counts_json(m.counts, divide), findings_json(m.trace), derived)
+
+
+async def _mixed_split(kv: CountingKv, operation: Mixed) -> dict[str, float]:
+    """Run the mixed workload step by step, summing what the dashboard reads and what the churn costs."""
+    reads, writes = KvCounts(), KvCounts()
+    pages = operation.params["jobs"] // operation.params["every"]
+    for _ in range(pages):
+        async with kv.measure() as churn:
+            await operation.churn()
+        async with kv.measure() as page:
+            await operation.page()
+        _accumulate(writes, churn.counts)
+        _accumulate(reads, page.counts)
+    jobs = pages * operation.params["every"]
+    return {
+        "read_round_trips_per_page": round(reads.round_trips / pages, 3),
+        "write_round_trips_per_job": round(writes.round_trips / jobs, 3),
+        "read_bytes_per_page": round(reads.total_bytes / pages, 3),
+        "write_bytes_per_job": round(writes.total_bytes / jobs, 3),
+    }
+
+
+def _accumulate(total: KvCounts, part: KvCounts) -> None:
+    for op, n in part.calls.items():
+        total.calls[op] = total.calls.get(op, 0) + n
+    for name, value in part.as_dict().items():
+        if not name.startswith("calls.") and name != "total_calls":
+            setattr(total, name, getattr(total, name) + value)

@@ -1,0 +1,318 @@
+"""``qbench run``: seed (cached), measure exact counts in-process, time with pyperf worker processes, write results.
+
+This process is pyperf's manager: one ``pyperf.Runner`` whose worker command is ``python -m bench.worker`` with
+the run's plan file and the benchmark's name (see bench/worker.py). Results are written after every benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import math
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import pyperf
+from tqdm import tqdm
+
+from queue_impls.jobs import JobQueueError
+from queue_impls.kv import KvError
+
+from .errors import BenchmarkFailed, UsageError
+from .measure import Measured, measure_case
+from .results import ResultsWriter, compact_json, suite_metadata
+from .scenarios import SUITE_SPECS, Case, SeedSpec, Timing, build_cases
+from .seeding import ensure_seeds
+from .stores import StoreSource, backend_version, prepare_source
+from .worker import CASE_OPTION, PLAN_OPTION, add_options
+
+#: Environment variables worker processes keep (pyperf passes only a minimal environment by default).
+_INHERITED_ENV: Final = ("TMPDIR", "XDG_CACHE_HOME", "DENO_DIR", "DENO_BIN", "KVQ_DENO", "NO_COLOR")
+#: A worker process costs about this much besides its measured executions (start-up, imports, opening the store).
+_PROCESS_OVERHEAD_S: Final = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    suite: str
+    backend: str
+    layouts: tuple[str, ...]
+    rtt_ms: tuple[float, ...]
+    scenarios: tuple[str, ...]
+    output: Path
+    cache_dir: Path
+    #: Show a progress bar: None = only on a terminal.
+    progress: bool | None = None
+
+
+@dataclass(slots=True)
+class RunSummary:
+    output: Path
+    planned: int
+    written: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PyperfSettings:
+    processes: int
+    values: int
+    warmups: int
+    #: 0: pyperf calibrates the loops in a worker process.
+    loops: int
+    min_time: float
+
+
+def plan_timing(timing: Timing, probe_s: float) -> PyperfSettings:
+    """pyperf settings for a benchmark whose one execution took ``probe_s`` in-process.
+
+    Loops: pyperf calibrates them (``timing.calibrate``, unless one execution already exceeds min_time, where
+    calibration would pick 1) or they are min_time / probe. A slow benchmark gets fewer processes so that its
+    executions fit ``timing.max_seconds``, never fewer than ``timing.min_processes``.
+    """
+    probe = max(probe_s, 1e-7)
+    if timing.calibrate and probe < timing.min_time:
+        loops, value_s = 0, timing.min_time
+    else:
+        loops = max(1, math.ceil(timing.min_time / probe))
+        value_s = loops * probe
+    per_process = (timing.warmups + timing.values) * value_s + _PROCESS_OVERHEAD_S
+    fits = math.floor(timing.max_seconds / per_process)
+    processes = max(timing.min_processes, min(timing.processes, fits))
+    return PyperfSettings(processes, timing.values, timing.warmups, loops, timing.min_time)
+
+
+# -- the run ---------------------------------------------------------------------------------------------------
+
+
+def check_output(path: Path) -> None:
+    if path.is_dir():
+        raise UsageError(f"-o {path}: is a directory; expected a results file name such as results.json")
+
+
+def check_backend(backend: str) -> None:
+    """Fail early, as bad input, when the chosen backend cannot be loaded here."""
+    if backend != "deno":
+        return
+    try:
+        import queue_impls.kv.backends.deno  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"The deno backend is not available in this installation: {exc}") from None
+
+
+def run_suite(options: RunOptions, *, echo: Callable[[str], None] = print) -> RunSummary:
+    """Run a suite and write its results file; returns what was written (also after Ctrl-C)."""
+    check_output(options.output)
+    check_backend(options.backend)
+    cases = build_cases(
+        suite=options.suite, layouts=options.layouts, rtt_ms=options.rtt_ms, scenarios=options.scenarios
+    )
+    summary = RunSummary(options.output, planned=len(cases))
+    started = time.perf_counter()
+    run_dir = Path(tempfile.mkdtemp(prefix="kvq-run-"))
+    try:
+        with _interruptible() as interrupted:
+            _run(options, cases, run_dir, summary, echo, interrupted)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run(
+    options: RunOptions,
+    cases: list[Case],
+    run_dir: Path,
+    summary: RunSummary,
+    echo: Callable[[str], None],
+    interrupted: list[bool],
+) -> None:
+    sources = _prepare_stores(options, cases, run_dir, echo)
+    plan_path = _write_plan(cases, sources, run_dir)
+    runner = _make_runner(plan_path)
+    writer = ResultsWriter(options.output)
+    metadata = suite_metadata(
+        suite=options.suite,
+        backend=options.backend,
+        backend_version=backend_version(options.backend),
+        rtt_ms=options.rtt_ms,
+    )
+    timing = SUITE_SPECS[options.suite].timing
+    with tqdm(total=len(cases), unit="bench", disable=_no_bar(options.progress), dynamic_ncols=True) as bar:
+        for case in cases:
+            try:
+                bench = _run_case(runner, case, sources[case.name], timing, run_dir, metadata)
+            except (KeyboardInterrupt, SystemExit) as exc:
+                if interrupted[0] or isinstance(exc, KeyboardInterrupt):
+                    summary.interrupted = True
+                    return
+                raise BenchmarkFailed(f"{case.name}: pyperf stopped the run (exit status {exc.code})") from None
+            writer.add(bench)
+            summary.written = len(writer)
+            line = summary_line(bench)
+            summary.lines.append(line)
+            if bar.disable:
+                echo(line)
+            else:
+                bar.write(line)
+            bar.update()
+
+
+def _no_bar(progress: bool | None) -> bool | None:
+    return None if progress is None else not progress
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[list[bool]]:
+    """Record Ctrl-C (pyperf turns it into SystemExit(1)) so the run can tell it from a failure."""
+    flag = [False]
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        flag[0] = True
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread: leave signals alone
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _prepare_stores(
+    options: RunOptions, cases: list[Case], run_dir: Path, echo: Callable[[str], None]
+) -> dict[str, StoreSource]:
+    """Seed (or find in the cache) every store the cases read, and ready it for this run's backend."""
+    specs = [case.seed for case in cases if case.seed is not None]
+    seeds = _seed(specs, options, echo)
+    prepared: dict[SeedSpec, StoreSource] = {}
+    for spec in dict.fromkeys(specs):
+        prepared[spec] = _in_loop(prepare_source(backend=options.backend, seed_file=seeds[spec], run_dir=run_dir))
+    empty = StoreSource(options.backend, None)
+    return {case.name: prepared[case.seed] if case.seed else empty for case in cases}
+
+
+def _seed(specs: list[SeedSpec], options: RunOptions, echo: Callable[[str], None]) -> dict[SeedSpec, Path]:
+    unique = list(dict.fromkeys(specs))
+    with tqdm(total=len(unique), unit="store", desc="seeding", disable=_no_bar(options.progress)) as bar:
+        return ensure_seeds(unique, cache_dir=options.cache_dir, on_built=lambda spec: bar.update())
+
+
+def _in_loop(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except OSError as exc:
+        raise BenchmarkFailed(f"Cannot prepare a store: {exc}") from exc
+
+
+def _write_plan(cases: list[Case], sources: dict[str, StoreSource], run_dir: Path) -> Path:
+    entries = [
+        {
+            "name": case.name,
+            "scenario": case.scenario,
+            "layout": case.layout,
+            "params": case.params,
+            "source": sources[case.name].to_json(),
+            "run_dir": str(run_dir),
+        }
+        for case in cases
+    ]
+    path = run_dir / "plan.json"
+    path.write_text(json.dumps({"cases": entries}))
+    return path
+
+
+def _make_runner(plan_path: Path) -> pyperf.Runner:
+    def add_cmdline_args(cmd: list[str], args: Any) -> None:
+        cmd.extend((PLAN_OPTION, str(plan_path), CASE_OPTION, args.kvq_case))
+
+    runner = pyperf.Runner(program_args=("-m", "bench.worker"), add_cmdline_args=add_cmdline_args)
+    add_options(runner)
+    runner.parse_args(["--quiet", "--inherit-environ", ",".join(_INHERITED_ENV)])
+    return runner
+
+
+def _run_case(
+    runner: pyperf.Runner,
+    case: Case,
+    source: StoreSource,
+    timing: Timing,
+    run_dir: Path,
+    metadata: dict[str, str],
+) -> pyperf.Benchmark:
+    try:
+        measured = asyncio.run(measure_case(case, source, private_dir=run_dir / "measure"))
+    except (KvError, JobQueueError) as exc:
+        raise BenchmarkFailed(f"{case.name}: {type(exc).__name__}: {exc}") from exc
+    settings = plan_timing(timing, measured.probe_s)
+    bench = _time_in_workers(runner, case, settings)
+    if case.scenario == "worker_throughput":
+        measured.derived["jobs_per_s"] = round(case.params["N"] / bench.mean(), 3)
+    bench.update_metadata({**metadata, **benchmark_metadata(case, measured)})
+    return bench
+
+
+def _time_in_workers(runner: pyperf.Runner, case: Case, settings: PyperfSettings) -> pyperf.Benchmark:
+    args = runner.args
+    args.kvq_case = case.name
+    args.processes, args.values, args.warmups = settings.processes, settings.values, settings.warmups
+    args.loops, args.min_time = settings.loops, settings.min_time
+    with contextlib.redirect_stdout(io.StringIO()):  # pyperf prints its own summary; ours comes after
+        try:
+            bench = runner.bench_time_func(case.name, _runs_in_workers)
+        except RuntimeError as exc:
+            raise BenchmarkFailed(f"{case.name}: {exc}") from None
+    if bench is None:
+        raise BenchmarkFailed(f"{case.name}: pyperf returned no benchmark")
+    return bench
+
+
+def _runs_in_workers(loops: int) -> float:
+    raise RuntimeError("the manager never runs a benchmark itself: bench.worker does")
+
+
+def benchmark_metadata(case: Case, measured: Measured) -> dict[str, str]:
+    """The kvq metadata of one benchmark (docs/results-format.md)."""
+    return {
+        "kvq_scenario": case.scenario,
+        "kvq_layout": case.layout,
+        "kvq_params": compact_json(case.params),
+        "kvq_counts": compact_json(measured.counts),
+        "kvq_per": case.per,
+        "kvq_derived": compact_json(measured.derived),
+        "kvq_nplus1": compact_json(measured.nplus1),
+    }
+
+
+def summary_line(bench: pyperf.Benchmark) -> str:
+    """``name  mean +- stdev  calls, round trips [N+1]``: one line per finished benchmark."""
+    meta = bench.get_metadata()
+    counts = json.loads(str(meta["kvq_counts"]))
+    values = bench.get_values()
+    spread = f" +- {bench.format_value(bench.stdev())}" if len(values) > 1 else ""
+    per = "/job" if meta.get("kvq_per") == "job" else ""
+    text = (
+        f"{bench.get_name():<66} {bench.format_value(bench.mean()):>9}{spread:<13} "
+        f"{_number(counts['total_calls'])} calls{per}, {_number(counts['round_trips'])} round trips{per}"
+    )
+    findings = json.loads(str(meta["kvq_nplus1"]))
+    if findings:
+        text += f"  N+1: {findings[0]['count']:,} x {findings[0]['fingerprint']}"
+    return text
+
+
+def _number(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"

@@ -1,0 +1,188 @@
+"""Seeded stores for the benchmarks: N jobs over K names in one layout, built once and cached as SQLite files.
+
+Seeding never counts as measured time: a store is built through the queue's public API on the memory backend,
+copied into a SQLite file, and kept under the cache directory keyed by a hash of the code that shapes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Final
+
+import queue_impls
+from queue_impls.jobs import FakeClock, JobStatus, Queue
+from queue_impls.kv import Kv, encode_key, encode_value, open_kv
+from queue_impls.kv.limits import MAX_MUTATIONS, MAX_TOTAL_KEY_SIZE, MAX_TOTAL_MUTATION_SIZE
+
+from .scenarios import SeedSpec
+
+#: Bump when the meaning of a seed changes in a way the hashed sources do not show.
+SEED_FORMAT: Final = 1
+#: Pending jobs of a seed wait this long (about ten years), so no worker in a benchmark ever runs them.
+PENDING_DELAY: Final = 315_360_000.0
+#: What the status filters of list_by_name look for: "rare" matches 1% of a name's jobs, "half" 50%.
+STATUS_FILTERS: Final[dict[str, JobStatus | None]] = {
+    "none": None,
+    "rare": JobStatus.FAILED,
+    "half": JobStatus.PENDING,
+}
+
+
+def job_name(index: int) -> str:
+    """The name of the index-th name of a seed (the dashboard lists the first one)."""
+    return f"email-{index}"
+
+
+def planned_status(ordinal: int) -> JobStatus:
+    """The status of the ordinal-th job of its name: 1 in 100 failed, every other one pending, the rest completed."""
+    if ordinal % 100 == 0:
+        return JobStatus.FAILED
+    return JobStatus.PENDING if ordinal % 2 == 1 else JobStatus.COMPLETED
+
+
+def payload(index: int) -> dict[str, Any]:
+    """A small, realistic job payload."""
+    return {"to": f"user{index}@example.com", "template": "welcome", "locale": "en"}
+
+
+async def seed(kv: Kv, spec: SeedSpec) -> None:
+    """Fill ``kv`` with spec.N jobs, job i named job_name(i % K), statuses interleaved as planned_status says."""
+    queue = Queue(kv, spec.layout, clock=FakeClock())
+    for i in range(spec.N):
+        status = planned_status(i // spec.K)
+        pending = status == JobStatus.PENDING
+        await queue.add(job_name(i % spec.K), payload(i), delay=PENDING_DELAY if pending else 0.0, max_attempts=1)
+        if not pending:
+            [lease] = await queue.claim("seeder", max_jobs=1)
+            if status == JobStatus.FAILED:
+                await queue.fail(lease, "seeded failure")
+            else:
+                await queue.complete(lease)
+
+
+# -- copying a store -----------------------------------------------------------------------------------------
+
+
+async def copy_entries(source: Kv, target: Kv) -> int:
+    """Copy every entry of ``source`` into ``target`` in commits within Deno's limits; returns how many."""
+    batch = _Batch(target)
+    copied = 0
+    async for entry in source.list(prefix=(), batch_size=1000):
+        await batch.add(entry.key, entry.value)
+        copied += 1
+    await batch.flush()
+    return copied
+
+
+class _Batch:
+    """Set mutations gathered into commits that respect the mutation count and size limits."""
+
+    def __init__(self, kv: Kv) -> None:
+        self.kv = kv
+        self.items: list[tuple[Any, Any]] = []
+        self.size = 0
+        self.key_size = 0
+
+    async def add(self, key: Any, value: Any) -> None:
+        key_size = len(encode_key(key))
+        size = key_size + len(encode_value(value)[0])
+        full = len(self.items) >= MAX_MUTATIONS or self.size + size > MAX_TOTAL_MUTATION_SIZE
+        if full or self.key_size + key_size > MAX_TOTAL_KEY_SIZE:
+            await self.flush()
+        self.items.append((key, value))
+        self.size += size
+        self.key_size += key_size
+
+    async def flush(self) -> None:
+        if not self.items:
+            return
+        op = self.kv.atomic()
+        for key, value in self.items:
+            op.set(key, value)
+        await op.commit()
+        self.items, self.size, self.key_size = [], 0, 0
+
+
+# -- the cache -------------------------------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("KVQ_CACHE_DIR") or Path(base) / "kvq-bench" / "seeds")
+
+
+def code_version() -> str:
+    """A hash of every source file that shapes a seeded store: this module, the queue and the KV layer."""
+    digest = hashlib.sha256(f"format {SEED_FORMAT}".encode())
+    roots = [Path(__file__), *sorted(Path(queue_impls.__file__).parent.rglob("*.py"))]
+    for path in roots:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def seed_path(spec: SeedSpec, cache_dir: Path, version: str) -> Path:
+    """Where the seed lives in the cache: its parameters in the name, the code version and parameters hashed."""
+    key = hashlib.sha256(f"{version}|{spec.N}|{spec.K}|{spec.layout}".encode()).hexdigest()[:16]
+    return cache_dir / f"seed-N{spec.N}-K{spec.K}-{spec.layout}-{key}.db"
+
+
+def build_seed_file(spec: SeedSpec, path: str) -> str:
+    """Seed on the memory backend, copy into a new SQLite file, and move it into place atomically."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        asyncio.run(_build(spec, tmp))
+        os.replace(tmp, target)
+    finally:
+        for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    return path
+
+
+async def _build(spec: SeedSpec, path: str) -> None:
+    async with await open_kv("memory:") as memory:
+        await seed(memory, spec)
+        async with await open_kv(f"sqlite:{path}") as file:
+            await copy_entries(memory, file)
+
+
+def ensure_seeds(
+    specs: Sequence[SeedSpec], *, cache_dir: Path, on_built: Callable[[SeedSpec], None] | None = None
+) -> dict[SeedSpec, Path]:
+    """The cached file of every spec, building the missing ones in parallel worker processes."""
+    version = code_version()
+    paths = {spec: seed_path(spec, cache_dir, version) for spec in dict.fromkeys(specs)}
+    missing = [spec for spec, path in paths.items() if not path.exists()]
+    if len(missing) == 1:
+        build_seed_file(missing[0], str(paths[missing[0]]))
+        if on_built:
+            on_built(missing[0])
+    elif missing:
+        _build_in_pool(missing, paths, on_built)
+    return paths
+
+
+def _build_in_pool(
+    missing: Sequence[SeedSpec], paths: dict[SeedSpec, Path], on_built: Callable[[SeedSpec], None] | None
+) -> None:
+    # Largest first, so the long builds overlap with the short ones.
+    ordered = sorted(missing, key=lambda s: s.N, reverse=True)
+    workers = min(len(ordered), os.cpu_count() or 1)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(build_seed_file, spec, str(paths[spec])): spec for spec in ordered}
+        for future in futures:
+            future.result()
+            if on_built:
+                on_built(futures[future])

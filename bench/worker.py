@@ -1,0 +1,83 @@
+"""The pyperf worker entry point: ``python -m bench.worker --kvq-plan PLAN --kvq-case NAME <pyperf worker options>``.
+
+``qbench run`` is pyperf's manager: for each benchmark it spawns worker processes running this module, which
+open the case's store, build the operation on one long-lived event loop and let pyperf time it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyperf
+
+from queue_impls.kv import Kv
+from queue_impls.kv.counting import CountingKv
+from queue_impls.kv.latency import LatencyModel
+
+from .operations import Operation, make_operation, timed
+from .scenarios import Case
+from .stores import StoreSource, open_store
+
+PLAN_OPTION = "--kvq-plan"
+CASE_OPTION = "--kvq-case"
+
+
+def add_options(runner: pyperf.Runner) -> None:
+    """The options pyperf's argument parser must accept, in the manager and in the workers."""
+    runner.argparser.add_argument(PLAN_OPTION, help="the run's plan file (written by qbench run)")
+    runner.argparser.add_argument(CASE_OPTION, help="the benchmark to run, by name")
+
+
+def worker_argv(argv: Sequence[str]) -> list[str]:
+    """pyperf numbers benchmarks with --worker-task; a worker of this module registers only the one it runs."""
+    return [arg for arg in argv if not arg.startswith("--worker-task")]
+
+
+def plan_entry(plan_path: str, name: str) -> dict[str, Any]:
+    plan = json.loads(Path(plan_path).read_text())
+    for entry in plan["cases"]:
+        if entry["name"] == name:
+            return dict(entry)
+    raise SystemExit(f"bench.worker: no case {name!r} in {plan_path}")
+
+
+def case_of(entry: dict[str, Any]) -> Case:
+    return Case.make(entry["scenario"], entry["layout"], entry["params"])
+
+
+async def open_operation(entry: dict[str, Any], private_dir: Path) -> tuple[Operation, Kv]:
+    """The case's operation on its store; rtt_sweep wraps the store in CountingKv with the injected RTT."""
+    case = case_of(entry)
+    kv = await open_store(StoreSource.from_json(entry["source"]), private_dir=private_dir, private=case.mutates)
+    if case.scenario == "rtt_sweep":
+        kv = CountingKv(kv, latency=LatencyModel(rtt_ms=case.params["rtt_ms"]))
+    return make_operation(case, kv), kv
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    runner = pyperf.Runner()
+    add_options(runner)
+    args = runner.parse_args(worker_argv(sys.argv[1:] if argv is None else argv))
+    if not args.worker:
+        raise SystemExit("bench.worker is started by `qbench run`, not by hand")
+    entry = plan_entry(args.kvq_plan, args.kvq_case)
+    private_dir = Path(tempfile.mkdtemp(prefix="worker-", dir=entry["run_dir"]))
+    loop = asyncio.new_event_loop()
+    try:
+        operation, kv = loop.run_until_complete(open_operation(entry, private_dir))
+        runner.bench_time_func(entry["name"], lambda loops: loop.run_until_complete(timed(operation, loops)))
+        loop.run_until_complete(kv.close())
+    finally:
+        loop.close()
+        shutil.rmtree(private_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
