@@ -1,0 +1,226 @@
+"""CountingKv counts exactly, on every backend: calls, round trips, serial waves, entries, bytes, writes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from queue_impls.kv import InvalidKeyError, Kv, KvClosedError, TooManyRangesError, encode_key, encode_value
+from queue_impls.kv.backends.memory import MemoryKv
+from queue_impls.kv.counting import OPS, CountingKv, KvCounts
+
+
+@pytest.fixture
+async def ckv(kv: Kv) -> CountingKv:
+    return CountingKv(kv, owns_inner=False)  # the kv fixture closes its own store
+
+
+def entry_bytes(key: tuple, value: object) -> int:  # type: ignore[type-arg]
+    return len(encode_key(key)) + len(encode_value(value)[0])
+
+
+async def fill(kv: Kv, n: int, prefix: str = "idx") -> None:
+    for start in range(0, n, 500):
+        op = kv.atomic()
+        for i in range(start, min(n, start + 500)):
+            op.set((prefix, i), f"v{i}")
+        await op.commit()
+
+
+async def test_get_counts_one_call_one_round_trip_and_the_entry_bytes(ckv: CountingKv) -> None:
+    await ckv.inner.set(("jobs", "a1"), {"id": "a1"})
+    ckv.counts.reset()
+    assert (await ckv.get(("jobs", "a1"))).value == {"id": "a1"}
+    assert (await ckv.get(("jobs", "missing"))).value is None
+    c = ckv.counts
+    assert c.calls["get"] == 2 and c.total_calls == 2
+    assert (c.round_trips, c.serial_round_trips, c.entries_read) == (2, 2, 1)
+    assert c.bytes_read == entry_bytes(("jobs", "a1"), {"id": "a1"})
+
+
+async def test_get_many_is_one_call_and_one_round_trip(ckv: CountingKv) -> None:
+    await fill(ckv.inner, 10)
+    ckv.counts.reset()
+    entries = await ckv.get_many([("idx", i) for i in range(10)])
+    assert [e.value for e in entries] == [f"v{i}" for i in range(10)]
+    c = ckv.counts
+    assert (c.calls["get_many"], c.round_trips, c.entries_read) == (1, 1, 10)
+    assert c.bytes_read == sum(entry_bytes(("idx", i), f"v{i}") for i in range(10))
+
+
+async def test_list_of_1000_without_limit_is_one_call_and_11_round_trips(ckv: CountingKv) -> None:
+    await fill(ckv.inner, 1000)
+    ckv.counts.reset()
+    entries = await ckv.list(prefix=("idx",)).collect()
+    assert len(entries) == 1000
+    c = ckv.counts
+    assert (c.calls["list"], c.total_calls, c.round_trips, c.serial_round_trips) == (1, 1, 11, 11)
+    assert c.entries_read == 1000
+    assert c.bytes_read == sum(entry_bytes(("idx", i), f"v{i}") for i in range(1000))
+
+
+@pytest.mark.parametrize(
+    ("options", "round_trips", "entries"),
+    [({"limit": 50}, 1, 50), ({"limit": 50, "batch_size": 500}, 1, 500), ({"batch_size": 300}, 4, 1000)],
+    ids=["limit-50", "limit-50-batch-500", "batch-300"],
+)
+async def test_a_batch_counts_whole_consumed_or_not(
+    ckv: CountingKv, options: dict[str, Any], round_trips: int, entries: int
+) -> None:
+    await fill(ckv.inner, 1000)
+    ckv.counts.reset()
+    await ckv.list(prefix=("idx",), **options).collect()
+    assert (ckv.counts.round_trips, ckv.counts.entries_read) == (round_trips, entries)
+
+
+async def test_breaking_out_of_a_list_stops_the_reads(ckv: CountingKv) -> None:
+    await fill(ckv.inner, 1000)
+    ckv.counts.reset()
+    async for entry in ckv.list(prefix=("idx",)):
+        if entry.key == ("idx", 150):
+            break
+    assert (ckv.counts.round_trips, ckv.counts.entries_read) == (2, 200)
+
+
+async def test_writes_count_mutations_checks_and_bytes(ckv: CountingKv) -> None:
+    await ckv.set(("a",), "x")
+    await ckv.delete(("b",))
+    entry = await ckv.get(("a",))
+    result = await ckv.atomic().check(entry).set(("a",), "y").delete(("c",)).sum(("n",), 5).commit()
+    assert result.ok
+    c = ckv.counts
+    assert {op: c.calls[op] for op in ("set", "delete", "commit", "get")} == {
+        "set": 1,
+        "delete": 1,
+        "commit": 1,
+        "get": 1,
+    }
+    assert (c.round_trips, c.mutations, c.checks) == (4, 5, 1)
+    key = len(encode_key(("a",)))
+    expected = (key + len(encode_value("x")[0])) + len(encode_key(("b",)))
+    expected += (key + len(encode_value("y")[0])) + len(encode_key(("c",))) + len(encode_key(("n",))) + 8
+    assert c.bytes_written == expected
+
+
+async def test_a_failed_check_still_costs_a_round_trip_and_sends_its_mutations(ckv: CountingKv) -> None:
+    await ckv.set(("a",), 1)
+    ckv.counts.reset()
+    result = await ckv.atomic().check(("a",), None).set(("a",), 2).commit()
+    assert not result.ok
+    assert (ckv.counts.calls["commit"], ckv.counts.round_trips, ckv.counts.mutations, ckv.counts.checks) == (1, 1, 1, 1)
+    assert (await ckv.inner.get(("a",))).value == 1
+
+
+async def test_a_rejected_call_counts_as_a_call_but_reaches_no_store(ckv: CountingKv) -> None:
+    with pytest.raises(TooManyRangesError):
+        await ckv.get_many([("k", i) for i in range(11)])
+    with pytest.raises(InvalidKeyError):
+        await ckv.set((), 1)
+    assert (ckv.counts.calls["get_many"], ckv.counts.calls["set"]) == (1, 1)
+    assert ckv.counts.round_trips == ckv.counts.serial_round_trips == 0
+
+
+async def test_results_are_exactly_the_inner_stores(ckv: CountingKv) -> None:
+    await fill(ckv.inner, 30)
+    await ckv.set(("idx", 3), {"changed": [1, 2.5, b"\x00"]})
+    assert await ckv.get(("idx", 3)) == await ckv.inner.get(("idx", 3))
+    keys = [("idx", 1), ("nope",), ("idx", 1)]
+    assert await ckv.get_many(keys) == await ckv.inner.get_many(keys)
+    mine, theirs = (
+        ckv.list(prefix=("idx",), reverse=True, limit=7),
+        ckv.inner.list(prefix=("idx",), reverse=True, limit=7),
+    )
+    assert await mine.collect() == await theirs.collect()
+    assert mine.cursor == theirs.cursor
+
+
+async def test_reset_snapshot_since_and_measure(ckv: CountingKv) -> None:
+    await ckv.set(("a",), 1)
+    snap = ckv.counts.snapshot()
+    await ckv.get(("a",))
+    delta = ckv.counts.since(snap)
+    assert (delta.calls["get"], delta.calls["set"], delta.round_trips) == (1, 0, 1)
+    async with ckv.measure() as m:
+        await ckv.get(("a",))
+        await ckv.get(("a",))
+        assert m.counts.round_trips == 2  # live inside the block
+    await ckv.get(("a",))
+    assert (m.counts.total_calls, m.counts.round_trips, m.counts.serial_round_trips) == (2, 2, 2)
+    ckv.counts.reset()
+    assert ckv.counts == KvCounts() and set(ckv.counts.calls) == set(OPS)
+    assert "round trips 0" in str(ckv.counts) and ckv.counts.as_dict()["calls.get"] == 0
+
+
+async def test_concurrent_gets_are_one_serial_wave(ckv: CountingKv) -> None:
+    async with ckv.measure() as m:
+        await asyncio.gather(*(ckv.get(("k", i)) for i in range(10)))
+    assert (m.counts.round_trips, m.counts.serial_round_trips) == (10, 1)
+
+
+async def test_serial_gets_are_serial(ckv: CountingKv) -> None:
+    async with ckv.measure() as m:
+        for i in range(10):
+            await ckv.get(("k", i))
+    assert (m.counts.round_trips, m.counts.serial_round_trips) == (10, 10)
+
+
+async def test_the_critical_path_of_concurrent_chains_is_the_longest_chain(ckv: CountingKv) -> None:
+    async def chain(n: int) -> None:
+        for i in range(n):
+            await ckv.get(("chain", n, i))
+
+    async with ckv.measure() as m:
+        await ckv.get(("first",))
+        await asyncio.gather(chain(2), chain(3), chain(1))
+        await ckv.get(("last",))
+    assert (m.counts.round_trips, m.counts.serial_round_trips) == (8, 5)
+
+
+async def test_list_then_concurrent_gets_is_two_waves_per_batch(ckv: CountingKv) -> None:
+    await fill(ckv.inner, 30)
+    async with ckv.measure() as m:
+        entries = await ckv.list(prefix=("idx",)).collect()
+        await asyncio.gather(*(ckv.get(e.key) for e in entries))
+    assert (m.counts.round_trips, m.counts.serial_round_trips) == (31, 2)
+
+
+async def test_task_group_children_share_a_wave(ckv: CountingKv) -> None:
+    async with ckv.measure() as m:
+        async with asyncio.TaskGroup() as tg:
+            for i in range(4):
+                tg.create_task(ckv.get_many([("k", i)]))
+        await ckv.get(("after",))
+    assert (m.counts.round_trips, m.counts.serial_round_trips) == (5, 2)
+
+
+async def test_close_closes_the_inner_store_unless_told_not_to() -> None:
+    inner = MemoryKv()
+    async with CountingKv(inner) as ckv:
+        await ckv.set(("a",), 1)
+    assert ckv.closed and inner.closed
+    with pytest.raises(KvClosedError):
+        await ckv.get(("a",))
+    kept = MemoryKv()
+    await CountingKv(kept, owns_inner=False).close()
+    assert not kept.closed
+
+
+async def test_capability_flags_are_the_inner_stores(kv: Kv) -> None:
+    ckv = CountingKv(kv, owns_inner=False)
+    flags = [name for name, value in vars(Kv).items() if isinstance(value, bool)]
+    assert {"multi_process", "persistent"} <= set(flags)
+    assert all(getattr(ckv, name) == getattr(kv, name) for name in flags)
+
+
+async def test_a_nested_wrapper_counts_round_trips_but_not_calls() -> None:
+    inner = CountingKv(MemoryKv(), trace=True)
+    outer = CountingKv(inner, trace=True)
+    await outer.set(("a",), 1)
+    await outer.list(prefix=()).collect()
+    assert (outer.counts.total_calls, outer.counts.round_trips) == (2, 2)
+    assert (inner.counts.total_calls, inner.counts.round_trips, inner.counts.entries_read) == (0, 2, 1)
+    assert inner.trace == [] and len(outer.trace) == 2
+    await outer.close()
+    assert inner.closed
