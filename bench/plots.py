@@ -1,0 +1,295 @@
+"""The report's plots: each function takes the tidy frame of `bench.results.load` and returns a Figure (or None).
+
+Every plot gives a layout the same colour and marker, so a reader learns them once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from bench.document import time_unit
+
+LAYOUT_ORDER = ("naive", "optimized", "batched", "indexed")
+COLOURS = {"naive": "#d62728", "optimized": "#1f77b4", "batched": "#ff7f0e", "indexed": "#2ca02c"}
+MARKERS = {"naive": "o", "optimized": "s", "batched": "^", "indexed": "D"}
+LINESTYLES = {"naive": "-", "optimized": "--", "batched": "-.", "indexed": ":"}
+EXTRA_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+# The slice of list_by_name the N plots show: one name, first page, no filter (the seed's shape).
+BASE_SLICE = {"K": 1, "offset": 0, "status": "none"}
+
+
+def colour(layout: str) -> str:
+    if layout in COLOURS:
+        return COLOURS[layout]
+    return EXTRA_COLOURS[hash(layout) % len(EXTRA_COLOURS)]
+
+
+def layouts_of(df: pd.DataFrame) -> list[str]:
+    present = set(df["layout"].dropna())
+    return [lay for lay in LAYOUT_ORDER if lay in present] + sorted(present - set(LAYOUT_ORDER))
+
+
+def select(df: pd.DataFrame, scenario: str, metric: str, **params: object) -> pd.DataFrame:
+    """Rows of one scenario and metric whose parameters equal `params` (None matches a missing parameter)."""
+    rows = df[(df["scenario"] == scenario) & (df["metric"] == metric)]
+    for key, value in params.items():
+        rows = rows[rows[key].isna()] if value is None else rows[rows[key] == value]
+    return rows
+
+
+def pick_limit(df: pd.DataFrame) -> float | None:
+    """The largest page size swept in list_by_name: the one where per-job costs show most."""
+    limits = df.loc[df["scenario"] == "list_by_name", "limit"].dropna()
+    return None if limits.empty else float(limits.max())
+
+
+def swept_limit(df: pd.DataFrame) -> float | None:
+    """pick_limit, when list_by_name swept at least two N (a plot against N needs two points)."""
+    return pick_limit(df) if df.loc[df["scenario"] == "list_by_name", "N"].nunique() >= 2 else None
+
+
+def _figure(ncols: int = 1, width: float = 6.4, nrows: int = 1, height: float = 4.4) -> tuple[Figure, list[Axes]]:
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained")
+    return fig, list(axes.flat)
+
+
+def style(layout: str) -> dict[str, Any]:
+    """Colour, marker and size of a layout; sizes differ so lines that coincide stay visible."""
+    rank = LAYOUT_ORDER.index(layout) if layout in LAYOUT_ORDER else len(LAYOUT_ORDER)
+    return {
+        "color": colour(layout),
+        "marker": MARKERS.get(layout, "o"),
+        "markersize": 10 - 1.5 * rank,
+        "linewidth": 2.6 - 0.4 * rank,
+        "label": layout,
+    }
+
+
+def _legend(fig: Figure, ax: Axes) -> None:
+    fig.legend(*ax.get_legend_handles_labels(), title="layout", loc="outside right upper")
+
+
+def _lines(ax: Axes, rows: pd.DataFrame, x: str, y: str = "value") -> None:
+    for layout in layouts_of(rows):
+        part = rows[rows["layout"] == layout].sort_values(x)
+        ax.plot(part[x], part[y], **style(layout))
+
+
+STATUS_TITLES = {"none": "no status filter", "rare": "status filter matching 1%", "half": "status filter matching 50%"}
+
+
+def counts_vs_n(df: pd.DataFrame) -> Figure | None:
+    """KV calls and round trips per list call against N, log-log, one line per layout; a row per status filter."""
+    limit = swept_limit(df)
+    if limit is None:
+        return None
+    statuses = [s for s in STATUS_TITLES if not select(df, "list_by_name", "calls", status=s).empty]
+    fig, axes = _figure(2, width=5.2, nrows=len(statuses), height=3.6)
+    for row, status in enumerate(statuses):
+        for col, (metric, label) in enumerate((("calls", "KV calls"), ("round_trips", "round trips"))):
+            ax = axes[row * 2 + col]
+            params = {**BASE_SLICE, "status": status}
+            _lines(ax, select(df, "list_by_name", metric, limit=limit, **params), "N")
+            ax.set(
+                xscale="log",
+                yscale="log",
+                xlabel="jobs in the store, N",
+                ylabel=f"{label} per call",
+                title=f"{label} vs N, {STATUS_TITLES[status]}",
+            )
+            ax.grid(True, which="both", alpha=0.3)
+    _legend(fig, axes[0])
+    fig.suptitle(f"Cost of one list_jobs(name, limit={limit:g}) call (K=1, offset=0)")
+    return fig
+
+
+def time_vs_n(df: pd.DataFrame) -> Figure | None:
+    """Mean time per list call against N, log-log, with pyperf's standard deviation as error bars."""
+    limit = swept_limit(df)
+    rows = select(df, "list_by_name", "time", limit=limit, **BASE_SLICE) if limit is not None else df.iloc[:0]
+    if rows.empty:
+        return None
+    scale, unit = time_unit(rows["value"].tolist())
+    fig, (ax,) = _figure()
+    for layout in layouts_of(rows):
+        part = rows[rows["layout"] == layout].sort_values("N")
+        ax.errorbar(part["N"], part["value"] / scale, yerr=part["stdev"].fillna(0) / scale, capsize=3, **style(layout))
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="jobs in the store, N",
+        ylabel=f"time per call ({unit})",
+        title=f"Time per list_jobs call vs N (limit={limit:g}, no filter)",
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    _legend(fig, ax)
+    return fig
+
+
+def time_vs_rtt(df: pd.DataFrame) -> Figure | None:
+    """rtt_sweep: measured time per call (points) and the round-trip model's prediction (lines) against RTT."""
+    measured, predicted = select(df, "rtt_sweep", "time"), select(df, "rtt_sweep", "predicted_s")
+    if measured.empty:
+        return None
+    scale, unit = time_unit(measured["value"].tolist())
+    fig, (ax,) = _figure(width=7.0, height=5.0)
+    for layout in layouts_of(measured):
+        part = measured[measured["layout"] == layout].sort_values("rtt_ms")
+        marks = {**style(layout), "label": f"{layout} measured", "linestyle": "none"}
+        ax.plot(part["rtt_ms"], part["value"] / scale, zorder=3, **marks)
+        pred = predicted[(predicted["layout"] == layout) & (predicted["value"] > 0)].sort_values("rtt_ms")
+        ax.plot(
+            pred["rtt_ms"], pred["value"] / scale, color=colour(layout), linestyle="--", label=f"{layout} predicted"
+        )
+    ax.set(
+        yscale="log",
+        xlabel="simulated network round-trip time, RTT (ms)",
+        ylabel=f"time per call ({unit})",
+        title="Time per list_jobs call vs RTT\nmeasured (markers) and predicted from round trips (dashed)",
+    )
+    ax.set_xticks(sorted(measured["rtt_ms"].unique()))
+    ax.grid(True, which="both", alpha=0.3)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize="small")
+    return fig
+
+
+def speedup_heatmap(df: pd.DataFrame) -> Figure | None:
+    """Speedup (naive time / layout time) of each layout over naive, on the N x limit grid of list_by_name."""
+    rows = select(df, "list_by_name", "time", **BASE_SLICE)
+    others = [lay for lay in layouts_of(rows) if lay != "naive"]
+    if rows.empty or "naive" not in set(rows["layout"]) or not others:
+        return None
+    grid = rows.pivot_table(index=["limit", "N"], columns="layout", values="value")
+    fig, axes = _figure(len(others), width=4.2)
+    speedups = {lay: (grid["naive"] / grid[lay]).unstack("N") for lay in others}
+    top = max(float(np.nanmax(s.to_numpy())) for s in speedups.values())
+    for ax, layout in zip(axes, others, strict=True):
+        table = speedups[layout]
+        image = ax.imshow(
+            table.to_numpy(),
+            cmap="RdYlGn",
+            norm=matplotlib.colors.LogNorm(1 / max(top, 2), max(top, 2)),
+            aspect="auto",
+            origin="lower",
+        )
+        ax.set(
+            xticks=range(len(table.columns)),
+            xticklabels=[f"{n:g}" for n in table.columns],
+            yticks=range(len(table.index)),
+            yticklabels=[f"{v:g}" for v in table.index],
+            xlabel="jobs in the store, N",
+            ylabel="page size, limit",
+            title=f"{layout} over naive",
+        )
+        for (i, j), value in np.ndenumerate(table.to_numpy()):
+            dark = value > top**0.6 or value < top**-0.6
+            ax.text(j, i, f"{value:.1f}×", ha="center", va="center", fontsize=10, color="white" if dark else "black")
+    fig.colorbar(image, ax=axes, label="speedup (naive time / layout time)")
+    fig.suptitle("Speedup over naive, time per list_jobs call (K=1, offset=0, no filter)")
+    return fig
+
+
+def bytes_written(df: pd.DataFrame) -> Figure | None:
+    """write_path: bytes written per operation, grouped by operation, one bar per layout (write amplification)."""
+    rows = select(df, "write_path", "bytes_written")
+    if rows.empty:
+        return None
+    ops = list(dict.fromkeys(rows["op"]))
+    layouts = layouts_of(rows)
+    fig, (ax,) = _figure(width=7.2)
+    width = 0.8 / len(layouts)
+    for i, layout in enumerate(layouts):
+        values = [rows[(rows["layout"] == layout) & (rows["op"] == op)]["value"].sum() for op in ops]
+        bars = ax.bar(
+            np.arange(len(ops)) + i * width - 0.4 + width / 2, values, width, color=colour(layout), label=layout
+        )
+        ax.bar_label(bars, fmt="%g", fontsize=7)
+    ax.set(
+        xticks=range(len(ops)),
+        xticklabels=ops,
+        xlabel="operation",
+        ylabel="bytes written per operation",
+        title="Write amplification: bytes written per operation",
+    )
+    ax.grid(True, axis="y", alpha=0.3)
+    _legend(fig, ax)
+    return fig
+
+
+def break_even_ratio(read: float, write: float, base_read: float, base_write: float) -> float | None:
+    """Reads per write above which a layout costs less than the baseline (None: never, 0: always)."""
+    saved, extra = base_read - read, write - base_write
+    if saved <= 0:
+        return None if extra >= 0 else 0.0
+    return max(extra / saved, 0.0)
+
+
+Costs = dict[str, tuple[float, float]]
+
+
+def mixed_costs(df: pd.DataFrame, unit: str = "round_trips") -> Costs:
+    """Per layout, in layout order: (read cost per page, write cost per job) from the mixed scenario's figures."""
+    read = select(df, "mixed", f"read_{unit}_per_page").groupby("layout")["value"].mean()
+    write = select(df, "mixed", f"write_{unit}_per_job").groupby("layout")["value"].mean()
+    both = [lay for lay in LAYOUT_ORDER if lay in read.index and lay in write.index]
+    both += sorted(set(read.index) & set(write.index) - set(both))
+    return {lay: (float(read[lay]), float(write[lay])) for lay in both}
+
+
+def layout_break_even(costs: Costs, layout: str) -> float | None:
+    """break_even_ratio of a layout against naive (None also when naive was not measured)."""
+    if "naive" not in costs or layout not in costs:
+        return None
+    return break_even_ratio(*costs[layout], *costs["naive"])
+
+
+def break_even(df: pd.DataFrame) -> Figure | None:
+    """Mixed workload: KV cost per job as the number of page reads per job written grows; crossings are break-evens."""
+    panels = [(unit, mixed_costs(df, unit)) for unit in ("round_trips", "bytes")]
+    panels = [(unit, costs) for unit, costs in panels if costs]
+    if not panels:
+        return None
+    fig, axes = _figure(len(panels), width=5.6)
+    ratios = np.logspace(-2, 2, 200)
+    for ax, (unit, costs) in zip(axes, panels, strict=True):
+        for layout, (r, w) in costs.items():
+            ax.plot(ratios, r * ratios + w, linestyle=LINESTYLES.get(layout, "-"), **{**style(layout), "marker": None})
+        _mark_break_evens(ax, costs)
+        label = "round trips" if unit == "round_trips" else "bytes"
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="pages read per job written",
+            ylabel=f"KV {label} per job written",
+            title=f"Mixed workload: {label}",
+        )
+        ax.grid(True, which="both", alpha=0.3)
+    _legend(fig, axes[0])
+    fig.suptitle("Break-even: where a layout's cheaper reads pay for its heavier writes (dots)")
+    return fig
+
+
+def _mark_break_evens(ax: Axes, costs: Costs) -> None:
+    for layout in costs:
+        ratio = None if layout == "naive" else layout_break_even(costs, layout)
+        if ratio is not None and 1e-2 <= ratio <= 1e2:
+            read, write = costs["naive"]
+            ax.scatter([ratio], [read * ratio + write], color=colour(layout), edgecolor="black", zorder=4)
+
+
+PLOTS: tuple[tuple[str, str, Callable[[pd.DataFrame], Figure | None]], ...] = (
+    ("counts_vs_n", "KV calls and round trips vs N", counts_vs_n),
+    ("time_vs_n", "Time vs N", time_vs_n),
+    ("time_vs_rtt", "Time vs round-trip time", time_vs_rtt),
+    ("speedup_heatmap", "Speedup over naive", speedup_heatmap),
+    ("bytes_written", "Bytes written per operation", bytes_written),
+    ("break_even", "Mixed-workload break-even", break_even),
+)

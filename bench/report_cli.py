@@ -1,0 +1,77 @@
+"""The command-line side of reports and the gate: `qbench report|compare|gate|baseline`, registered by bench/cli.py.
+
+Each entry is (name, help, configure, handler) for cli.Command; handlers import their module lazily so that
+`qbench run` does not pay for matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+DEFAULT_BASELINE = Path("reports/baseline/quick.json")
+TIME_MODES = ("fail", "report-only")
+
+
+def configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", type=Path, help="a results file written by qbench run")
+    parser.add_argument("-o", "--output", type=Path, default=Path("reports/latest"), help="directory to write")
+
+
+def handle_report(args: argparse.Namespace) -> int:
+    from .report import report
+
+    report(results=args.results, out=args.output)
+    print(f"wrote {args.output / 'index.html'} and {args.output / 'README.md'}")
+    return 0
+
+
+def configure_compare(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("base", type=Path, help="results file to compare against")
+    parser.add_argument("new", type=Path, help="results file to compare")
+    parser.add_argument("--all-counts", action="store_true", help="list unchanged counts too")
+
+
+def handle_compare(args: argparse.Namespace) -> int:
+    from .compare import compare
+
+    sys.stdout.write(compare(base=args.base, new=args.new, all_counts=args.all_counts))
+    return 0
+
+
+def configure_gate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", type=Path, help="results file to judge")
+    parser.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help=f"default {DEFAULT_BASELINE}")
+    parser.add_argument("--config", type=Path, help="TOML settings (default: bench/gate.toml)")
+    parser.add_argument("--times", choices=TIME_MODES, help="whether significant slowdowns fail (default: config)")
+
+
+def handle_gate(args: argparse.Namespace) -> int:
+    from .gate import gate
+
+    return gate(baseline=args.baseline, results=args.results, config=args.config, times=args.times)
+
+
+def configure_baseline(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="baseline_action", metavar="ACTION", required=True)
+    update = actions.add_parser("update", help="make a results file the gate's baseline")
+    update.add_argument("results", type=Path, help="results file to record")
+    update.add_argument("-o", "--output", type=Path, default=DEFAULT_BASELINE, help=f"default {DEFAULT_BASELINE}")
+
+
+def handle_baseline(args: argparse.Namespace) -> int:
+    from .gate import update_baseline
+
+    print(f"baseline written: {update_baseline(results=args.results, out=args.output)}")
+    return 0
+
+
+Handler = Callable[[argparse.Namespace], int]
+COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handler], ...] = (
+    ("report", "write index.html, README.md and plots for a results file", configure_report, handle_report),
+    ("compare", "markdown table of what changed between two results files", configure_compare, handle_compare),
+    ("gate", "exit 1 when results cost more than the baseline (2: unusable input)", configure_gate, handle_gate),
+    ("baseline", "manage the gate's baseline: `baseline update RESULTS`", configure_baseline, handle_baseline),
+)
