@@ -22,6 +22,7 @@ import aiosqlite
 import pyperf
 
 from queue_impls.kv import CommitResult, Kv, KvEntry, encode_key, encode_value, open_kv
+from queue_impls.kv.counting import CountingKv
 
 # -------------------------------------------------------------------------------------------------- workload
 
@@ -218,6 +219,17 @@ STORES: dict[str, Store] = {
         kv_store("memory", lambda _: "memory:"),
         kv_store("sqlite", lambda tmp: f"sqlite:{tmp / 'kv.db'}"),
         Store(FLOOR, floor_factory),
+        # The counting wrapper (issue 4) over each store, without and with its trace.
+        kv_store("counting(memory)", lambda _: "memory:", lambda kv: CountingKv(kv, owns_inner=False)),
+        kv_store("traced(memory)", lambda _: "memory:", lambda kv: CountingKv(kv, trace=True, owns_inner=False)),
+        kv_store(
+            "counting(sqlite)", lambda tmp: f"sqlite:{tmp / 'kv.db'}", lambda kv: CountingKv(kv, owns_inner=False)
+        ),
+        kv_store(
+            "traced(sqlite)",
+            lambda tmp: f"sqlite:{tmp / 'kv.db'}",
+            lambda kv: CountingKv(kv, trace=True, owns_inner=False),
+        ),
     )
 }
 
@@ -250,12 +262,20 @@ class Target:
     why: str
 
 
-COMPARISONS: list[Comparison] = [Comparison("sqlite/floor", "sqlite", FLOOR)]
+COMPARISONS: list[Comparison] = [
+    Comparison("sqlite/floor", "sqlite", FLOOR),
+    Comparison("counting-memory", "counting(memory)", "memory", "delta"),
+    Comparison("traced-memory", "traced(memory)", "memory", "delta"),
+    Comparison("counting/sqlite", "counting(sqlite)", "sqlite"),
+    Comparison("traced/sqlite", "traced(sqlite)", "sqlite"),
+]
 
 TARGETS: list[Target] = [
     Target(GET, "sqlite/floor", 1.3, "issue 2: SQLite get within 1.3x of the single-hop floor"),
     Target(LIST_PAGE, "sqlite/floor", 1.3, "issue 2: SQLite 50-entry list page within 1.3x of the floor"),
     Target(GET, "memory", 10.0, "issue 2: memory get under 10 us"),
+    Target(GET, "counting/sqlite", 1.05, "issue 4: counting adds under 5% to a SQLite get"),
+    Target(GET, "counting-memory", 2.0, "issue 4: counting adds under 2 us per call on memory"),
 ]
 
 # ------------------------------------------------------------------------------------------------------ table

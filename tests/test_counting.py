@@ -9,7 +9,7 @@ import pytest
 
 from queue_impls.kv import InvalidKeyError, Kv, KvClosedError, TooManyRangesError, encode_key, encode_value
 from queue_impls.kv.backends.memory import MemoryKv
-from queue_impls.kv.counting import OPS, CountingKv, KvCounts
+from queue_impls.kv.counting import OPS, CountingKv, KvCounts, detect_n_plus_one
 
 
 @pytest.fixture
@@ -224,3 +224,20 @@ async def test_a_nested_wrapper_counts_round_trips_but_not_calls() -> None:
     assert inner.trace == [] and len(outer.trace) == 2
     await outer.close()
     assert inner.closed
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("naive (list + get per entry)", (1001, 1011, 1011, 2000, 1)),
+        ("batched (list + get_many per 10)", (101, 111, 111, 2000, 0)),
+        ("denormalised (list only)", (1, 11, 11, 1000, 0)),
+    ],
+)
+async def test_the_worked_example_of_the_docs(pattern: str, expected: tuple[int, ...]) -> None:
+    from queue_impls.counting_example import measure
+
+    m = await measure(pattern, 1000)
+    c = m.counts
+    findings = detect_n_plus_one(m.trace)
+    assert (c.total_calls, c.round_trips, c.serial_round_trips, c.entries_read, len(findings)) == expected

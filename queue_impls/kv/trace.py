@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from .codec import Key, KeyPart
@@ -102,11 +103,17 @@ def _display_path(filename: str) -> str:
 
 
 def caller_site(skip: int = 2) -> str:
-    """``file:line`` of the nearest frame outside queue_impls/kv/ and asyncio's internals."""
-    frame = sys._getframe(skip)
+    """``file:line`` of the nearest frame outside queue_impls/kv/ and asyncio's internals.
+
+    When the whole stack is library code (a call made from inside queue_impls/kv/), the outermost library frame.
+    """
+    frame: FrameType | None = sys._getframe(skip)
+    fallback = "<unknown>:0"
     while frame is not None:
         filename = frame.f_code.co_filename
         if not filename.startswith(_SKIPPED):
             return f"{_display_path(filename)}:{frame.f_lineno}"
-        frame = frame.f_back  # type: ignore[assignment]
-    return "<unknown>:0"
+        if filename.startswith(_LIBRARY_DIR):
+            fallback = f"{_display_path(filename)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return fallback
