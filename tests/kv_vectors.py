@@ -6,7 +6,8 @@ listing one entry per call with `limit: 1` and resuming from the returned cursor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -137,3 +138,20 @@ async def fill(kv: Kv, keys: Sequence[Key], value: Any = 1) -> None:
         for key in keys[i : i + 1000]:
             op.set(key, value)
         assert (await op.commit()).ok
+
+
+async def expect_error(case: str, error: type[Exception], message: str, call: Callable[[], Any]) -> None:
+    """``call()`` (awaited if it returns an awaitable) raises ``error`` whose text contains ``message``.
+
+    Used to run a table of error cases in one test (one store per table, not per case) with the case in every failure.
+    """
+    try:
+        result = call()
+        if inspect.isawaitable(result):
+            await result
+    except error as exc:
+        assert message in str(exc), f"{case}: {type(exc).__name__}({exc}) lacks {message!r}"
+        return
+    except Exception as exc:
+        raise AssertionError(f"{case}: expected {error.__name__}({message!r}), got {exc!r}") from exc
+    raise AssertionError(f"{case}: did not raise {error.__name__}({message!r})")

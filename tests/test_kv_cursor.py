@@ -17,6 +17,7 @@ from .kv_vectors import (
     CURSORS_START_END_U_W,
     OTHER_KEYS,
     U_KEYS_IN_DENO_ORDER,
+    expect_error,
     fill,
 )
 
@@ -81,14 +82,14 @@ async def test_semantics_doc_example(kv: Kv) -> None:
     assert it.cursor == "AmJiAA=="
 
 
-@pytest.mark.parametrize("split", [0, 1, 6, 12])
-async def test_resume_forward_and_reverse_complement_each_other(filled: Kv, split: int) -> None:
-    it = filled.list(prefix=("u",), limit=split + 1)
-    head = [e.key for e in await it.collect()]
-    tail = [e.key for e in await filled.list(prefix=("u",), cursor=it.cursor).collect()]
-    before = [e.key for e in await filled.list(prefix=("u",), cursor=it.cursor, reverse=True).collect()]
-    assert head + tail == U
-    assert before == head[:-1][::-1]  # reverse resume stops before the cursor key, exclusive
+async def test_resume_forward_and_reverse_complement_each_other(filled: Kv) -> None:
+    for split in (0, 1, 6, 12):
+        it = filled.list(prefix=("u",), limit=split + 1)
+        head = [e.key for e in await it.collect()]
+        tail = [e.key for e in await filled.list(prefix=("u",), cursor=it.cursor).collect()]
+        before = [e.key for e in await filled.list(prefix=("u",), cursor=it.cursor, reverse=True).collect()]
+        assert head + tail == U, split
+        assert before == head[:-1][::-1], split  # reverse resume stops before the cursor key, exclusive
 
 
 async def test_resume_across_batches_matches_one_pass(kv: Kv) -> None:
@@ -142,15 +143,18 @@ async def test_cursor_past_a_prefix_is_not_an_error(filled: Kv) -> None:
     assert len(await filled.list(prefix=("u",), cursor=beyond, reverse=True).collect()) == len(U)
 
 
-@pytest.mark.parametrize(
-    "cursor",
-    ["!!", "AmJiAA", "AmJiAB==", "+/+/", "AmJi AA=", "A==="],
-    ids=["alphabet", "no-pad", "non-canonical", "std-alphabet", "space", "bad-length"],
-)
-async def test_invalid_cursor_raises_on_first_iteration(filled: Kv, cursor: str) -> None:
-    it = filled.list(prefix=("u",), cursor=cursor)
-    with pytest.raises(InvalidCursorError, match="invalid cursor"):
-        await anext(it)
+async def test_invalid_cursor_raises_on_first_iteration(filled: Kv) -> None:
+    cases = {
+        "alphabet": "!!",
+        "no-pad": "AmJiAA",
+        "non-canonical": "AmJiAB==",
+        "std-alphabet": "+/+/",
+        "space": "AmJi AA=",
+        "bad-length": "A===",
+    }  # each one rejected by Deno 2.9.6
+    for case, cursor in cases.items():
+        it = filled.list(prefix=("u",), cursor=cursor)
+        await expect_error(case, InvalidCursorError, "invalid cursor", it.__anext__)
 
 
 async def test_cursor_out_of_bounds(filled: Kv) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
+import functools
 from typing import Any
 
 import pytest
 
 from queue_impls.kv import InvalidArgumentError, InvalidLimitError, InvalidSelectorError, Key, KeyTooLargeError, Kv
 
-from .kv_vectors import fill, spy_reads
+from .kv_vectors import expect_error, fill, spy_reads
 
 KEYS: list[Key] = [("a",), ("a", "z"), ("a", 1), ("a", 2), ("a", 3), ("a", 3, "x"), ("b",), ("b", 1)]  # str < int
 
@@ -79,95 +79,80 @@ async def test_breaking_out_stops_the_reads(kv: Kv, monkeypatch: pytest.MonkeyPa
     assert len(reads) == 1
 
 
-# -- errors raised by kv.list(...) itself --------------------------------------------------------------------------
+# -- errors: which raise from kv.list(...) itself and which on the first iteration, as in Deno 2.9.6 ----------------
 
-
-@pytest.mark.parametrize(
-    ("options", "error", "message"),
-    [
-        (
-            {"prefix": ("a",), "start": ("a", 1), "end": ("a", 2)},
-            InvalidSelectorError,
-            "Selector can not specify both 'start' and 'end' key when specifying 'prefix'",
-        ),
-        (
-            {"start": ("a",)},
-            InvalidSelectorError,
-            "Selector must specify either 'prefix' or both 'start' and 'end' key",
-        ),
-        ({"end": ("a",)}, InvalidSelectorError, "Selector must specify either 'prefix' or both 'start' and 'end' key"),
-        ({}, InvalidSelectorError, "Selector must specify either 'prefix' or both 'start' and 'end' key"),
-        ({"prefix": (), "limit": 0}, InvalidLimitError, "Limit must be a positive integer: received 0"),
-        ({"prefix": (), "limit": -1}, InvalidLimitError, "Limit must be a positive integer: received -1"),
-        ({"prefix": (), "limit": 1.5}, InvalidLimitError, "Limit must be a positive integer: received 1.5"),
-        ({"prefix": (), "limit": True}, InvalidLimitError, "Limit must be a positive integer: received True"),
-        ({"prefix": (), "limit": "1"}, InvalidLimitError, "Limit must be a positive integer"),
-        ({"prefix": (), "batch_size": 0}, InvalidLimitError, "batchSize must be a positive integer: received 0"),
-        ({"prefix": (), "batch_size": 2.5}, InvalidLimitError, "batchSize must be a positive integer: received 2.5"),
-    ],
-    ids=[
+SHAPE = "Selector must specify either 'prefix' or both 'start' and 'end' key"
+LIST_CALL_ERRORS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
+    (
         "prefix+start+end",
-        "start-only",
-        "end-only",
-        "nothing",
-        "limit-0",
-        "limit-neg",
-        "limit-frac",
-        "limit-bool",
-        "limit-str",
-        "batch-0",
+        {"prefix": ("a",), "start": ("a", 1), "end": ("a", 2)},
+        InvalidSelectorError,
+        "Selector can not specify both 'start' and 'end' key when specifying 'prefix'",
+    ),
+    ("start-only", {"start": ("a",)}, InvalidSelectorError, SHAPE),
+    ("end-only", {"end": ("a",)}, InvalidSelectorError, SHAPE),
+    ("nothing", {}, InvalidSelectorError, SHAPE),
+    ("limit-0", {"prefix": (), "limit": 0}, InvalidLimitError, "Limit must be a positive integer: received 0"),
+    ("limit-neg", {"prefix": (), "limit": -1}, InvalidLimitError, "Limit must be a positive integer: received -1"),
+    ("limit-frac", {"prefix": (), "limit": 1.5}, InvalidLimitError, "Limit must be a positive integer: received 1.5"),
+    ("limit-bool", {"prefix": (), "limit": True}, InvalidLimitError, "Limit must be a positive integer: received True"),
+    ("limit-str", {"prefix": (), "limit": "1"}, InvalidLimitError, "Limit must be a positive integer"),
+    ("batch-0", {"prefix": (), "batch_size": 0}, InvalidLimitError, "batchSize must be a positive integer: received 0"),
+    (
         "batch-frac",
-    ],
-)
-async def test_errors_raised_by_list_itself(kv: Kv, options: dict[str, Any], error: type, message: str) -> None:
-    with pytest.raises(error, match=re.escape(message)):
-        kv.list(**options)
-
-
-# -- errors raised on the first iteration ---------------------------------------------------------------------------
+        {"prefix": (), "batch_size": 2.5},
+        InvalidLimitError,
+        "batchSize must be a positive integer: received 2.5",
+    ),
+]
 
 LONG = "x" * 2047  # ("x"*2047,) encodes to 2049 bytes
-
-
-@pytest.mark.parametrize(
-    ("options", "error", "message"),
-    [
-        (
-            {"prefix": ("a",), "start": ("a",)},
-            InvalidSelectorError,
-            "Start key is not in the keyspace defined by prefix",
-        ),
-        (
-            {"prefix": ("a",), "start": ("b", 1)},
-            InvalidSelectorError,
-            "Start key is not in the keyspace defined by prefix",
-        ),
-        ({"prefix": ("a",), "end": ("a",)}, InvalidSelectorError, "End key is not in the keyspace defined by prefix"),
-        ({"prefix": ("a",), "end": ("b", 1)}, InvalidSelectorError, "End key is not in the keyspace defined by prefix"),
-        ({"start": ("b",), "end": ("a",)}, InvalidSelectorError, "Start key is greater than end key"),
-        ({"prefix": (), "batch_size": 1001}, InvalidLimitError, "Too many entries (max 1000)"),
-        ({"prefix": (), "consistency": "bogus"}, InvalidArgumentError, "bogus"),
-        ({"prefix": (LONG,)}, KeyTooLargeError, "Key too large for read (max 2049 bytes)"),
-        ({"start": (LONG + "x",), "end": ("z",)}, KeyTooLargeError, "Key too large for read (max 2049 bytes)"),
-        ({"start": ("a",), "end": (LONG + "x",)}, KeyTooLargeError, "Key too large for read (max 2049 bytes)"),
-    ],
-    ids=[
+READ_MSG = "Key too large for read (max 2049 bytes)"
+FIRST_ITERATION_ERRORS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
+    (
         "start==prefix",
+        {"prefix": ("a",), "start": ("a",)},
+        InvalidSelectorError,
+        "Start key is not in the keyspace defined by prefix",
+    ),
+    (
         "start-outside",
+        {"prefix": ("a",), "start": ("b", 1)},
+        InvalidSelectorError,
+        "Start key is not in the keyspace defined by prefix",
+    ),
+    (
         "end==prefix",
+        {"prefix": ("a",), "end": ("a",)},
+        InvalidSelectorError,
+        "End key is not in the keyspace defined by prefix",
+    ),
+    (
         "end-outside",
-        "start>end",
-        "batch-1001",
-        "consistency",
-        "prefix-2049",
-        "start-2050",
-        "end-2050",
-    ],
-)
-async def test_errors_raised_on_first_iteration(kv: Kv, options: dict[str, Any], error: type, message: str) -> None:
-    it = kv.list(**options)
-    with pytest.raises(error, match=re.escape(message)):
-        await anext(it)
+        {"prefix": ("a",), "end": ("b", 1)},
+        InvalidSelectorError,
+        "End key is not in the keyspace defined by prefix",
+    ),
+    ("start>end", {"start": ("b",), "end": ("a",)}, InvalidSelectorError, "Start key is greater than end key"),
+    ("batch-1001", {"prefix": (), "batch_size": 1001}, InvalidLimitError, "Too many entries (max 1000)"),
+    ("consistency", {"prefix": (), "consistency": "bogus"}, InvalidArgumentError, "bogus"),
+    ("prefix-2049", {"prefix": (LONG,)}, KeyTooLargeError, READ_MSG),
+    ("start-2050", {"start": (LONG + "x",), "end": ("z",)}, KeyTooLargeError, READ_MSG),
+    ("end-2050", {"start": ("a",), "end": (LONG + "x",)}, KeyTooLargeError, READ_MSG),
+]
+
+
+async def test_errors_raised_by_list_itself(kv: Kv) -> None:
+    for case, options, error, message in LIST_CALL_ERRORS:
+        await expect_error(case, error, message, functools.partial(kv.list, **options))
+
+
+async def test_errors_raised_on_the_first_iteration(kv: Kv, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = spy_reads(kv, monkeypatch)
+    for case, options, error, message in FIRST_ITERATION_ERRORS:
+        it = kv.list(**options)  # must not raise yet
+        await expect_error(case, error, message, it.__anext__)
+    assert reads == []  # rejected before any round trip
 
 
 async def test_explicit_bounds_may_be_2049_bytes_and_a_prefix_2048(kv: Kv) -> None:
