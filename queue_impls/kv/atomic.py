@@ -64,9 +64,12 @@ def apply_u64(kind: MutationKind, old: tuple[bytes, int] | None, operand: int) -
 def expire_at(expire_in: Any) -> int | None:
     if expire_in is None:
         return None
-    if isinstance(expire_in, bool) or not isinstance(expire_in, int) or expire_in < 0:
-        raise InvalidMutationError(f"expire_in must be a non-negative integer of milliseconds, got {expire_in!r}")
-    return int(time.time() * 1000) + expire_in
+    integral = isinstance(expire_in, int) or (isinstance(expire_in, float) and expire_in.is_integer())
+    if isinstance(expire_in, bool) or not integral or expire_in < 0:  # Deno accepts 2.0, not 1.5 or true
+        raise InvalidMutationError(
+            f"expireIn must be a non-negative integer: received {expire_in!r} (expire_in, in milliseconds)"
+        )
+    return int(time.time() * 1000) + int(expire_in)
 
 
 class AtomicOperation:

@@ -99,6 +99,15 @@ def _encode_float(x: float, out: bytearray) -> None:
     out += bits.to_bytes(8, "big")
 
 
+def _utf8_key_part(part: str) -> bytes:
+    try:
+        return part.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: Deno would store U+FFFD, so the key would not round-trip
+        raise InvalidKeyError(
+            f"Invalid key part {part!r}: a str key part must be valid Unicode (no lone surrogates)"
+        ) from None
+
+
 def encode_key(key: Key) -> bytes:
     """Encode a key tuple exactly as Deno does; byte order of the result is Deno's key order."""
     if not isinstance(key, tuple):
@@ -109,7 +118,7 @@ def encode_key(key: Key) -> bytes:
             out.append(_TRUE if part else _FALSE)
         elif isinstance(part, str):
             out.append(_STRING)
-            out += _escape(part.encode("utf-8"))
+            out += _escape(_utf8_key_part(part))
             out.append(0)
         elif isinstance(part, int):
             _encode_int(part, out)
@@ -279,10 +288,11 @@ def encode_value(value: Any) -> tuple[bytes, int]:
     try:
         _check_plain(value)
     except _NeedsTags:
-        return b"T" + _dumps(_tag(value)).encode("utf-8"), ENC_SERIALIZED
+        return b"T" + _dumps(_tag(value)).encode("utf-8", "surrogatepass"), ENC_SERIALIZED
     except RecursionError:
         raise InvalidValueError("Value is nested too deeply (or contains itself)") from None
-    return b"J" + _dumps(value).encode("utf-8"), ENC_SERIALIZED
+    # surrogatepass: a lone surrogate round-trips, as in V8's serialisation (json.loads of bytes undoes it)
+    return b"J" + _dumps(value).encode("utf-8", "surrogatepass"), ENC_SERIALIZED
 
 
 def decode_value(payload: bytes, encoding: int) -> Any:
