@@ -47,9 +47,24 @@ class Job:
 
     def to_value(self) -> dict[str, Any]:
         """The dict stored in the KV (the job record and every full-job index copy)."""
-        value = dataclasses.asdict(self)
-        value["status"] = self.status.value
-        return value
+        return {
+            "id": self.id,
+            "name": self.name,
+            "data": self.data,
+            "status": self.status.value,
+            "priority": self.priority,
+            "max_attempts": self.max_attempts,
+            "created_at": self.created_at,
+            "run_at": self.run_at,
+            "attempts": self.attempts,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+            "failed_at": self.failed_at,
+            "error": self.error,
+            "errors": [dict(e) for e in self.errors],
+            "backoff": None if self.backoff is None else dict(self.backoff),
+            "worker": self.worker,
+        }
 
     @classmethod
     def from_value(cls, value: Any) -> Job | None:

@@ -58,10 +58,10 @@ MAX_CAS_ATTEMPTS: Final = 20
 PROMOTE_BATCH: Final = 50
 #: Expired leases handled per reap_expired() call.
 REAP_BATCH: Final = 50
-#: Ready entries a claim reads per KV round trip while looking for claimable jobs.
-CLAIM_SCAN_BATCH: Final = 20
-#: A claim gives up after looking at this many ready entries (all of other names, or at their concurrency limit).
-CLAIM_SCAN_MAX: Final = 500
+#: Ready entries a claim reads first: the head of the queue, enough for a worker's free slots and some lost races.
+CLAIM_FIRST_BATCH: Final = 20
+#: Ready entries per further read, when the head held only jobs of other names or of names at their limit.
+CLAIM_SCAN_BATCH: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +95,7 @@ class Queue:
         self.backoff = Backoff.from_value(backoff)
         self.rng = rng or random.Random()
         self.on_event = on_event
+        self._valid_names: set[str] = set()
 
     # -- adding and reading ------------------------------------------------------------------------
 
@@ -113,7 +114,7 @@ class Queue:
         now = self.clock.now()
         job = Job(
             id=new_job_id(),
-            name=check_name(name, self.layout),
+            name=self._check_name(name),
             data=data,
             status=JobStatus.PENDING,
             priority=check_priority(priority),
@@ -130,6 +131,15 @@ class Queue:
         await self._commit_or_raise(op, f"add of job {job.id}")
         await self._emit(JobEventType.ADDED, job)
         return job.id
+
+    def _check_name(self, name: Any) -> str:
+        if (
+            not isinstance(name, str) or name not in self._valid_names
+        ):  # the check builds every key of the name: remember names that passed
+            check_name(name, self.layout)
+            if len(self._valid_names) < 10_000:
+                self._valid_names.add(name)
+        return str(name)
 
     async def get_job(self, job_id: str) -> Job | None:
         job, _ = await self.layout.get(self.kv, job_id)
@@ -202,7 +212,7 @@ class Queue:
 
     async def set_concurrency(self, name: str, limit: int | None) -> None:
         """At most ``limit`` jobs of this name run at once across all workers and processes (None: no limit)."""
-        check_name(name, self.layout)
+        self._check_name(name)
         if limit is None:
             await self.kv.delete(limit_key(name))
             return
@@ -221,17 +231,21 @@ class Queue:
         lease = check_positive(lease, "lease")
         leases: list[Lease] = []
         saturated: set[str] = set()
-        scanned = 0
-        async for entry in self.kv.list(prefix=READY, batch_size=CLAIM_SCAN_BATCH):
-            scanned += 1
-            name = entry.value
-            if (names is None or name in names) and name not in saturated:
-                claimed = await self._claim_one(entry, worker, lease, saturated)
-                if claimed is not None:
-                    leases.append(claimed)
-            if len(leases) >= max_jobs or scanned >= CLAIM_SCAN_MAX:
-                break
-        return leases
+        cursor, batch = None, CLAIM_FIRST_BATCH
+        while True:
+            page = self.kv.list(prefix=READY, limit=batch, cursor=cursor)
+            entries = await page.collect()
+            for entry in entries:
+                name = entry.value
+                if (names is None or name in names) and name not in saturated:
+                    claimed = await self._claim_one(entry, worker, lease, saturated)
+                    if claimed is not None:
+                        leases.append(claimed)
+                        if len(leases) >= max_jobs:
+                            return leases
+            if len(entries) < batch:
+                return leases
+            cursor, batch = page.cursor, CLAIM_SCAN_BATCH  # only other names (or saturated ones) so far: read on
 
     async def _claim_one(self, ready: KvEntry, worker: str, lease: float, saturated: set[str]) -> Lease | None:
         job_id, name = ready.key[-1], ready.value
