@@ -17,7 +17,7 @@ _text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12
 scalars = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(min_value=-(2**53), max_value=2**53),
+    st.integers(min_value=-(2**53), max_value=2**53) | st.integers(min_value=-(2**80), max_value=2**80),
     st.floats(allow_nan=False),
     _text,
     st.binary(max_size=16),
@@ -60,6 +60,9 @@ ROUND_TRIP_CASES: list[Any] = [
     0,
     -1,
     2**53,
+    2**53 + 1,
+    2**64 + 1,
+    -(2**70),
     0.0,
     -0.0,
     1.0,
