@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from .atomic import AtomicOperation
 from .base import Kv, KvListIterator
-from .codec import Key, decode_key
+from .codec import Key
 from .counts import OPS, KvCounts
 from .latency import (
     DENO_DEPLOY_CROSS_REGION_STRONG,
@@ -111,9 +111,10 @@ class CountingKv(Kv):
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
         lane, end = self._begin_round_trip()
         try:
-            if self.latency is not None:
-                rtt = self.latency.round_trip_ms(self._rng)
-                await self.latency.sleep(rtt / 2)
+            latency = self.latency
+            if latency is not None:
+                rtt = latency.round_trip_ms(self._rng)
+                await latency.sleep(rtt / 2)
             results = await self.inner._read(ranges, consistency)
             entries = nbytes = 0
             for rows in results:
@@ -123,11 +124,12 @@ class CountingKv(Kv):
             counts = self.counts
             counts.entries_read += entries
             counts.bytes_read += nbytes
-            current = _CURRENT.get()
-            if current is not None and current[0] is self:
-                self._attribute_read(current[1], results, entries, nbytes)
-            if self.latency is not None:
-                await self.latency.sleep(rtt / 2 + self.latency.transfer_ms(nbytes))
+            if self.tracing:
+                current = _CURRENT.get()
+                if current is not None and current[0] is self:
+                    _attribute_read(current[1], results, entries, nbytes)
+            if latency is not None:
+                await latency.sleep(rtt / 2 + latency.transfer_ms(nbytes))
             return results
         finally:
             self._end_round_trip(lane, end)
@@ -140,7 +142,7 @@ class CountingKv(Kv):
             counts.mutations += len(mutations)
             counts.checks += len(checks)
             counts.bytes_written += written
-            current = _CURRENT.get()
+            current = _CURRENT.get() if self.tracing else None
             if current is not None and current[0] is self:
                 current[1].round_trips += 1
                 current[1].bytes_written += written
@@ -158,28 +160,16 @@ class CountingKv(Kv):
         if self.owns_inner:
             await self.inner.close()
 
-    @staticmethod
-    def _attribute_read(event: TraceEvent, results: list[list[RawEntry]], entries: int, nbytes: int) -> None:
-        event.round_trips += 1
-        event.entries += entries
-        event.bytes_read += nbytes
-        event.results.extend((decode_key(raw.key), raw.value) for rows in results for raw in rows)
-
     # -- the serial-round-trip clock -------------------------------------------------------------------
     # Each task carries (lane, clock) in a context variable; a child task inherits its creator's pair, so the
     # round trips of tasks spawned together (gather, TaskGroup, create_task) start at the same clock, and a
     # task's next round trip starts after what its finished descendants did. Tasks with no lane that start in
     # the same event-loop pass are siblings too; later ones start after everything completed so far.
 
-    def _lane(self) -> tuple[_Lane, int]:
-        task = asyncio.current_task()
-        state = self._lane_var.get()
+    def _new_lane(self, state: tuple[_Lane, int] | None, task: object) -> tuple[_Lane, int]:
         if state is None:
             return _Lane(task, None), self._root_start()
-        lane, clock = state
-        if lane.task is task:
-            return lane, clock
-        return _Lane(task, lane), clock
+        return _Lane(task, state[0]), state[1]  # a child task: starts where its creator was
 
     def _root_start(self) -> int:
         loop = asyncio.get_running_loop()
@@ -193,7 +183,12 @@ class CountingKv(Kv):
         self._root_loop = None
 
     def _begin_round_trip(self) -> tuple[_Lane, int]:
-        lane, clock = self._lane()
+        state = self._lane_var.get()
+        task = asyncio.current_task()
+        if state is not None and state[0].task is task:
+            lane, clock = state
+        else:
+            lane, clock = self._new_lane(state, task)
         end = max(clock, lane.joined) + 1
         self._lane_var.set((lane, end))
         counts = self.counts
@@ -213,7 +208,9 @@ class CountingKv(Kv):
 
     def sync_point(self) -> None:
         """Treat every round trip completed so far as happened-before the current task's next one."""
-        lane, clock = self._lane()
+        state = self._lane_var.get()
+        task = asyncio.current_task()
+        lane, clock = state if state is not None and state[0].task is task else self._new_lane(state, task)
         self._lane_var.set((lane, max(clock, self._completed)))
 
     # -- tracing ---------------------------------------------------------------------------------------
@@ -248,13 +245,13 @@ class CountingKv(Kv):
     async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
         self.counts.calls["get"] += 1
         if not self.tracing:
-            return await super().get(key, consistency=consistency)
+            return await Kv.get(self, key, consistency=consistency)
         return await self._traced(self._key_event("get", [key]), super().get(key, consistency=consistency))
 
     async def get_many(self, keys: Sequence[Key], *, consistency: Consistency = "strong") -> list[KvEntry]:
         self.counts.calls["get_many"] += 1
         if not self.tracing:
-            return await super().get_many(keys, consistency=consistency)
+            return await Kv.get_many(self, keys, consistency=consistency)
         event = self._key_event("get_many", list(keys))
         return await self._traced(event, super().get_many(keys, consistency=consistency))
 
@@ -327,6 +324,13 @@ class CountingKv(Kv):
 
 def _trace_key(key: Any) -> Key:
     return tuple(key) if isinstance(key, tuple | list) else (key,)
+
+
+def _attribute_read(event: TraceEvent, results: list[list[RawEntry]], entries: int, nbytes: int) -> None:
+    event.round_trips += 1
+    event.entries += entries
+    event.bytes_read += nbytes
+    event.raw_results.extend(raw for rows in results for raw in rows)  # keys decoded only if someone looks
 
 
 class _CountingAtomic(AtomicOperation):

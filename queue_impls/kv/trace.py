@@ -16,7 +16,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .codec import Key, KeyPart
+from .codec import Key, KeyPart, decode_key
+from .types import RawEntry
 
 _NAME = re.compile(r"[A-Za-z_.:\-]{0,40}")
 
@@ -77,8 +78,13 @@ class TraceEvent:
     duration_s: float = 0.0
     #: Name of the exception the call raised, if any.
     error: str | None = None
-    #: Entries the store returned, as (key, value): what the N+1 detector follows.
-    results: list[tuple[Key, Any]] = field(default_factory=list, repr=False)
+    #: Entries the store returned, as the backend gave them (encoded keys); see ``results``.
+    raw_results: list[RawEntry] = field(default_factory=list, repr=False)
+
+    @property
+    def results(self) -> list[tuple[Key, Any]]:
+        """Entries the store returned, as (key, value): what the N+1 detector follows (keys decoded on demand)."""
+        return [(decode_key(raw.key), raw.value) for raw in self.raw_results]
 
     @property
     def bytes(self) -> int:
@@ -94,12 +100,20 @@ _LIBRARY_DIR = str(Path(__file__).resolve().parent) + os.sep
 _SKIPPED = (_LIBRARY_DIR, str(Path(os.__file__).resolve().parent / "asyncio") + os.sep, "<frozen ")
 
 
+_DISPLAY: dict[tuple[str, str], str] = {}
+
+
 def _display_path(filename: str) -> str:
-    try:
-        rel = os.path.relpath(filename)
-    except ValueError:  # another drive on Windows
-        return filename
-    return filename if rel.startswith("..") else rel
+    """Relative to the working directory when the file is below it, else as Python knows it (cached)."""
+    cwd = os.getcwd()
+    shown = _DISPLAY.get((cwd, filename))
+    if shown is None:
+        try:
+            rel = os.path.relpath(filename, cwd)
+        except ValueError:  # another drive on Windows
+            rel = ".."
+        shown = _DISPLAY[cwd, filename] = filename if rel.startswith("..") else rel
+    return shown
 
 
 def caller_site(skip: int = 2) -> str:
@@ -108,12 +122,14 @@ def caller_site(skip: int = 2) -> str:
     When the whole stack is library code (a call made from inside queue_impls/kv/), the outermost library frame.
     """
     frame: FrameType | None = sys._getframe(skip)
-    fallback = "<unknown>:0"
+    outermost: FrameType | None = None
     while frame is not None:
         filename = frame.f_code.co_filename
         if not filename.startswith(_SKIPPED):
             return f"{_display_path(filename)}:{frame.f_lineno}"
         if filename.startswith(_LIBRARY_DIR):
-            fallback = f"{_display_path(filename)}:{frame.f_lineno}"
+            outermost = frame
         frame = frame.f_back
-    return fallback
+    if outermost is None:
+        return "<unknown>:0"
+    return f"{_display_path(outermost.f_code.co_filename)}:{outermost.f_lineno}"
