@@ -194,6 +194,9 @@ class KvListIterator(AsyncIterator[KvEntry]):
         self._last_batch = False
         self._done = False
         self._count = 0
+        # Every key under a prefix selector starts with the encoded prefix, whole parts: decode that part once.
+        self._prefix_len = len(selector.prefix) if selector.prefix else 0
+        self._prefix_key = decode_key(selector.prefix) if selector.prefix else ()
 
     @property
     def cursor(self) -> str:
@@ -224,7 +227,7 @@ class KvListIterator(AsyncIterator[KvEntry]):
         raw = self._buffer.pop()
         self._last_key = raw.key
         self._count += 1
-        return KvEntry(decode_key(raw.key), raw.value, raw.versionstamp)
+        return KvEntry(self._prefix_key + decode_key(raw.key[self._prefix_len :]), raw.value, raw.versionstamp)
 
     async def _pull(self) -> list[RawEntry]:
         if self._last_key is None:
