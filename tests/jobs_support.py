@@ -58,3 +58,41 @@ def failing(message: str = "boom") -> Callable[[Job], Any]:
         raise RuntimeError(message)
 
     return handler
+
+
+def run_worker_process(db_path: str, layout: str, workers: int, concurrency: int, barrier: Any, out_path: str) -> None:
+    """A child process of the multi-process test: ``workers`` Workers on one SQLite file, until idle.
+
+    Writes one JSON line per handler run (job id, pid, start, end) and a last line with the workers' lost leases.
+    """
+    import asyncio
+    import json
+    import os
+    import time
+
+    from queue_impls.jobs import Worker
+    from queue_impls.kv import open_kv
+
+    runs: list[dict[str, Any]] = []
+
+    async def handler(job: Job) -> None:
+        start = time.time()
+        await asyncio.sleep(0)
+        runs.append({"id": job.id, "pid": os.getpid(), "start": start, "end": time.time()})
+
+    async def main() -> int:
+        async with await open_kv(f"sqlite:{db_path}") as kv:
+            q = Queue(kv, layout)
+            pool = [
+                Worker(q, {"job": handler}, concurrency=concurrency, poll_interval=0.05, worker_id=f"{os.getpid()}-{i}")
+                for i in range(workers)
+            ]
+            barrier.wait()
+            await asyncio.gather(*(w.run_until_idle() for w in pool))
+            return sum(w.lost for w in pool)
+
+    lost = asyncio.run(main())
+    with open(out_path, "w") as out:
+        for run in runs:
+            out.write(json.dumps(run) + "\n")
+        out.write(json.dumps({"lost": lost}) + "\n")
