@@ -180,7 +180,7 @@ def gate(*, baseline: Path, results: Path, config: Path | None = None, times: st
         settings = load_config(config or DEFAULT_CONFIG)
         if times is not None:
             settings = GateConfig(times, settings.threshold, settings.thresholds, settings.ignore_counts)
-        verdict = evaluate(_load(baseline), _load(results), settings)
+        verdict = evaluate(_load(baseline, "baseline"), _load(results, "results file"), settings)
     except (GateError, ResultsError) as exc:
         print(f"qbench gate: {exc}", file=sys.stderr)
         return 2
@@ -193,9 +193,11 @@ def gate(*, baseline: Path, results: Path, config: Path | None = None, times: st
     return verdict.status
 
 
-def _load(path: Path) -> pd.DataFrame:
+def _load(path: Path, what: str = "results file") -> pd.DataFrame:
     if not path.is_file():
-        raise GateError(f"results file not found: {path}")
+        raise GateError(
+            f"{what} not found: {path}" + (": run `qbench baseline update RESULTS`" if what == "baseline" else "")
+        )
     return load(path)
 
 

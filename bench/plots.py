@@ -22,8 +22,8 @@ COLOURS = {"naive": "#d62728", "optimized": "#1f77b4", "batched": "#ff7f0e", "in
 MARKERS = {"naive": "o", "optimized": "s", "batched": "^", "indexed": "D"}
 LINESTYLES = {"naive": "-", "optimized": "--", "batched": "-.", "indexed": ":"}
 EXTRA_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-# The slice of list_by_name the N plots show: one name, first page, no filter (the seed's shape).
-BASE_SLICE = {"K": 1, "offset": 0, "status": "none"}
+SLICE_PARAMS = ("K", "limit", "offset", "status")
+STATUS_TITLES = {"none": "no status filter", "rare": "status filter matching 1%", "half": "status filter matching 50%"}
 
 
 def colour(layout: str) -> str:
@@ -45,15 +45,24 @@ def select(df: pd.DataFrame, scenario: str, metric: str, **params: object) -> pd
     return rows
 
 
-def pick_limit(df: pd.DataFrame) -> float | None:
-    """The largest page size swept in list_by_name: the one where per-job costs show most."""
-    limits = df.loc[df["scenario"] == "list_by_name", "limit"].dropna()
-    return None if limits.empty else float(limits.max())
+def n_slice(df: pd.DataFrame) -> dict[str, Any] | None:
+    """The list_by_name parameters besides N that were swept over the most N values (ties: no status filter, then
+    the largest page); None when no slice has two N, since a plot against N needs two points."""
+    rows = df[(df["scenario"] == "list_by_name") & (df["metric"] == "calls")]
+    if rows.empty:
+        return None
+    spans = rows.groupby(list(SLICE_PARAMS), dropna=False)["N"].nunique()
+    ranked: list[tuple[tuple[Any, ...], int]] = list(spans.items())  # type: ignore[arg-type]
+    key, count = max(ranked, key=lambda kv: (kv[1], kv[0][3] == "none", kv[0][1]))
+    return dict(zip(SLICE_PARAMS, key, strict=True)) if count >= 2 else None
 
 
-def swept_limit(df: pd.DataFrame) -> float | None:
-    """pick_limit, when list_by_name swept at least two N (a plot against N needs two points)."""
-    return pick_limit(df) if df.loc[df["scenario"] == "list_by_name", "N"].nunique() >= 2 else None
+def describe(params: dict[str, Any]) -> str:
+    """K=1, limit=50, offset=0, no status filter."""
+    text = [f"{k}={params[k]:g}" for k in SLICE_PARAMS if k in params and k != "status"]
+    if "status" in params:
+        text.append(STATUS_TITLES.get(params["status"], f"status={params['status']}"))
+    return ", ".join(text)
 
 
 def _figure(ncols: int = 1, width: float = 6.4, nrows: int = 1, height: float = 4.4) -> tuple[Figure, list[Axes]]:
@@ -83,52 +92,39 @@ def _lines(ax: Axes, rows: pd.DataFrame, x: str, y: str = "value") -> None:
         ax.plot(part[x], part[y], **style(layout))
 
 
-STATUS_TITLES = {"none": "no status filter", "rare": "status filter matching 1%", "half": "status filter matching 50%"}
-
-
 def counts_vs_n(df: pd.DataFrame) -> Figure | None:
     """KV calls and round trips per list call against N, log-log, one line per layout; a row per status filter."""
-    limit = swept_limit(df)
-    if limit is None:
+    chosen = n_slice(df)
+    if chosen is None:
         return None
-    statuses = [s for s in STATUS_TITLES if not select(df, "list_by_name", "calls", status=s).empty]
-    fig, axes = _figure(2, width=5.2, nrows=len(statuses), height=3.6)
-    for row, status in enumerate(statuses):
+    slices = [{**chosen, "status": s} for s in STATUS_TITLES]
+    slices = [p for p in slices if select(df, "list_by_name", "calls", **p)["N"].nunique() >= 2]
+    fig, axes = _figure(2, width=5.2, nrows=len(slices), height=3.6)
+    for row, params in enumerate(slices):
         for col, (metric, label) in enumerate((("calls", "KV calls"), ("round_trips", "round trips"))):
             ax = axes[row * 2 + col]
-            params = {**BASE_SLICE, "status": status}
-            _lines(ax, select(df, "list_by_name", metric, limit=limit, **params), "N")
-            ax.set(
-                xscale="log",
-                yscale="log",
-                xlabel="jobs in the store, N",
-                ylabel=f"{label} per call",
-                title=f"{label} vs N, {STATUS_TITLES[status]}",
-            )
+            _lines(ax, select(df, "list_by_name", metric, **params), "N")
+            ax.set(xscale="log", yscale="log", xlabel="jobs in the store, N", ylabel=f"{label} per call")
+            ax.set_title(f"{label} vs N, {STATUS_TITLES.get(params['status'], params['status'])}")
             ax.grid(True, which="both", alpha=0.3)
     _legend(fig, axes[0])
-    fig.suptitle(f"Cost of one list_jobs(name, limit={limit:g}) call (K=1, offset=0)")
+    fig.suptitle(f"Cost of one list_jobs call ({describe({k: v for k, v in chosen.items() if k != 'status'})})")
     return fig
 
 
 def time_vs_n(df: pd.DataFrame) -> Figure | None:
     """Mean time per list call against N, log-log, with pyperf's standard deviation as error bars."""
-    limit = swept_limit(df)
-    rows = select(df, "list_by_name", "time", limit=limit, **BASE_SLICE) if limit is not None else df.iloc[:0]
-    if rows.empty:
+    chosen = n_slice(df)
+    if chosen is None:
         return None
+    rows = select(df, "list_by_name", "time", **chosen)
     scale, unit = time_unit(rows["value"].tolist())
     fig, (ax,) = _figure()
     for layout in layouts_of(rows):
         part = rows[rows["layout"] == layout].sort_values("N")
         ax.errorbar(part["N"], part["value"] / scale, yerr=part["stdev"].fillna(0) / scale, capsize=3, **style(layout))
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="jobs in the store, N",
-        ylabel=f"time per call ({unit})",
-        title=f"Time per list_jobs call vs N (limit={limit:g}, no filter)",
-    )
+    ax.set(xscale="log", yscale="log", xlabel="jobs in the store, N", ylabel=f"time per call ({unit})")
+    ax.set_title(f"Time per list_jobs call vs N\n({describe(chosen)})")
     ax.grid(True, which="both", alpha=0.3)
     _legend(fig, ax)
     return fig
@@ -136,9 +132,13 @@ def time_vs_n(df: pd.DataFrame) -> Figure | None:
 
 def time_vs_rtt(df: pd.DataFrame) -> Figure | None:
     """rtt_sweep: measured time per call (points) and the round-trip model's prediction (lines) against RTT."""
-    measured, predicted = select(df, "rtt_sweep", "time"), select(df, "rtt_sweep", "predicted_s")
+    measured = select(df, "rtt_sweep", "time")
     if measured.empty:
         return None
+    keys = ["N", *SLICE_PARAMS]
+    point: tuple[Any, ...] = measured.groupby(keys, dropna=False).size().idxmax()  # type: ignore[assignment]
+    params = dict(zip(keys, point, strict=True))  # one parameter point, if several were swept
+    measured, predicted = select(df, "rtt_sweep", "time", **params), select(df, "rtt_sweep", "predicted_s", **params)
     scale, unit = time_unit(measured["value"].tolist())
     fig, (ax,) = _figure(width=7.0, height=5.0)
     for layout in layouts_of(measured):
@@ -153,7 +153,10 @@ def time_vs_rtt(df: pd.DataFrame) -> Figure | None:
         yscale="log",
         xlabel="simulated network round-trip time, RTT (ms)",
         ylabel=f"time per call ({unit})",
-        title="Time per list_jobs call vs RTT\nmeasured (markers) and predicted from round trips (dashed)",
+    )
+    ax.set_title(
+        f"Time per list_jobs call vs RTT, measured (markers) and predicted (dashed)\n(N={params['N']:g}, "
+        f"{describe(params)})"
     )
     ax.set_xticks(sorted(measured["rtt_ms"].unique()))
     ax.grid(True, which="both", alpha=0.3)
@@ -163,38 +166,37 @@ def time_vs_rtt(df: pd.DataFrame) -> Figure | None:
 
 def speedup_heatmap(df: pd.DataFrame) -> Figure | None:
     """Speedup (naive time / layout time) of each layout over naive, on the N x limit grid of list_by_name."""
-    rows = select(df, "list_by_name", "time", **BASE_SLICE)
+    chosen = n_slice(df) or {"K": 1, "offset": 0, "status": "none"}
+    fixed = {k: chosen[k] for k in ("K", "offset", "status")}
+    rows = select(df, "list_by_name", "time", **fixed)
     others = [lay for lay in layouts_of(rows) if lay != "naive"]
     if rows.empty or "naive" not in set(rows["layout"]) or not others:
         return None
     grid = rows.pivot_table(index=["limit", "N"], columns="layout", values="value")
-    fig, axes = _figure(len(others), width=4.2)
     speedups = {lay: (grid["naive"] / grid[lay]).unstack("N") for lay in others}
-    top = max(float(np.nanmax(s.to_numpy())) for s in speedups.values())
+    top = max(max(float(np.nanmax(s.to_numpy())) for s in speedups.values()), 2.0)
+    fig, axes = _figure(len(others), width=4.2)
     for ax, layout in zip(axes, others, strict=True):
-        table = speedups[layout]
-        image = ax.imshow(
-            table.to_numpy(),
-            cmap="RdYlGn",
-            norm=matplotlib.colors.LogNorm(1 / max(top, 2), max(top, 2)),
-            aspect="auto",
-            origin="lower",
-        )
-        ax.set(
-            xticks=range(len(table.columns)),
-            xticklabels=[f"{n:g}" for n in table.columns],
-            yticks=range(len(table.index)),
-            yticklabels=[f"{v:g}" for v in table.index],
-            xlabel="jobs in the store, N",
-            ylabel="page size, limit",
-            title=f"{layout} over naive",
-        )
-        for (i, j), value in np.ndenumerate(table.to_numpy()):
-            dark = value > top**0.6 or value < top**-0.6
-            ax.text(j, i, f"{value:.1f}×", ha="center", va="center", fontsize=10, color="white" if dark else "black")
+        image = _heat(ax, speedups[layout], top)
+        ax.set_title(f"{layout} over naive")
     fig.colorbar(image, ax=axes, label="speedup (naive time / layout time)")
-    fig.suptitle("Speedup over naive, time per list_jobs call (K=1, offset=0, no filter)")
+    fig.suptitle(f"Speedup over naive, time per list_jobs call ({describe(fixed)}); grey: not measured")
     return fig
+
+
+def _heat(ax: Axes, table: pd.DataFrame, top: float) -> Any:
+    values = table.to_numpy(dtype=float)
+    cmap = matplotlib.colormaps["RdYlGn"].with_extremes(bad="#dddddd")
+    image = ax.imshow(values, cmap=cmap, norm=matplotlib.colors.LogNorm(1 / top, top), aspect="auto", origin="lower")
+    ax.set_xticks(range(len(table.columns)), [f"{n:g}" for n in table.columns])
+    ax.set_yticks(range(len(table.index)), [f"{v:g}" for v in table.index])
+    ax.set(xlabel="jobs in the store, N", ylabel="page size, limit")
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            dark = value > top**0.6 or value < top**-0.6
+            label = f"{value:,.0f}×" if value >= 100 else f"{value:.1f}×"
+            ax.text(j, i, label, ha="center", va="center", fontsize=10, color="white" if dark else "black")
+    return image
 
 
 def bytes_written(df: pd.DataFrame) -> Figure | None:
@@ -211,7 +213,7 @@ def bytes_written(df: pd.DataFrame) -> Figure | None:
         bars = ax.bar(
             np.arange(len(ops)) + i * width - 0.4 + width / 2, values, width, color=colour(layout), label=layout
         )
-        ax.bar_label(bars, fmt="%g", fontsize=7)
+        ax.bar_label(bars, fmt="%g", fontsize=7, rotation=90, padding=2)
     ax.set(
         xticks=range(len(ops)),
         xticklabels=ops,
@@ -273,7 +275,7 @@ def break_even(df: pd.DataFrame) -> Figure | None:
         )
         ax.grid(True, which="both", alpha=0.3)
     _legend(fig, axes[0])
-    fig.suptitle("Break-even: where a layout's cheaper reads pay for its heavier writes (dots)")
+    fig.suptitle("Mixed workload: cost per job as reads grow; a dot marks where a layout starts to beat naive")
     return fig
 
 

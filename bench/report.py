@@ -102,10 +102,10 @@ def complexity(df: pd.DataFrame) -> list[Block]:
     classes = classify(lists, [*COMPLEXITY_METRICS, "time"])
     if classes.empty:
         return [Paragraph("No list_by_name sweep over N with two or more N values: no complexity classes.")]
-    limit = plots.pick_limit(df)
-    shown = classes[
-        (classes["limit"] == limit) & (classes["K"] == 1) & (classes["offset"] == 0) & (classes["status"] == "none")
-    ]
+    chosen = plots.n_slice(df) or {}
+    shown = classes
+    for key, value in chosen.items():
+        shown = shown[shown[key] == value]
     counts = classes[classes["kind"] == "count"]
     rows = []
     for layout in plots.layouts_of(classes):
@@ -115,7 +115,7 @@ def complexity(df: pd.DataFrame) -> list[Block]:
         rows.append([layout, *(mine.get(m) for m in [*COMPLEXITY_METRICS, "time"]), where])
     headers = ["layout", *COMPLEXITY_METRICS, "time", "worst count class in any slice"]
     note = (
-        f"Class of each cost in N for list_jobs(limit={limit:g}, K=1, offset=0, no filter), fitted over "
+        f"Class of each cost in N for list_jobs({plots.describe(chosen)}), fitted over "
         f"N = {', '.join(f'{n:g}' for n in sorted(lists['N'].dropna().unique()))}. A bare class is exact: the count "
         "is a + b·f(N) for every N swept; `~` marks the closest class when none is exact (always so for time, "
         "which is fitted by least squares). The class describes the swept range only; see docs/reports.md."
