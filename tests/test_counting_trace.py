@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -96,3 +97,20 @@ async def test_tracing_off_records_nothing_and_a_custom_fingerprint_is_used(kv: 
 def _line_of(text: str) -> int:
     with open(__file__) as f:
         return next(i for i, line in enumerate(f, 1) if text in line)
+
+
+async def test_concurrent_lists_keep_their_own_batches(ckv: CountingKv) -> None:
+    await fill(ckv.inner, 20, "a")
+    await fill(ckv.inner, 20, "b")
+    ckv.trace.clear()
+
+    async def walk(prefix: str) -> None:
+        async for entry in ckv.list(prefix=(prefix,), batch_size=5):
+            await ckv.get(entry.key)
+
+    await asyncio.gather(walk("a"), walk("b"))
+    lists = [e for e in ckv.trace if e.op == "list"]
+    gets = [e for e in ckv.trace if e.op == "get"]
+    assert [(e.fingerprint, e.round_trips, e.entries) for e in lists] == [('("a", *)', 5, 20), ('("b", *)', 5, 20)]
+    assert len(gets) == 40 and all((e.round_trips, e.entries) == (1, 1) for e in gets)
+    assert [{k[0] for k, _ in e.results} for e in lists] == [{"a"}, {"b"}]

@@ -102,6 +102,7 @@ class CountingKv(Kv):
         self._root_clock = 0
         self._root_loop: asyncio.AbstractEventLoop | None = None
         self._plain_atomic = False
+        self._pulling: TraceEvent | None = None  # set by a traced list iterator around its next()
 
     def __repr__(self) -> str:
         return f"CountingKv({self.inner!r}, latency={self.latency!r}, trace={self.tracing})"
@@ -110,6 +111,7 @@ class CountingKv(Kv):
 
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
         lane, end = self._begin_round_trip()
+        event = self._take_event() if self.tracing else None  # before the first await: see _TracedList
         try:
             latency = self.latency
             if latency is not None:
@@ -124,10 +126,8 @@ class CountingKv(Kv):
             counts = self.counts
             counts.entries_read += entries
             counts.bytes_read += nbytes
-            if self.tracing:
-                current = _CURRENT.get()
-                if current is not None and current[0] is self:
-                    _attribute_read(current[1], results, entries, nbytes)
+            if event is not None:
+                _attribute_read(event, results, entries, nbytes)
             if latency is not None:
                 await latency.sleep(rtt / 2 + latency.transfer_ms(nbytes))
             return results
@@ -142,10 +142,10 @@ class CountingKv(Kv):
             counts.mutations += len(mutations)
             counts.checks += len(checks)
             counts.bytes_written += written
-            current = _CURRENT.get() if self.tracing else None
-            if current is not None and current[0] is self:
-                current[1].round_trips += 1
-                current[1].bytes_written += written
+            event = self._take_event() if self.tracing else None
+            if event is not None:
+                event.round_trips += 1
+                event.bytes_written += written
             if self.latency is not None:
                 rtt = self.latency.round_trip_ms(self._rng)
                 await self.latency.sleep(rtt / 2 + self.latency.transfer_ms(written))
@@ -155,6 +155,15 @@ class CountingKv(Kv):
             return result.versionstamp
         finally:
             self._end_round_trip(lane, end)
+
+    def _take_event(self) -> TraceEvent | None:
+        """The trace event of the call this primitive works for: a list pull's, else the calling public call's."""
+        event = self._pulling
+        if event is not None:
+            self._pulling = None
+            return event
+        current = _CURRENT.get()
+        return current[1] if current is not None and current[0] is self else None
 
     async def _close(self) -> None:
         if self.owns_inner:
@@ -301,19 +310,21 @@ class CountingKv(Kv):
 
     async def set(self, key: Key, value: Any, *, expire_in: int | None = None) -> CommitResult:
         self.counts.calls["set"] += 1
-        self._plain_atomic = True  # read back by atomic() before the base's set() first awaits
-        call = super().set(key, value, expire_in=expire_in)
         if not self.tracing:
-            return await call
-        return await self._traced(self._key_event("set", [key]), call)
+            self._plain_atomic = True  # read back by atomic() before the base's set() first awaits
+            return await Kv.set(self, key, value, expire_in=expire_in)
+        event = self._key_event("set", [key])
+        self._plain_atomic = True
+        return await self._traced(event, Kv.set(self, key, value, expire_in=expire_in))
 
     async def delete(self, key: Key) -> None:
         self.counts.calls["delete"] += 1
-        self._plain_atomic = True
-        call = super().delete(key)
         if not self.tracing:
-            return await call
-        return await self._traced(self._key_event("delete", [key]), call)
+            self._plain_atomic = True
+            return await Kv.delete(self, key)
+        event = self._key_event("delete", [key])
+        self._plain_atomic = True
+        return await self._traced(event, Kv.delete(self, key))
 
     # -- measuring ---------------------------------------------------------------------------------------
 
@@ -366,7 +377,22 @@ class _TracedList(KvListIterator):
         return self
 
     async def __anext__(self) -> KvEntry:
-        return await self._owner._traced(self._event, self._iterator.__anext__())
+        # Hand the event to a pull through the wrapper, not a context variable (cheaper per entry). A pull takes it
+        # before its first await, and a next() without a pull never suspends, so it is never pending while this
+        # task sleeps and another task's pull cannot take it.
+        owner, event = self._owner, self._event
+        owner._pulling = event
+        started = time.perf_counter()
+        try:
+            return await self._iterator.__anext__()
+        except StopAsyncIteration:
+            raise
+        except BaseException as exc:
+            event.error = type(exc).__name__
+            raise
+        finally:
+            owner._pulling = None
+            event.duration_s += time.perf_counter() - started
 
     async def collect(self) -> list[KvEntry]:
         return [entry async for entry in self]
