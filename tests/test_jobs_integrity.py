@@ -11,7 +11,15 @@ from queue_impls.jobs import FakeClock, Queue, check_integrity
 from queue_impls.jobs.keys import count_key, dead_key, lease_key, ready_key, record_key
 from queue_impls.kv import KvU64
 
-from .jobs_support import clock, kv_factory, layout, queue  # noqa: F401
+from .backends import KvFactory, backend_params
+from .jobs_support import clock, layout, queue  # noqa: F401
+
+
+@pytest.fixture(params=[p for p in backend_params() if p.id in ("memory", "sqlite")])
+def kv_factory(request: pytest.FixtureRequest) -> KvFactory:
+    """check_integrity reads through the public KV API only: two stores are enough here."""
+    factory: KvFactory = request.param
+    return factory
 
 
 async def populated(q: Queue) -> dict[str, str]:
