@@ -11,6 +11,7 @@ import pytest
 from queue_impls.jobs import (
     Backoff,
     FakeClock,
+    Job,
     JobEventType,
     JobNotFoundError,
     JobStateError,
@@ -310,3 +311,42 @@ async def test_a_broken_event_hook_does_not_undo_the_change(kv: Kv, clock: FakeC
     q = Queue(kv, "naive", clock, on_event=hook)
     job_id = await q.add("a")
     assert (await q.get_job(job_id)) is not None
+
+
+async def test_a_claim_reads_past_a_head_of_other_names(queue: Queue) -> None:
+    for i in range(45):  # more than the first page (20) and the first two pages of a scan
+        await queue.add("other", i)
+    mine = await queue.add("mine")
+    [lease] = await queue.claim("w", ["mine"])
+    assert lease.job.id == mine
+
+
+async def test_optimized_listing_drops_a_malformed_index_entry_as_the_seed_does(kv: Kv, clock: FakeClock) -> None:
+    q = Queue(kv, "optimized", clock)
+    first = await q.add("a", 1)
+    await kv.set(("jobs_by_name", "a", "0-broken"), "not a job")
+    second = await q.add("a", 2)
+    assert [j.id for j in await q.list_jobs(name="a")] == [first, second]
+    assert (await kv.get(("jobs_by_name", "a", "0-broken"))).value is None
+    await assert_consistent(q, clock)
+
+
+async def test_stop_lets_running_jobs_finish(queue: Queue, clock: FakeClock) -> None:
+    release = asyncio.Event()
+    done: list[str] = []
+
+    async def handler(job: Job) -> None:
+        await release.wait()
+        done.append(job.id)
+
+    job_id = await queue.add("a")
+    worker = Worker(queue, {"a": handler})
+    await worker.start()
+    await clock.wait_for_sleepers()  # the handler runs, its lease renewer sleeps
+    stopping = asyncio.create_task(worker.stop())
+    await asyncio.sleep(0.01)
+    assert not stopping.done()
+    release.set()
+    await stopping
+    assert done == [job_id]
+    assert (await queue.get_job(job_id)).status == JobStatus.COMPLETED  # type: ignore[union-attr]
