@@ -214,6 +214,7 @@ def bytes_written(df: pd.DataFrame) -> Figure | None:
             np.arange(len(ops)) + i * width - 0.4 + width / 2, values, width, color=colour(layout), label=layout
         )
         ax.bar_label(bars, fmt="%g", fontsize=7, rotation=90, padding=2)
+    ax.margins(y=0.12)  # room for the labels above the tallest bar
     ax.set(
         xticks=range(len(ops)),
         xticklabels=ops,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.cli import main
 from bench.errors import ResultsError
 from bench.report import report
 from tests.synthetic_results import Spec, write_results
@@ -18,7 +19,7 @@ PLOTS = ("counts_vs_n", "time_vs_n", "time_vs_rtt", "speedup_heatmap", "bytes_wr
 @pytest.fixture(scope="module")
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("report")
-    report(results=write_results(tmp / "results.json"), out=tmp / "latest")
+    assert main(["report", str(write_results(tmp / "results.json")), "-o", str(tmp / "latest")]) == 0
     return tmp / "latest"
 
 
