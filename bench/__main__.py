@@ -2,4 +2,5 @@
 
 from .cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # seeding's worker processes re-import the main module: run only when executed
+    raise SystemExit(main())

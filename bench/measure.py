@@ -1,12 +1,11 @@
 """Exact costs, measured once in-process: counts of one execution through CountingKv, N+1 findings on its trace.
 
-Counts are deterministic (the queues run on a fake clock), so one execution is enough; the same pass also times
-one untraced execution, the probe from which the suite's loops and processes are planned.
+Counts are deterministic (the queues run on a fake clock), so one execution is enough; its duration is the probe
+from which the suite's loops and processes are planned.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ class Measured:
     counts: dict[str, Any]
     nplus1: list[dict[str, Any]]
     derived: dict[str, float] = field(default_factory=dict)
-    #: Seconds of one untraced execution (after a first, traced one).
+    #: Seconds of the traced execution (plus the predicted network time under rtt_sweep's RTT): a planning estimate.
     probe_s: float = 0.0
 
 
@@ -53,16 +52,10 @@ def findings_json(trace: list[TraceEvent]) -> list[dict[str, Any]]:
 
 
 async def measure_case(case: Case, source: StoreSource, *, private_dir: Path) -> Measured:
-    """Run the case once traced (counts, N+1) and once untraced (the probe), on a store of its own if it writes."""
+    """Run the case once, traced (counts, N+1, probe), on a store of its own if it writes."""
     kv = CountingKv(await open_store(source, private_dir=private_dir, private=case.mutates))
     try:
-        operation = make_operation(case, kv)
-        measured = await _traced_execution(case, kv, operation)
-        await operation.prepare()
-        start = time.perf_counter()
-        await operation.execute()
-        measured.probe_s = time.perf_counter() - start
-        return measured
+        return await _traced_execution(case, kv, make_operation(case, kv))
     finally:
         await kv.close()
 
@@ -77,9 +70,11 @@ async def _traced_execution(case: Case, kv: CountingKv, operation: Operation) ->
             await operation.execute()
         derived = {}
     divide = case.params["N"] if case.per == "job" else 1
+    probe = m.elapsed_s
     if case.scenario == "rtt_sweep":
         derived["predicted_s"] = predict(m.counts, LatencyModel(rtt_ms=case.params["rtt_ms"])) / 1000
-    return Measured(counts_json(m.counts, divide), findings_json(m.trace), derived)
+        probe += derived["predicted_s"]
+    return Measured(counts_json(m.counts, divide), findings_json(m.trace), derived, probe)
 
 
 async def _mixed_split(kv: CountingKv, operation: Mixed) -> dict[str, float]:

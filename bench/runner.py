@@ -37,7 +37,7 @@ from .worker import CASE_OPTION, PLAN_OPTION, add_options
 #: Environment variables worker processes keep (pyperf passes only a minimal environment by default).
 _INHERITED_ENV: Final = ("TMPDIR", "XDG_CACHE_HOME", "DENO_DIR", "DENO_BIN", "KVQ_DENO", "NO_COLOR")
 #: A worker process costs about this much besides its measured executions (start-up, imports, opening the store).
-_PROCESS_OVERHEAD_S: Final = 0.2
+_PROCESS_OVERHEAD_S: Final = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +73,12 @@ class PyperfSettings:
     min_time: float
 
 
-def plan_timing(timing: Timing, probe_s: float) -> PyperfSettings:
+def plan_timing(timing: Timing, probe_s: float, allowance_s: float) -> PyperfSettings:
     """pyperf settings for a benchmark whose one execution took ``probe_s`` in-process.
 
     Loops: pyperf calibrates them (``timing.calibrate``, unless one execution already exceeds min_time, where
-    calibration would pick 1) or they are min_time / probe. A slow benchmark gets fewer processes so that its
-    executions fit ``timing.max_seconds``, never fewer than ``timing.min_processes``.
+    calibration would pick 1) or they are min_time / probe. The benchmark's processes then values are cut so that
+    it fits ``allowance_s`` (its share of the suite's budget), never below the suite's minimums.
     """
     probe = max(probe_s, 1e-7)
     if timing.calibrate and probe < timing.min_time:
@@ -86,10 +86,16 @@ def plan_timing(timing: Timing, probe_s: float) -> PyperfSettings:
     else:
         loops = max(1, math.ceil(timing.min_time / probe))
         value_s = loops * probe
+    allowance = min(allowance_s, timing.max_seconds)
     per_process = (timing.warmups + timing.values) * value_s + _PROCESS_OVERHEAD_S
-    fits = math.floor(timing.max_seconds / per_process)
-    processes = max(timing.min_processes, min(timing.processes, fits))
-    return PyperfSettings(processes, timing.values, timing.warmups, loops, timing.min_time)
+    if loops == 0:
+        allowance -= per_process  # the calibration worker
+    processes = max(timing.min_processes, min(timing.processes, math.floor(allowance / per_process)))
+    values = timing.values
+    if processes * per_process > allowance:
+        fit = math.floor((allowance / processes - _PROCESS_OVERHEAD_S) / value_s) - timing.warmups
+        values = max(timing.min_values, min(values, fit))
+    return PyperfSettings(processes, values, timing.warmups, loops, timing.min_time)
 
 
 # -- the run ---------------------------------------------------------------------------------------------------
@@ -137,6 +143,7 @@ def _run(
     echo: Callable[[str], None],
     interrupted: list[bool],
 ) -> None:
+    deadline = time.monotonic() + SUITE_SPECS[options.suite].timing.budget_s  # seeding counts against it
     sources = _prepare_stores(options, cases, run_dir, echo)
     plan_path = _write_plan(cases, sources, run_dir)
     runner = _make_runner(plan_path)
@@ -149,9 +156,10 @@ def _run(
     )
     timing = SUITE_SPECS[options.suite].timing
     with tqdm(total=len(cases), unit="bench", disable=_no_bar(options.progress), dynamic_ncols=True) as bar:
-        for case in cases:
+        for done, case in enumerate(cases):
+            allowance = (deadline - time.monotonic()) / (len(cases) - done)
             try:
-                bench = _run_case(runner, case, sources[case.name], timing, run_dir, metadata)
+                bench = _run_case(runner, case, sources[case.name], timing, allowance, run_dir, metadata)
             except (KeyboardInterrupt, SystemExit) as exc:
                 if interrupted[0] or isinstance(exc, KeyboardInterrupt):
                     summary.interrupted = True
@@ -250,14 +258,16 @@ def _run_case(
     case: Case,
     source: StoreSource,
     timing: Timing,
+    allowance_s: float,
     run_dir: Path,
     metadata: dict[str, str],
 ) -> pyperf.Benchmark:
+    started = time.monotonic()
     try:
         measured = asyncio.run(measure_case(case, source, private_dir=run_dir / "measure"))
     except (KvError, JobQueueError) as exc:
         raise BenchmarkFailed(f"{case.name}: {type(exc).__name__}: {exc}") from exc
-    settings = plan_timing(timing, measured.probe_s)
+    settings = plan_timing(timing, measured.probe_s, allowance_s - (time.monotonic() - started))
     bench = _time_in_workers(runner, case, settings)
     if case.scenario == "worker_throughput":
         measured.derived["jobs_per_s"] = round(case.params["N"] / bench.mean(), 3)

@@ -101,9 +101,13 @@ class Timing:
     min_time: float
     #: Let pyperf calibrate the loops in a worker (full); else derive them from the in-process probe.
     calibrate: bool
-    #: A benchmark whose executions would take longer than this gets fewer processes, never under min_processes.
+    #: The whole run should end within this many seconds: each benchmark gets an equal share of what is left.
+    budget_s: float
+    #: ... and never more than this many seconds, however much budget is left.
     max_seconds: float
+    #: A benchmark over its share gets fewer processes, then fewer values, never fewer than these.
     min_processes: int
+    min_values: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +142,7 @@ SUITE_SPECS: Final[dict[str, SuiteSpec]] = {
     "smoke": SuiteSpec(
         name="smoke",
         timing=Timing(
-            processes=1, values=1, warmups=0, min_time=1e-4, calibrate=False, max_seconds=1.0, min_processes=1
+            1, 1, 0, min_time=1e-4, calibrate=False, budget_s=math.inf, max_seconds=1.0, min_processes=1, min_values=1
         ),
         list_base={"N": 20, "K": 1, "limit": 5, "offset": 0, "status": "none"},
         list_axes={"K": (1, 2), "offset": (0, 5), "status": STATUSES},
@@ -151,26 +155,26 @@ SUITE_SPECS: Final[dict[str, SuiteSpec]] = {
     "quick": SuiteSpec(
         name="quick",
         timing=Timing(
-            processes=2, values=3, warmups=1, min_time=0.01, calibrate=False, max_seconds=1.5, min_processes=1
+            2, 3, 1, min_time=0.01, calibrate=False, budget_s=50.0, max_seconds=2.0, min_processes=1, min_values=2
         ),
         list_base=_BASE,
         list_axes=_QUICK_AXES,
         rtt_point=_RTT_POINT,
-        throughput={"N": 100},
+        throughput={"N": 50},
         concurrencies=(1, 8),
-        mixed={"N": 1000, "K": 1, "limit": 50, "jobs": 100, "every": 10},
+        mixed={"N": 1000, "K": 10, "limit": 50, "jobs": 40, "every": 10},
     ),
     "full": SuiteSpec(
         name="full",
         timing=Timing(
-            processes=20, values=3, warmups=1, min_time=0.1, calibrate=True, max_seconds=20.0, min_processes=3
+            20, 3, 1, min_time=0.1, calibrate=True, budget_s=780.0, max_seconds=40.0, min_processes=3, min_values=3
         ),
         list_base=_BASE,
         list_axes={**_QUICK_AXES, "N": (100, 1000, 10_000, 100_000)},
         rtt_point=_RTT_POINT,
         throughput={"N": 1000},
         concurrencies=(1, 8),
-        mixed={"N": 1000, "K": 1, "limit": 50, "jobs": 200, "every": 10},
+        mixed={"N": 1000, "K": 1, "limit": 50, "jobs": 100, "every": 10},
         extra_points=tuple({**_BASE, "N": n, "status": s} for n in (100, 10_000) for s in ("rare", "half")),
     ),
 }

@@ -11,8 +11,6 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Final
 
@@ -119,11 +117,18 @@ def default_cache_dir() -> Path:
 
 
 def code_version() -> str:
-    """A hash of every source file that shapes a seeded store: this module, the queue and the KV layer."""
+    """A hash of every source file that shapes a seeded store: this module, the queue, the KV value and key codec
+    and the SQLite backend's file format (other KV modules do not change what is stored)."""
+    package = Path(queue_impls.__file__).parent
+    sources = [
+        Path(__file__),
+        *sorted((package / "jobs").rglob("*.py")),
+        package / "kv" / "codec.py",
+        package / "kv" / "backends" / "sqlite.py",
+    ]
     digest = hashlib.sha256(f"format {SEED_FORMAT}".encode())
-    roots = [Path(__file__), *sorted(Path(queue_impls.__file__).parent.rglob("*.py"))]
-    for path in roots:
-        digest.update(path.name.encode())
+    for path in sources:
+        digest.update(str(path.relative_to(package.parent)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -177,6 +182,9 @@ def ensure_seeds(
 def _build_in_pool(
     missing: Sequence[SeedSpec], paths: dict[SeedSpec, Path], on_built: Callable[[SeedSpec], None] | None
 ) -> None:
+    from concurrent.futures import ProcessPoolExecutor  # only the manager seeds: keep workers' imports light
+    from multiprocessing import get_context
+
     # Largest first, so the long builds overlap with the short ones.
     ordered = sorted(missing, key=lambda s: s.N, reverse=True)
     workers = min(len(ordered), os.cpu_count() or 1)

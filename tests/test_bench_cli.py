@@ -1,0 +1,159 @@
+"""``qbench run`` / ``qbench export`` end to end: a real smoke run through pyperf, its file read by pyperf itself,
+bad input (exit status 2, no traceback) and Ctrl-C (a valid file of what finished)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from bench.cli import COMMANDS, build_parser, main
+from bench.results import COLUMNS, load, load_suite
+from bench.scenarios import SCENARIOS
+
+SMOKE_LAYOUTS = "naive,optimized"
+
+
+def qbench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("seeds")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Path, str]:
+    """Every scenario, two layouts, one process and value each: the whole pipeline, small."""
+    out = tmp_path_factory.mktemp("run") / "smoke.json"
+    done = qbench("run", "--suite", "smoke", "--layouts", SMOKE_LAYOUTS, "--cache-dir", str(cache_dir), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    return out, done.stdout
+
+
+@pytest.mark.slow
+def test_a_smoke_run_writes_every_scenario_and_says_so(smoke: tuple[Path, str]) -> None:
+    path, stdout = smoke
+    frame = load(path)
+    assert set(frame.scenario) == set(SCENARIOS)
+    assert set(frame.layout) == {"naive", "optimized"}
+    assert (frame.suite == "smoke").all() and (frame.backend == "sqlite").all()
+    every = frame.groupby("benchmark").kind.agg(set)
+    assert all({"count", "time"} <= kinds for kinds in every)
+    seed = frame[(frame.scenario == "seed_case") & (frame.metric == "calls")].set_index("layout").value
+    assert (seed["naive"], seed["optimized"]) == (101, 1)
+    assert f"wrote {frame.benchmark.nunique()} of {frame.benchmark.nunique()} benchmarks to {path}" in stdout
+    assert "seed_case/naive/N=100,K=1,limit=100,offset=0,status=none" in stdout
+    assert 'N+1: 100 x get ("jobs", ?)' in stdout
+
+
+@pytest.mark.slow
+def test_pyperf_reads_the_results_file_unchanged(smoke: tuple[Path, str]) -> None:
+    path, _ = smoke
+    stats = subprocess.run([sys.executable, "-m", "pyperf", "stats", str(path)], capture_output=True, text=True)
+    assert stats.returncode == 0, stats.stderr
+    assert f"Number of benchmarks: {len(load_suite(path))}" in stats.stdout
+    compare = subprocess.run(
+        [sys.executable, "-m", "pyperf", "compare_to", str(path), str(path)], capture_output=True, text=True
+    )
+    assert compare.returncode == 0, compare.stderr
+    assert "seed_case/naive" in compare.stdout
+
+
+@pytest.mark.slow
+def test_export_writes_the_tidy_table_as_csv(smoke: tuple[Path, str], tmp_path: Path) -> None:
+    path, _ = smoke
+    assert main(["export", str(path), "-o", str(tmp_path / "r.csv")]) == 0
+    with (tmp_path / "r.csv").open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == list(COLUMNS)
+    assert len(rows) - 1 == len(load(path))
+
+
+def test_every_command_is_registered_once_with_help() -> None:
+    names = [command.name for command in COMMANDS]
+    assert len(names) == len(set(names)) and {"run", "export"} <= set(names)
+    help_text = build_parser().format_help()
+    assert all(name in help_text for name in names)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--suite", "huge"], "invalid choice: 'huge'"),
+        (["run", "--backend", "redis"], "invalid choice: 'redis'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_unknown_suite_backend_or_command_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--layouts", "naive,sharded"], "Unknown layout 'sharded': expected one of naive, optimized"),
+        (["run", "--scenarios", "list"], "Unknown scenario 'list'"),
+        (["run", "--rtt", "5ms"], "Bad --rtt '5ms'"),
+        (["run", "-o", "."], "is a directory"),
+        (["export", "missing.json"], "No results file at 'missing.json'"),
+    ],
+)
+def test_bad_values_exit_2_with_a_message_before_anything_runs(
+    argv: Sequence[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, *(["--cache-dir", str(tmp_path)] if argv[0] == "run" else [])]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written, nothing seeded
+
+
+def test_a_foreign_file_exits_2_from_the_installed_command(tmp_path: Path) -> None:
+    (tmp_path / "other.json").write_text('{"version": "1.0", "benchmarks": [{"runs": []}]}')
+    done = qbench("export", str(tmp_path / "other.json"), timeout=60)
+    assert done.returncode == 2
+    assert "is not a pyperf results file" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_valid_file_of_what_finished(tmp_path: Path, cache_dir: Path) -> None:
+    out = tmp_path / "partial.json"
+    args = ["run", "--suite", "smoke", "--layouts", "naive", "--cache-dir", str(cache_dir), "-o", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so the signal reaches pyperf's workers as from a terminal
+    )
+    deadline = time.monotonic() + 120
+    while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert out.exists(), "no benchmark finished in time"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    written = load(out).benchmark.nunique()
+    assert 1 <= written < 16  # the smoke suite has 16 benchmarks per layout
+    assert f"{written} of 16 benchmarks written to {out}" in stderr

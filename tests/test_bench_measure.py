@@ -1,0 +1,118 @@
+"""Seeding and the in-process measurement of exact counts, on every smoke case (no pyperf)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.measure import measure_case
+from bench.scenarios import LAYOUTS, SEED_POINT, SUITE_SPECS, Case, SeedSpec, build_cases
+from bench.seeding import code_version, ensure_seeds, planned_status, seed, seed_path
+from bench.stores import StoreSource, prepare_source
+from queue_impls.jobs import JobStatus, Queue, check_integrity
+from queue_impls.kv import open_kv
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield tmp_path_factory.mktemp("seeds")
+
+
+def smoke_cases() -> list[Case]:
+    return build_cases(suite="smoke", layouts=LAYOUTS, rtt_ms=SUITE_SPECS["smoke"].rtt_ms)
+
+
+async def source_for(case: Case, cache_dir: Path, run_dir: Path, backend: str = "sqlite") -> StoreSource:
+    if case.seed is None:
+        return StoreSource(backend, None)
+    # Seeding runs its own event loop (asyncio.run), so from an async test it goes to a thread.
+    [path] = (await asyncio.to_thread(ensure_seeds, [case.seed], cache_dir=cache_dir)).values()
+    return await prepare_source(backend=backend, seed_file=path, run_dir=run_dir)
+
+
+def test_planned_statuses_are_1_percent_failed_and_half_pending() -> None:
+    statuses = [planned_status(j) for j in range(1000)]
+    assert statuses.count(JobStatus.FAILED) == 10
+    assert statuses.count(JobStatus.PENDING) == 500
+    assert statuses.count(JobStatus.COMPLETED) == 490
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_a_seed_has_the_planned_statuses_per_name_and_is_consistent(layout: str) -> None:
+    async with await open_kv("memory:") as kv:
+        await seed(kv, SeedSpec(N=200, K=2, layout=layout))
+        queue = Queue(kv, layout)
+        assert await queue.stats() == {"pending": 100, "running": 0, "completed": 98, "failed": 2}
+        failed = await queue.list_jobs(status="failed", name="email-1", limit=100)
+        assert len(failed) == 1
+        assert await check_integrity(kv, layout) == []
+
+
+def test_seeds_are_cached_by_parameters_and_code_version(cache_dir: Path) -> None:
+    spec = SeedSpec(N=20, K=1, layout="naive")
+    first = ensure_seeds([spec], cache_dir=cache_dir)[spec]
+    mtime = first.stat().st_mtime_ns
+    again = ensure_seeds([spec], cache_dir=cache_dir)[spec]
+    assert again == first == seed_path(spec, cache_dir, code_version())
+    assert again.stat().st_mtime_ns == mtime  # not rebuilt
+    assert seed_path(spec, cache_dir, "another version") != first
+
+
+@pytest.mark.parametrize(("layout", "calls"), [("naive", 101), ("optimized", 1), ("batched", 11), ("indexed", 1)])
+async def test_the_seed_case_costs_what_the_seed_document_says(
+    layout: str, calls: int, cache_dir: Path, tmp_path: Path
+) -> None:
+    case = Case.make("seed_case", layout, SEED_POINT)
+    measured = await measure_case(case, await source_for(case, cache_dir, tmp_path), private_dir=tmp_path)
+    assert measured.counts["total_calls"] == calls
+    if layout == "naive":
+        assert measured.counts["calls"] == {**dict.fromkeys(measured.counts["calls"], 0), "list": 1, "get": 100}
+        [finding] = measured.nplus1
+        assert (finding["fingerprint"], finding["count"]) == ('get ("jobs", ?)', 100)
+        assert finding["source"].startswith("list ")
+    else:
+        assert measured.nplus1 == []
+
+
+async def test_every_smoke_case_runs_and_reports_its_counts(cache_dir: Path, tmp_path: Path) -> None:
+    for case in smoke_cases():
+        measured = await measure_case(case, await source_for(case, cache_dir, tmp_path), private_dir=tmp_path)
+        counts = measured.counts
+        assert counts["total_calls"] > 0, case.name
+        assert counts["round_trips"] >= counts["serial_round_trips"] > 0, case.name
+        assert measured.probe_s > 0
+        if case.scenario == "write_path":
+            assert counts["calls"]["commit"] == 1 and counts["bytes_written"] > 0, case.name
+        if case.scenario == "rtt_sweep":
+            rtt_s = case.params["rtt_ms"] / 1000
+            assert measured.derived == {"predicted_s": pytest.approx(counts["serial_round_trips"] * rtt_s)}
+        if case.scenario == "mixed":
+            assert set(measured.derived) == {
+                "read_round_trips_per_page",
+                "write_round_trips_per_job",
+                "read_bytes_per_page",
+                "write_bytes_per_job",
+            }
+
+
+async def test_worker_throughput_counts_are_per_job(tmp_path: Path) -> None:
+    async def per_job(n: int, concurrency: int) -> dict[str, Any]:
+        case = Case.make("worker_throughput", "optimized", {"N": n, "concurrency": concurrency})
+        return (await measure_case(case, StoreSource("sqlite", None), private_dir=tmp_path)).counts
+
+    one, five, five_at_8 = await per_job(1, 1), await per_job(5, 1), await per_job(5, 8)
+    assert one["mutations"] == five["mutations"] == five_at_8["mutations"] > 0  # every job is written alike
+    assert five["total_calls"] < one["total_calls"]  # the polls that find nothing are shared by more jobs
+    assert five_at_8["serial_round_trips"] < five["serial_round_trips"]  # claims of 8 slots at once
+
+
+async def test_the_memory_backend_loads_the_seed_into_each_process(cache_dir: Path, tmp_path: Path) -> None:
+    case = Case.make("seed_case", "naive", SEED_POINT)
+    source = await source_for(case, cache_dir, tmp_path, backend="memory")
+    assert source.backend == "memory"
+    measured = await measure_case(case, source, private_dir=tmp_path)
+    assert measured.counts["total_calls"] == 101
