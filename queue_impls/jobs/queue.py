@@ -311,7 +311,7 @@ class Queue:
         for entry in entries:
             job_id = entry.key[-1]
             assert isinstance(job_id, str)
-            op.check(entry).delete(entry.key).set(ready_key(entry.value["priority"], job_id), entry.value["name"])
+            op.check(entry).delete(entry.key).set(ready_key(int(entry.value["priority"]), job_id), entry.value["name"])
         return len(entries) if (await op.commit()).ok else 0  # lost to another promoter: the next poll retries
 
     async def reap_expired(self) -> int:
@@ -383,7 +383,7 @@ class Queue:
         elif job.status == JobStatus.FAILED:
             op.delete(dead_key(job.id))
         elif job.status == JobStatus.RUNNING and lease.value is not None:
-            op.delete(lease.key).delete(expiry_key(lease.value["until_ms"], job.id))
+            op.delete(lease.key).delete(expiry_key(int(lease.value["until_ms"]), job.id))
             op.sum(active_key(job.name), MINUS_ONE)
 
     async def _commit_or_raise(self, op: AtomicOperation, what: str) -> None:

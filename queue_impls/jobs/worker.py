@@ -170,6 +170,8 @@ class Worker:
                 except LeaseLostError as exc:
                     log.warning("%s", exc)
                     return
+                except Exception:  # a store hiccup: the lease still has two thirds to run, try again next time
+                    log.exception("renewing the lease on job %s failed", held.lease.job.id)
 
 
 def _check_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
