@@ -350,3 +350,14 @@ async def test_stop_lets_running_jobs_finish(queue: Queue, clock: FakeClock) -> 
     await stopping
     assert done == [job_id]
     assert (await queue.get_job(job_id)).status == JobStatus.COMPLETED  # type: ignore[union-attr]
+
+
+async def test_an_expired_last_attempt_is_dead_lettered(queue: Queue, clock: FakeClock) -> None:
+    job_id = await queue.add("a", max_attempts=1)
+    await queue.claim("crashed", lease=5.0)
+    await clock.advance(5.0)
+    assert await queue.reap_expired() == 1
+    [dead] = await queue.list_dead_letters()
+    assert (dead.id, dead.status, dead.error) == (job_id, JobStatus.FAILED, "lease of worker crashed expired")
+    assert await queue.stats() == {"pending": 0, "running": 0, "completed": 0, "failed": 1}
+    await assert_consistent(queue, clock)
