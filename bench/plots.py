@@ -146,9 +146,8 @@ def time_vs_rtt(df: pd.DataFrame) -> Figure | None:
         marks = {**style(layout), "label": f"{layout} measured", "linestyle": "none"}
         ax.plot(part["rtt_ms"], part["value"] / scale, zorder=3, **marks)
         pred = predicted[(predicted["layout"] == layout) & (predicted["value"] > 0)].sort_values("rtt_ms")
-        ax.plot(
-            pred["rtt_ms"], pred["value"] / scale, color=colour(layout), linestyle="--", label=f"{layout} predicted"
-        )
+        lines = {**style(layout), "marker": None, "linestyle": "--", "label": f"{layout} predicted"}
+        ax.plot(pred["rtt_ms"], pred["value"] / scale, **lines)
     ax.set(
         yscale="log",
         xlabel="simulated network round-trip time, RTT (ms)",
