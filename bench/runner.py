@@ -215,8 +215,20 @@ def _prepare_stores(
 
 def _seed(specs: list[SeedSpec], options: RunOptions, echo: Callable[[str], None]) -> dict[SeedSpec, Path]:
     unique = list(dict.fromkeys(specs))
+    built: list[SeedSpec] = []
+    started = time.perf_counter()
     with tqdm(total=len(unique), unit="store", desc="seeding", disable=_no_bar(options.progress)) as bar:
-        return ensure_seeds(unique, cache_dir=options.cache_dir, on_built=lambda spec: bar.update())
+
+        def on_built(spec: SeedSpec) -> None:
+            built.append(spec)
+            bar.update()
+
+        seeds = ensure_seeds(unique, cache_dir=options.cache_dir, on_built=on_built)
+    if built:
+        echo(
+            f"seeded {len(built)} of {len(unique)} stores in {time.perf_counter() - started:.1f} s (cached in {options.cache_dir})"
+        )
+    return seeds
 
 
 def _in_loop(coro: Any) -> Any:
