@@ -42,6 +42,8 @@ def test_every_store_and_op_runs_in_one_process(tmp_path: Path) -> None:
     rendered = run_bench("--table", str(out))  # the JSON file alone gives back the same table
     assert rendered.returncode == 0, rendered.stderr
     assert rendered.stdout.strip() in done.stdout
+    as_min = run_bench("--table", str(out), "--stat", "min")
+    assert "min of the values" in as_min.stdout
 
 
 def test_workers_get_the_same_plan(tmp_path: Path) -> None:
