@@ -13,14 +13,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Mapping,
-    Sequence,
-)
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,13 +27,7 @@ from queue_impls.kv.counting import CountingKv
 # -------------------------------------------------------------------------------------------------- workload
 
 #: The operations, in table order. Every store implements a subset (usually all) under these names.
-GET, GET_MANY, LIST_PAGE, SET, COMMIT = (
-    "get",
-    "get_many(10)",
-    "list page(50)",
-    "set",
-    "commit(2 sets)",
-)
+GET, GET_MANY, LIST_PAGE, SET, COMMIT = "get", "get_many(10)", "list page(50)", "set", "commit(2 sets)"
 OPS: tuple[str, ...] = (GET, GET_MANY, LIST_PAGE, SET, COMMIT)
 
 
@@ -58,13 +45,7 @@ class Workload:
 
     def value(self, i: int) -> dict[str, Any]:
         """A small job record (about 100 bytes encoded)."""
-        return {
-            "id": i,
-            "queue": "default",
-            "state": "queued",
-            "attempts": 0,
-            "payload": {"to": f"u{i}@example.com"},
-        }
+        return {"id": i, "queue": "default", "state": "queued", "attempts": 0, "payload": {"to": f"u{i}@example.com"}}
 
     @property
     def hot_key(self) -> tuple[str, str]:
@@ -76,10 +57,7 @@ class Workload:
         return [self.key(i * step) for i in range(self.many)]
 
     #: Writes go outside the listed prefix so that a set never changes what the list page reads.
-    write_keys: tuple[tuple[str, str], tuple[str, str]] = (
-        ("bench-writes", "a"),
-        ("bench-writes", "b"),
-    )
+    write_keys: tuple[tuple[str, str], tuple[str, str]] = (("bench-writes", "a"), ("bench-writes", "b"))
 
     def expected_rows(self, op: str) -> int:
         """How many live entries (or ok commits) one call of ``op`` must return: checked before timing."""
@@ -130,10 +108,7 @@ def kv_ops(kv: Kv, workload: Workload) -> dict[str, Op]:
     first, second = workload.write_keys
 
     async def list_page() -> list[KvEntry]:
-        return [
-            entry
-            async for entry in kv.list(prefix=workload.prefix, limit=workload.page)
-        ]
+        return [entry async for entry in kv.list(prefix=workload.prefix, limit=workload.page)]
 
     async def commit() -> CommitResult:
         return await kv.atomic().set(first, value).set(second, value).commit()
@@ -147,9 +122,7 @@ def kv_ops(kv: Kv, workload: Workload) -> dict[str, Op]:
     }
 
 
-def kv_store(
-    name: str, url: Callable[[Path], str], wrap: Callable[[Kv], Kv] | None = None
-) -> Store:
+def kv_store(name: str, url: Callable[[Path], str], wrap: Callable[[Kv], Kv] | None = None) -> Store:
     """A store opened with ``open_kv(url(tmpdir))``, seeded, then (optionally) wrapped, e.g. by a counting layer."""
 
     @contextlib.asynccontextmanager
@@ -177,9 +150,7 @@ def kv_store(
 _LIVE = "(exp IS NULL OR exp > ?)"
 FLOOR_GET = f"SELECT v, enc, vs FROM kv WHERE k = ? AND {_LIVE}"
 FLOOR_PAGE = f"SELECT k, v, enc, vs FROM kv WHERE k >= ? AND k < ? AND {_LIVE} ORDER BY k LIMIT ?"
-FLOOR_BUMP = (
-    "UPDATE kv_meta SET value = value + 1 WHERE name = 'version' RETURNING value"
-)
+FLOOR_BUMP = "UPDATE kv_meta SET value = value + 1 WHERE name = 'version' RETURNING value"
 FLOOR_UPSERT = (
     "INSERT INTO kv (k, v, enc, vs, exp) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (k) DO UPDATE SET v = excluded.v, enc = excluded.enc, vs = excluded.vs, exp = excluded.exp"
@@ -190,9 +161,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _floor_write(
-    conn: sqlite3.Connection, rows: Sequence[tuple[bytes, bytes, int]]
-) -> bytes:
+def _floor_write(conn: sqlite3.Connection, rows: Sequence[tuple[bytes, bytes, int]]) -> bytes:
     conn.execute("BEGIN IMMEDIATE")
     try:
         (counter,) = conn.execute(FLOOR_BUMP).fetchone()
@@ -222,34 +191,21 @@ def floor_ops(conn: aiosqlite.Connection, workload: Workload) -> dict[str, Op]:
         return await conn.execute_fetchall(many_sql, (*many, _now_ms()))
 
     async def list_page() -> object:
-        return await conn.execute_fetchall(
-            FLOOR_PAGE, (prefix + b"\x00", prefix + b"\xff", _now_ms(), workload.page)
-        )
+        return await conn.execute_fetchall(FLOOR_PAGE, (prefix + b"\x00", prefix + b"\xff", _now_ms(), workload.page))
 
     def write(rows: list[tuple[bytes, bytes, int]]) -> Op:
         return functools.partial(conn._execute, _floor_write, conn._conn, rows)
 
-    return {
-        GET: get,
-        GET_MANY: get_many,
-        LIST_PAGE: list_page,
-        SET: write(one),
-        COMMIT: write(two),
-    }
+    return {GET: get, GET_MANY: get_many, LIST_PAGE: list_page, SET: write(one), COMMIT: write(two)}
 
 
 @contextlib.asynccontextmanager
 async def floor_factory(tmp: Path, workload: Workload) -> AsyncIterator[OpSet]:
     path = tmp / "floor.db"
-    async with await open_kv(
-        f"sqlite:{path}"
-    ) as kv:  # the backend's own schema and data
+    async with await open_kv(f"sqlite:{path}") as kv:  # the backend's own schema and data
         await seed(kv, workload)
     async with aiosqlite.connect(path, isolation_level=None) as conn:
-        for pragma in (
-            "busy_timeout = 30000",
-            "synchronous = NORMAL",
-        ):  # as the backend's connection (WAL persists)
+        for pragma in ("busy_timeout = 30000", "synchronous = NORMAL"):  # as the backend's connection (WAL persists)
             await conn.execute(f"PRAGMA {pragma}")
         yield floor_ops(conn, workload)
 
@@ -264,20 +220,10 @@ STORES: dict[str, Store] = {
         kv_store("sqlite", lambda tmp: f"sqlite:{tmp / 'kv.db'}"),
         Store(FLOOR, floor_factory),
         # The counting wrapper (issue 4) over each store, without and with its trace.
+        kv_store("counting(memory)", lambda _: "memory:", lambda kv: CountingKv(kv, owns_inner=False)),
+        kv_store("traced(memory)", lambda _: "memory:", lambda kv: CountingKv(kv, trace=True, owns_inner=False)),
         kv_store(
-            "counting(memory)",
-            lambda _: "memory:",
-            lambda kv: CountingKv(kv, owns_inner=False),
-        ),
-        kv_store(
-            "traced(memory)",
-            lambda _: "memory:",
-            lambda kv: CountingKv(kv, trace=True, owns_inner=False),
-        ),
-        kv_store(
-            "counting(sqlite)",
-            lambda tmp: f"sqlite:{tmp / 'kv.db'}",
-            lambda kv: CountingKv(kv, owns_inner=False),
+            "counting(sqlite)", lambda tmp: f"sqlite:{tmp / 'kv.db'}", lambda kv: CountingKv(kv, owns_inner=False)
         ),
         kv_store(
             "traced(sqlite)",
@@ -325,35 +271,16 @@ COMPARISONS: list[Comparison] = [
 ]
 
 TARGETS: list[Target] = [
-    Target(
-        GET,
-        "sqlite/floor",
-        1.3,
-        "issue 2: SQLite get within 1.3x of the single-hop floor",
-    ),
-    Target(
-        LIST_PAGE,
-        "sqlite/floor",
-        1.3,
-        "issue 2: SQLite 50-entry list page within 1.3x of the floor",
-    ),
+    Target(GET, "sqlite/floor", 1.3, "issue 2: SQLite get within 1.3x of the single-hop floor"),
+    Target(LIST_PAGE, "sqlite/floor", 1.3, "issue 2: SQLite 50-entry list page within 1.3x of the floor"),
     Target(GET, "memory", 10.0, "issue 2: memory get under 10 us"),
-    Target(
-        GET, "counting/sqlite", 1.05, "issue 4: counting adds under 5% to a SQLite get"
-    ),
-    Target(
-        GET,
-        "counting-memory",
-        2.0,
-        "issue 4: counting adds under 2 us per call on memory",
-    ),
+    Target(GET, "counting/sqlite", 1.05, "issue 4: counting adds under 5% to a SQLite get"),
+    Target(GET, "counting-memory", 2.0, "issue 4: counting adds under 2 us per call on memory"),
 ]
 
 # ------------------------------------------------------------------------------------------------------ table
 
-Results = Mapping[
-    tuple[str, str], float
-]  # (store, op) -> seconds per call (one statistic of the values)
+Results = Mapping[tuple[str, str], float]  # (store, op) -> seconds per call (one statistic of the values)
 
 #: How a benchmark's values become one figure. The median is the default; on a loaded machine ``min`` shows the
 #: uncontended cost (every value is already a mean over many loops), and its ratios stay comparable.
@@ -368,9 +295,7 @@ def bench_name(store: str, op: str) -> str:
     return f"{store} :: {op}"
 
 
-def results_from(
-    benchmarks: Iterable[Any], stat: str = "median"
-) -> dict[tuple[str, str], float]:
+def results_from(benchmarks: Iterable[Any], stat: str = "median") -> dict[tuple[str, str], float]:
     """pyperf Benchmark objects (from a run or a suite JSON) -> (store, op) -> seconds (``stat`` of the values)."""
     out: dict[tuple[str, str], float] = {}
     for bench in benchmarks:
@@ -383,12 +308,7 @@ def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            [
-                cells[0].ljust(widths[0]),
-                *(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)),
-            ]
-        )
+        return "  ".join([cells[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))])
 
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
@@ -416,33 +336,15 @@ def format_table(results: Results, stat: str = "median") -> str:
     stores = [s for s in STORES if any(key[0] == s for key in results)]
     stores += sorted({s for s, _ in results} - set(stores))
     ops = [op for op in OPS if any(key[1] == op for key in results)]
-    lines = [
-        f"Time per call, microseconds, {stat} of the values (lower is better):",
-        "",
-    ]
-    lines += _grid(
-        ["op", *stores], [[op, *(_cell(results, s, op) for s in stores)] for op in ops]
-    )
+    lines = [f"Time per call, microseconds, {stat} of the values (lower is better):", ""]
+    lines += _grid(["op", *stores], [[op, *(_cell(results, s, op) for s in stores)] for op in ops])
     comparisons = [c for c in COMPARISONS if c.a in stores and c.b in stores]
     if comparisons:
         rows = []
         for op in ops:
             values = [comparison_value(results, c, op) for c in comparisons]
-            rows.append(
-                [
-                    op,
-                    *(
-                        "-" if v is None else c.format(v)
-                        for c, v in zip(comparisons, values, strict=True)
-                    ),
-                ]
-            )
-        lines += [
-            "",
-            "Side by side, same run:",
-            "",
-            *_grid(["op", *(c.label for c in comparisons)], rows),
-        ]
+            rows.append([op, *("-" if v is None else c.format(v) for c, v in zip(comparisons, values, strict=True))])
+        lines += ["", "Side by side, same run:", "", *_grid(["op", *(c.label for c in comparisons)], rows)]
     return "\n".join(lines + _target_lines(results))
 
 
@@ -480,9 +382,7 @@ def _csv(text: str) -> list[str]:
 
 
 def make_runner(argv: Sequence[str]) -> Any:
-    fast = (
-        "--fast" in argv
-    )  # pyperf's flag: with these defaults it means 3 processes x 2 values
+    fast = "--fast" in argv  # pyperf's flag: with these defaults it means 3 processes x 2 values
     runner = pyperf.Runner(
         processes=6 if fast else 12,
         values=3,
@@ -492,33 +392,13 @@ def make_runner(argv: Sequence[str]) -> Any:
     )
     parser = runner.argparser
     parser.add_argument(
-        "--entries",
-        type=int,
-        default=None,
-        help="entries seeded per store (default 10000, 1000 --fast)",
+        "--entries", type=int, default=None, help="entries seeded per store (default 10000, 1000 --fast)"
     )
+    parser.add_argument("--stores", type=_csv, default=None, help=f"comma-separated subset of: {', '.join(STORES)}")
+    parser.add_argument("--ops", type=_csv, default=None, help=f"comma-separated subset of: {', '.join(OPS)}")
+    parser.add_argument("--table", metavar="JSON", help="print the table of a saved pyperf JSON file and exit")
     parser.add_argument(
-        "--stores",
-        type=_csv,
-        default=None,
-        help=f"comma-separated subset of: {', '.join(STORES)}",
-    )
-    parser.add_argument(
-        "--ops",
-        type=_csv,
-        default=None,
-        help=f"comma-separated subset of: {', '.join(OPS)}",
-    )
-    parser.add_argument(
-        "--table",
-        metavar="JSON",
-        help="print the table of a saved pyperf JSON file and exit",
-    )
-    parser.add_argument(
-        "--stat",
-        choices=list(STATS),
-        default="median",
-        help="statistic the table shows (default median)",
+        "--stat", choices=list(STATS), default="median", help="statistic the table shows (default median)"
     )
     return runner
 
@@ -544,16 +424,7 @@ def plan(args: Any) -> list[tuple[Store, list[str]]]:
             if not args.worker:
                 print(f"skipping {name}: {reason}")
             continue
-        chosen.append(
-            (
-                store,
-                [
-                    op
-                    for op in OPS
-                    if op in store.ops and (not args.ops or op in args.ops)
-                ],
-            )
-        )
+        chosen.append((store, [op for op in OPS if op in store.ops and (not args.ops or op in args.ops)]))
     return chosen
 
 
@@ -564,27 +435,17 @@ def _check(store: str, op: str, result: object, expected: int) -> None:
     elif isinstance(result, KvEntry):
         rows = int(result.value is not None)
     elif isinstance(result, list):
-        rows = sum(
-            1
-            for item in result
-            if not (isinstance(item, KvEntry) and item.value is None)
-        )
+        rows = sum(1 for item in result if not (isinstance(item, KvEntry) and item.value is None))
     else:
         rows = 1 if isinstance(result, bytes | str) else 0
     if rows != expected:
-        raise SystemExit(
-            f"{store} {op}: expected {expected} rows, got {rows} ({result!r:.200})"
-        )
+        raise SystemExit(f"{store} {op}: expected {expected} rows, got {rows} ({result!r:.200})")
 
 
-def _bench_one(
-    runner: Any, loop: _KeptLoop, name: str, op: Op | SelfTimed | None
-) -> Any:
+def _bench_one(runner: Any, loop: _KeptLoop, name: str, op: Op | SelfTimed | None) -> Any:
     if isinstance(op, SelfTimed):
         run = op.run
-        return runner.bench_time_func(
-            name, lambda loops: loop.run_until_complete(run(loops))
-        )
+        return runner.bench_time_func(name, lambda loops: loop.run_until_complete(run(loops)))
     return runner.bench_async_func(name, op or _not_here, loop_factory=lambda: loop)
 
 
@@ -593,42 +454,24 @@ async def _not_here() -> None:
 
 
 def run_store(
-    runner: Any,
-    loop: _KeptLoop,
-    store: Store,
-    ops: list[str],
-    first_task: int,
-    workload: Workload,
+    runner: Any, loop: _KeptLoop, store: Store, ops: list[str], first_task: int, workload: Workload
 ) -> list[Any]:
     """Benchmark ``ops`` of one store; open (and seed) it only if one of them runs in this process."""
     args = runner.args
     here = (args.worker or args.in_process) and (
-        args.worker_task is None
-        or first_task <= args.worker_task < first_task + len(ops)
+        args.worker_task is None or first_task <= args.worker_task < first_task + len(ops)
     )
     if not here:
-        return [
-            _bench_one(runner, loop, bench_name(store.name, op), None) for op in ops
-        ]
-    with (
-        tempfile.TemporaryDirectory(prefix="kv_micro-") as tmp,
-        contextlib.ExitStack() as closing,
-    ):
+        return [_bench_one(runner, loop, bench_name(store.name, op), None) for op in ops]
+    with tempfile.TemporaryDirectory(prefix="kv_micro-") as tmp, contextlib.ExitStack() as closing:
         stack = contextlib.AsyncExitStack()
         closing.callback(lambda: loop.run_until_complete(stack.aclose()))
-        opset = loop.run_until_complete(
-            stack.enter_async_context(store.open(Path(tmp), workload))
-        )
+        opset = loop.run_until_complete(stack.enter_async_context(store.open(Path(tmp), workload)))
         benches = []
         for op in ops:
             fn = opset[op]
             if not isinstance(fn, SelfTimed):
-                _check(
-                    store.name,
-                    op,
-                    loop.run_until_complete(fn()),
-                    workload.expected_rows(op),
-                )
+                _check(store.name, op, loop.run_until_complete(fn()), workload.expected_rows(op))
             benches.append(_bench_one(runner, loop, bench_name(store.name, op), fn))
         return benches
 
@@ -653,12 +496,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         loop.shutdown()
     if not args.worker:
         print()
-        print(
-            format_table(
-                results_from((b for b in benches if b is not None), args.stat),
-                args.stat,
-            )
-        )
+        print(format_table(results_from((b for b in benches if b is not None), args.stat), args.stat))
 
 
 if __name__ == "__main__":
