@@ -29,6 +29,7 @@ BUDGETS: dict[str, dict[str, tuple[int, int, int, int]]] = {
     "promote": {"naive": (2, 2, 50, 100), "optimized": (2, 2, 50, 100), "batched": (2, 2, 50, 100), "indexed": (2, 2, 50, 100)},
     "reap": {"naive": (3, 3, 3, 7), "optimized": (3, 3, 3, 8), "batched": (3, 3, 3, 7), "indexed": (3, 3, 3, 12)},
     "poll_idle": {"naive": (3, 3, 0, 0), "optimized": (3, 3, 0, 0), "batched": (3, 3, 0, 0), "indexed": (3, 3, 0, 0)},
+    "worker_10": {"naive": (46, 46, 53, 130), "optimized": (46, 46, 53, 150), "batched": (46, 46, 53, 130), "indexed": (46, 46, 53, 230)},
     # The seed's numbers: the N+1 loop reads the index and then every job, with no early exit.
     "name_100": {"naive": (101, 102, 200, 0), "optimized": (1, 1, 100, 0), "batched": (11, 11, 200, 0), "indexed": (1, 1, 100, 0)},
     "name_1000_50": {"naive": (1001, 1011, 2000, 0), "optimized": (1, 1, 100, 0), "batched": (6, 6, 150, 0), "indexed": (1, 1, 50, 0)},

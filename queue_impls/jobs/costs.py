@@ -21,7 +21,9 @@ from ..kv.counting import CountingKv
 from .backoff import Backoff
 from .clock import FakeClock
 from .layouts import LAYOUTS
+from .model import Job
 from .queue import Queue
+from .worker import Worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,13 @@ async def _expired(q: Queue) -> None:
     await q.clock.advance(5.0)
 
 
+async def _run_worker(q: Queue, _: Any) -> None:
+    async def handler(job: Job) -> None:
+        return None
+
+    await Worker(q, {"email": handler}).run_until_idle()
+
+
 async def _idle_poll(q: Queue, _: Any) -> None:
     await q.promote_due()
     await q.reap_expired()
@@ -139,6 +148,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
     Scenario("promote", "promote_due(), 50 delayed jobs due", _due, lambda q, _: q.promote_due()),
     Scenario("reap", "reap_expired(), 1 lease expired", _expired, lambda q, _: q.reap_expired()),
     Scenario("poll_idle", "promote_due() + reap_expired() + claim(), nothing to do", _nothing, _idle_poll),
+    Scenario("worker_10", "Worker.run_until_idle(), 10 ready jobs", lambda q: _add_many(q, 10), _run_worker),
     Scenario(
         "name_100",
         "list_jobs(name, limit=100), 100 jobs of that name",

@@ -58,10 +58,10 @@ MAX_CAS_ATTEMPTS: Final = 20
 PROMOTE_BATCH: Final = 50
 #: Expired leases handled per reap_expired() call.
 REAP_BATCH: Final = 50
-#: Ready entries a claim reads first: the head of the queue, enough for a worker's free slots and some lost races.
-CLAIM_FIRST_BATCH: Final = 20
-#: Ready entries per further read, when the head held only jobs of other names or of names at their limit.
-CLAIM_SCAN_BATCH: Final = 500
+#: A claim of n jobs first reads the 2n + 2 ready entries at the head of the queue: room for a few lost races ...
+CLAIM_HEAD_EXTRA: Final = 2
+#: ... then pages of this many, when the head held only jobs of other names, of names at their limit, or lost races.
+CLAIM_SCAN_BATCH: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,9 +229,11 @@ class Queue:
     ) -> list[Lease]:
         """Claim up to ``max_jobs`` ready jobs (of ``names``), best priority first, each with a compare-and-set."""
         lease = check_positive(lease, "lease")
+        if not is_int(max_jobs) or max_jobs < 1:
+            raise InvalidJobOptionError(f"max_jobs must be an int >= 1, got {max_jobs!r}")
         leases: list[Lease] = []
         saturated: set[str] = set()
-        cursor, batch = None, CLAIM_FIRST_BATCH
+        cursor, batch = None, min(2 * max_jobs + CLAIM_HEAD_EXTRA, CLAIM_SCAN_BATCH)
         while True:
             page = self.kv.list(prefix=READY, limit=batch, cursor=cursor)
             entries = await page.collect()

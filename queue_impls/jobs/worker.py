@@ -59,6 +59,7 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._next_sweep = float("-inf")  # when poll() next promotes due jobs and reaps expired leases
         self._crash: BaseException | None = None  # an unexpected error of a job task, re-raised by the run methods
 
     # -- running -------------------------------------------------------------------------------------
@@ -67,7 +68,9 @@ class Worker:
         """Run jobs until none is ready and none of ours is running; returns how many attempts were processed."""
         before = self.processed
         while True:
-            claimed = await self.poll()
+            claimed, swept = await self._poll(sweep=False)
+            if not self._tasks and claimed == 0 and not swept:
+                claimed, _ = await self._poll(sweep=True)  # idle only after a poll that promoted due jobs
             if not self._tasks:
                 if claimed == 0:
                     return self.processed - before
@@ -92,18 +95,27 @@ class Worker:
         self._raise_crash()
 
     async def poll(self) -> int:
-        """One poll: promote due jobs, reap expired leases, claim into free slots. Returns how many were claimed."""
+        """One poll: promote due jobs and reap expired leases (at most once per poll_interval), then claim into
+        the free slots. Returns how many jobs were claimed."""
+        claimed, _ = await self._poll(sweep=False)
+        return claimed
+
+    async def _poll(self, *, sweep: bool) -> tuple[int, bool]:
         free = self.concurrency - len(self._tasks)
         if free <= 0:
-            return 0
-        await self.queue.promote_due()
-        await self.queue.reap_expired()
+            return 0, False
+        now = self.queue.clock.now()
+        swept = sweep or now >= self._next_sweep
+        if swept:  # not on every poll: a busy worker would pay two extra reads per job
+            await self.queue.promote_due()
+            await self.queue.reap_expired()
+            self._next_sweep = now + self.poll_interval
         leases = await self.queue.claim(self.worker_id, self.handlers, lease=self.lease, max_jobs=free)
         for lease in leases:
             task = asyncio.create_task(self._run(lease))
             self._tasks.add(task)
             task.add_done_callback(self._done)
-        return len(leases)
+        return len(leases), swept
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
