@@ -61,3 +61,13 @@ def test_backoff_jitters_stay_within_their_bounds() -> None:
             assert all(low * ceiling <= b.delay(attempt, rng) <= ceiling for _ in range(50))
     assert Backoff(jitter="none").delay(3, rng) == 4.0
     assert Backoff.from_value(None) == Backoff() and Backoff.from_value({"base": 3}).base == 3
+
+
+def test_the_package_exports_its_public_names() -> None:
+    import queue_impls.jobs as jobs
+
+    assert {"Queue", "Worker", "JobStatus", "LAYOUTS", "Job", "check_integrity"} <= set(jobs.__all__)
+    assert all(hasattr(jobs, name) for name in jobs.__all__)
+    public = {n for n in dir(jobs) if n[0].isupper() and not n.startswith("_")}
+    assert public <= set(jobs.__all__), public - set(jobs.__all__)
+    assert jobs.LAYOUTS == ("naive", "optimized", "batched", "indexed")
