@@ -133,9 +133,8 @@ class Queue:
         return job.id
 
     def _check_name(self, name: Any) -> str:
-        if (
-            not isinstance(name, str) or name not in self._valid_names
-        ):  # the check builds every key of the name: remember names that passed
+        # The check builds every key the name will be part of: remember the names that passed.
+        if not isinstance(name, str) or name not in self._valid_names:
             check_name(name, self.layout)
             if len(self._valid_names) < 10_000:
                 self._valid_names.add(name)
