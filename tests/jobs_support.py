@@ -87,7 +87,7 @@ def run_worker_process(db_path: str, layout: str, workers: int, concurrency: int
                 Worker(q, {"job": handler}, concurrency=concurrency, poll_interval=0.05, worker_id=f"{os.getpid()}-{i}")
                 for i in range(workers)
             ]
-            barrier.wait()
+            barrier.wait(timeout=60)  # both processes start claiming together
             await asyncio.gather(*(w.run_until_idle() for w in pool))
             return sum(w.lost for w in pool)
 

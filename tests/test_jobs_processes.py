@@ -56,9 +56,15 @@ def test_two_processes_run_every_job_exactly_once(tmp_path: Path) -> None:
     started = time.perf_counter()
     for proc in procs:
         proc.start()
-    for proc in procs:
-        proc.join(timeout=90)
-        assert proc.exitcode == 0, f"worker process exited with {proc.exitcode}"
+    try:
+        for proc in procs:
+            proc.join(timeout=90)
+            assert proc.exitcode == 0, f"worker process exited with {proc.exitcode}"
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
     elapsed = time.perf_counter() - started
     lines = [json.loads(line) for out in outs for line in out.read_text().splitlines()]
     runs = [line for line in lines if "id" in line]
