@@ -328,7 +328,7 @@ def summary_line(bench: pyperf.Benchmark) -> str:
     per = "/job" if meta.get("kvq_per") == "job" else ""
     text = (
         f"{bench.get_name():<66} {bench.format_value(bench.mean()):>9}{spread:<13} "
-        f"{_number(counts['total_calls'])} calls{per}, {_number(counts['round_trips'])} round trips{per}"
+        f"{_count(counts['total_calls'], 'call')}{per}, {_count(counts['round_trips'], 'round trip')}{per}"
     )
     findings = json.loads(str(meta["kvq_nplus1"]))
     if findings:
@@ -336,5 +336,7 @@ def summary_line(bench: pyperf.Benchmark) -> str:
     return text
 
 
-def _number(value: float) -> str:
-    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+def _count(value: float, noun: str) -> str:
+    if isinstance(value, int):
+        return f"{value:,} {noun}{'' if value == 1 else 's'}"
+    return f"{value:,.2f} {noun}s"

@@ -167,7 +167,7 @@ SUITE_SPECS: Final[dict[str, SuiteSpec]] = {
     "full": SuiteSpec(
         name="full",
         timing=Timing(
-            20, 3, 1, min_time=0.1, calibrate=True, budget_s=780.0, max_seconds=40.0, min_processes=3, min_values=3
+            20, 3, 1, min_time=0.1, calibrate=True, budget_s=780.0, max_seconds=40.0, min_processes=1, min_values=2
         ),
         list_base=_BASE,
         list_axes={**_QUICK_AXES, "N": (100, 1000, 10_000, 100_000)},

@@ -136,3 +136,8 @@ def test_processes_fit_the_allowance() -> None:
         settings = plan_timing(FULLISH, probe_s=0.2, allowance_s=allowance)
         per_process = 4 * 0.2 + 0.25
         assert settings.processes == max(3, min(20, math.floor(allowance / per_process)))
+
+
+def test_full_asks_for_pyperfs_own_defaults() -> None:
+    full = SUITE_SPECS["full"].timing
+    assert (full.processes, full.values, full.warmups, full.min_time, full.calibrate) == (20, 3, 1, 0.1, True)
