@@ -69,7 +69,6 @@ def handle_run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         progress=args.progress,
     )
-    print(f"qbench run: suite {options.suite}, backend {options.backend}, layouts {','.join(options.layouts)}")
     summary = run_suite(options)
     what = f"{summary.written} of {summary.planned} benchmarks"
     if summary.interrupted:

@@ -35,7 +35,7 @@ from .stores import StoreSource, backend_version, prepare_source
 from .worker import CASE_OPTION, PLAN_OPTION, add_options
 
 #: Environment variables worker processes keep (pyperf passes only a minimal environment by default).
-_INHERITED_ENV: Final = ("TMPDIR", "XDG_CACHE_HOME", "DENO_DIR", "DENO_BIN", "KVQ_DENO", "NO_COLOR")
+_INHERITED_ENV: Final = ("TMPDIR", "XDG_CACHE_HOME", "DENO", "DENO_DIR", "NO_COLOR")
 #: A worker process costs about this much besides its measured executions (start-up, imports, opening the store).
 _PROCESS_OVERHEAD_S: Final = 0.25
 
@@ -110,10 +110,13 @@ def check_backend(backend: str) -> None:
     """Fail early, as bad input, when the chosen backend cannot be loaded here."""
     if backend != "deno":
         return
+    from queue_impls.kv.backends.deno import find_deno
+    from queue_impls.kv.errors import DenoNotFoundError
+
     try:
-        import queue_impls.kv.backends.deno  # noqa: F401
-    except ImportError as exc:
-        raise UsageError(f"The deno backend is not available in this installation: {exc}") from None
+        find_deno()
+    except DenoNotFoundError as exc:
+        raise UsageError(f"--backend deno: {exc}") from None
 
 
 def run_suite(options: RunOptions, *, echo: Callable[[str], None] = print) -> RunSummary:
@@ -124,6 +127,8 @@ def run_suite(options: RunOptions, *, echo: Callable[[str], None] = print) -> Ru
         suite=options.suite, layouts=options.layouts, rtt_ms=options.rtt_ms, scenarios=options.scenarios
     )
     summary = RunSummary(options.output, planned=len(cases))
+    layouts = ",".join(options.layouts)
+    echo(f"qbench run: suite {options.suite}, backend {options.backend}, layouts {layouts}: {len(cases)} benchmarks")
     started = time.perf_counter()
     run_dir = Path(tempfile.mkdtemp(prefix="kvq-run-"))
     try:
@@ -234,7 +239,7 @@ def _seed(specs: list[SeedSpec], options: RunOptions, echo: Callable[[str], None
 def _in_loop(coro: Any) -> Any:
     try:
         return asyncio.run(coro)
-    except OSError as exc:
+    except (OSError, KvError) as exc:
         raise BenchmarkFailed(f"Cannot prepare a store: {exc}") from exc
 
 

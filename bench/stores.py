@@ -96,9 +96,11 @@ def backend_version(backend: str) -> str:
 
 
 def _deno_version() -> str:
-    deno = shutil.which("deno") or str(Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "deno")
+    from queue_impls.kv.backends.deno import find_deno
+    from queue_impls.kv.errors import DenoNotFoundError
+
     try:
-        out = subprocess.run([deno, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
+        out = subprocess.run([find_deno(), "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError, DenoNotFoundError):
         return "deno (version unknown)"
     return out.splitlines()[0].strip() if out.strip() else "deno (version unknown)"
