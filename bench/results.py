@@ -98,6 +98,8 @@ class ResultsWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.suite: pyperf.BenchmarkSuite | None = None
+        #: Benchmarks in the file on disk (the suite may hold one more while it is being written).
+        self.written = 0
 
     def add(self, benchmark: pyperf.Benchmark) -> None:
         if self.suite is None:
@@ -105,9 +107,6 @@ class ResultsWriter:
         else:
             self.suite.add_benchmark(benchmark)
         self._flush()
-
-    def __len__(self) -> int:
-        return 0 if self.suite is None else len(self.suite)
 
     def _flush(self) -> None:
         assert self.suite is not None
@@ -118,6 +117,7 @@ class ResultsWriter:
         try:
             self.suite.dump(tmp, replace=True)
             os.replace(tmp, self.path)
+            self.written = len(self.suite)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)

@@ -131,12 +131,16 @@ def run_suite(options: RunOptions, *, echo: Callable[[str], None] = print) -> Ru
     echo(f"qbench run: suite {options.suite}, backend {options.backend}, layouts {layouts}: {len(cases)} benchmarks")
     started = time.perf_counter()
     run_dir = Path(tempfile.mkdtemp(prefix="kvq-run-"))
+    writer = ResultsWriter(options.output)
     try:
         with _interruptible() as interrupted:
-            _run(options, cases, run_dir, summary, echo, interrupted)
+            _run(options, cases, run_dir, writer, summary, echo, interrupted)
+    except KeyboardInterrupt:  # anywhere: seeding, measuring, between benchmarks; the file holds what finished
+        summary.interrupted = True
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
         summary.seconds = time.perf_counter() - started
+        summary.written = writer.written
     return summary
 
 
@@ -144,15 +148,14 @@ def _run(
     options: RunOptions,
     cases: list[Case],
     run_dir: Path,
+    writer: ResultsWriter,
     summary: RunSummary,
     echo: Callable[[str], None],
     interrupted: list[bool],
 ) -> None:
     deadline = time.monotonic() + SUITE_SPECS[options.suite].timing.budget_s  # seeding counts against it
     sources = _prepare_stores(options, cases, run_dir, echo)
-    plan_path = _write_plan(cases, sources, run_dir)
-    runner = _make_runner(plan_path)
-    writer = ResultsWriter(options.output)
+    runner = _make_runner(_write_plan(cases, sources, run_dir))
     metadata = suite_metadata(
         suite=options.suite,
         backend=options.backend,
@@ -165,19 +168,17 @@ def _run(
             allowance = (deadline - time.monotonic()) / (len(cases) - done)
             try:
                 bench = _run_case(runner, case, sources[case.name], timing, allowance, run_dir, metadata)
-            except (KeyboardInterrupt, SystemExit) as exc:
-                if interrupted[0] or isinstance(exc, KeyboardInterrupt):
-                    summary.interrupted = True
-                    return
+            except SystemExit as exc:  # pyperf exits(1) on Ctrl-C in a worker, and on a calibration failure
+                if interrupted[0]:
+                    raise KeyboardInterrupt from None
                 raise BenchmarkFailed(f"{case.name}: pyperf stopped the run (exit status {exc.code})") from None
             writer.add(bench)
-            summary.written = len(writer)
             line = summary_line(bench)
             summary.lines.append(line)
             if bar.disable:
                 echo(line)
             else:
-                bar.write(line)
+                bar.write(line)  # above the bar
             bar.update()
 
 
