@@ -149,11 +149,20 @@ def build_seed_file(spec: SeedSpec, path: str) -> str:
     try:
         asyncio.run(_build(spec, tmp))
         os.replace(tmp, target)
+        _prune_older_versions(target)
     finally:
         for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
             if os.path.exists(leftover):
                 os.unlink(leftover)
     return path
+
+
+def _prune_older_versions(target: Path) -> None:
+    """Delete the seeds of the same parameters built by other code versions: the cache holds one per parameters."""
+    prefix = target.name.rsplit("-", 1)[0] + "-"
+    for stale in target.parent.glob(f"{prefix}*.db"):
+        if stale != target and len(stale.name) == len(target.name):
+            stale.unlink(missing_ok=True)
 
 
 async def _build(spec: SeedSpec, path: str) -> None:

@@ -2,7 +2,7 @@
 
 SQLite: the cached seed is copied into the run's directory and opened from there (read-only cases share it,
 writing cases take a private copy). Deno: the seed's entries are copied once into a Deno KV file. Memory: each
-process loads the seed's entries into its own store (nothing can be shared across processes).
+process loads the entries of the run's copy into its own store (nothing can be shared across processes).
 """
 
 from __future__ import annotations
@@ -38,14 +38,12 @@ class StoreSource:
 
 async def prepare_source(*, backend: str, seed_file: Path, run_dir: Path) -> StoreSource:
     """Turn a cached seed file into the file this run's processes open (done once per seed and run)."""
-    if backend == "memory":
-        return StoreSource("memory", str(seed_file))
-    target = run_dir / (seed_file.stem + _SUFFIX[backend])
+    target = run_dir / (seed_file.stem + _SUFFIX["deno" if backend == "deno" else "sqlite"])
     if not target.exists():
-        if backend == "sqlite":
-            shutil.copyfile(seed_file, target)
-        else:
+        if backend == "deno":
             await _copy_file_into(seed_file, f"deno:{target}")
+        else:  # memory: each process loads this copy (the cache may be pruned by another run meanwhile)
+            shutil.copyfile(seed_file, target)
     return StoreSource(backend, str(target))
 
 

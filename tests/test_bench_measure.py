@@ -62,6 +62,15 @@ def test_seeds_are_cached_by_parameters_and_code_version(cache_dir: Path) -> Non
     assert seed_path(spec, cache_dir, "another version") != first
 
 
+def test_a_new_seed_replaces_the_one_an_older_code_version_built(tmp_path: Path) -> None:
+    stale = tmp_path / "seed-N20-K1-naive-0123456789abcdef.db"
+    other = tmp_path / "seed-N20-K10-naive-0123456789abcdef.db"
+    stale.write_bytes(b"old")
+    other.write_bytes(b"other parameters")
+    [path] = ensure_seeds([SeedSpec(N=20, K=1, layout="naive")], cache_dir=tmp_path).values()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, other.name])
+
+
 @pytest.mark.parametrize(("layout", "calls"), [("naive", 101), ("optimized", 1), ("batched", 11), ("indexed", 1)])
 async def test_the_seed_case_costs_what_the_seed_document_says(
     layout: str, calls: int, cache_dir: Path, tmp_path: Path
