@@ -114,3 +114,11 @@ async def test_concurrent_lists_keep_their_own_batches(ckv: CountingKv) -> None:
     assert [(e.fingerprint, e.round_trips, e.entries) for e in lists] == [('("a", *)', 5, 20), ('("b", *)', 5, 20)]
     assert len(gets) == 40 and all((e.round_trips, e.entries) == (1, 1) for e in gets)
     assert [{k[0] for k, _ in e.results} for e in lists] == [{"a"}, {"b"}]
+
+
+def test_the_traced_list_proxy_covers_the_whole_iterator_api() -> None:
+    from queue_impls.kv import KvListIterator
+    from queue_impls.kv.counting import _TracedList
+
+    public = {n for n in vars(KvListIterator) if not n.startswith("_")} | {"__aiter__", "__anext__"}
+    assert public <= set(vars(_TracedList)), "a new KvListIterator method must be delegated by _TracedList"
