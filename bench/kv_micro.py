@@ -21,6 +21,7 @@ from typing import Any, Literal
 import aiosqlite
 import pyperf
 
+from bench.deno_inprocess import deno_inprocess, deno_unavailable
 from queue_impls.kv import CommitResult, Kv, KvEntry, encode_key, encode_value, open_kv
 from queue_impls.kv.counting import CountingKv
 
@@ -211,6 +212,15 @@ async def floor_factory(tmp: Path, workload: Workload) -> AsyncIterator[OpSet]:
 
 
 FLOOR = "aiosqlite floor"
+DENO_IN = "deno in-process"
+
+
+@contextlib.asynccontextmanager
+async def deno_inprocess_factory(tmp: Path, workload: Workload) -> AsyncIterator[OpSet]:
+    """The same ops timed inside one Deno process (bench/deno_inprocess.ts): "deno" minus this is the bridge."""
+    async with deno_inprocess(tmp / "deno-in.sqlite", workload.entries) as run:
+        yield {op: SelfTimed(functools.partial(run, op)) for op in OPS}
+
 
 #: Every column of the table, in order. Add a store here (one line) and it is run, printed and compared.
 STORES: dict[str, Store] = {
@@ -218,6 +228,9 @@ STORES: dict[str, Store] = {
     for store in (
         kv_store("memory", lambda _: "memory:"),
         kv_store("sqlite", lambda tmp: f"sqlite:{tmp / 'kv.db'}"),
+        # The real Deno KV (issue 3): through the deno: backend's bridge, and inside Deno itself.
+        Store("deno", kv_store("deno", lambda tmp: f"deno:{tmp / 'kv.sqlite'}").open, unavailable=deno_unavailable),
+        Store(DENO_IN, deno_inprocess_factory, unavailable=deno_unavailable),
         Store(FLOOR, floor_factory),
         # The counting wrapper (issue 4) over each store, without and with its trace.
         kv_store("counting(memory)", lambda _: "memory:", lambda kv: CountingKv(kv, owns_inner=False)),
@@ -268,6 +281,8 @@ COMPARISONS: list[Comparison] = [
     Comparison("traced-memory", "traced(memory)", "memory", "delta"),
     Comparison("counting/sqlite", "counting(sqlite)", "sqlite"),
     Comparison("traced/sqlite", "traced(sqlite)", "sqlite"),
+    Comparison("bridge overhead", "deno", DENO_IN, "delta"),
+    Comparison("sqlite/deno-in-process", "sqlite", DENO_IN),
 ]
 
 TARGETS: list[Target] = [
@@ -276,6 +291,11 @@ TARGETS: list[Target] = [
     Target(GET, "memory", 10.0, "issue 2: memory get under 10 us"),
     Target(GET, "counting/sqlite", 1.05, "issue 4: counting adds under 5% to a SQLite get"),
     Target(GET, "counting-memory", 2.0, "issue 4: counting adds under 2 us per call on memory"),
+    *(Target(op, "bridge overhead", 100.0, "issue 3: deno bridge overhead under 100 us per round trip") for op in OPS),
+    *(
+        Target(op, "sqlite/deno-in-process", 1.0, "issue 3: SQLite backend no slower than Deno's own in-process KV")
+        for op in (GET, SET, LIST_PAGE)
+    ),
 ]
 
 # ------------------------------------------------------------------------------------------------------ table

@@ -299,32 +299,48 @@ async function handle(kv: Deno.Kv, msg: Wire[]): Promise<void> {
 
 const inflight = new Set<Promise<void>>();
 
+// Deno.stdin.read straight into a buffer: a ReadableStream adds about 50 us per chunk (measured, see docs/deno.md).
 async function serve(kv: Deno.Kv): Promise<void> {
-  let buf = new Uint8Array(0);
-  for await (const chunk of Deno.stdin.readable) {
-    const joined = new Uint8Array(buf.length + chunk.length);
-    joined.set(buf);
-    joined.set(chunk, buf.length);
+  let buf = new Uint8Array(1 << 16);
+  let filled = 0;
+  for (;;) {
+    if (filled === buf.length) buf = grow(buf, buf.length * 2);
+    const n = await Deno.stdin.read(buf.subarray(filled));
+    if (n === null) return;
+    filled += n;
     let pos = 0;
-    while (joined.length - pos >= 4) {
-      const size = new DataView(joined.buffer, pos, 4).getUint32(0);
-      if (joined.length - pos - 4 < size) break;
-      const text = utf8d.decode(joined.subarray(pos + 4, pos + 4 + size));
-      pos += 4 + size;
-      let msg: Wire[];
-      try {
-        msg = JSON.parse(text);
-        if (!Array.isArray(msg) || typeof msg[0] !== "number") throw new Error("not a request array");
-      } catch (e) {
-        console.error(`deno_bridge: garbled request frame (${(e as Error).message}): ${text.slice(0, 200)}`);
-        Deno.exit(2);
+    while (filled - pos >= 4) {
+      const size = new DataView(buf.buffer, pos, 4).getUint32(0);
+      if (filled - pos - 4 < size) {
+        if (size + 4 > buf.length) buf = grow(buf, size + 4);
+        break;
       }
-      const job = handle(kv, msg);
-      inflight.add(job);
-      void job.finally(() => inflight.delete(job));
+      dispatch(kv, buf.subarray(pos + 4, pos + 4 + size));
+      pos += 4 + size;
     }
-    buf = joined.slice(pos);
+    buf.copyWithin(0, pos, filled);
+    filled -= pos;
   }
+}
+
+function grow(buf: Uint8Array, size: number): Uint8Array {
+  const bigger = new Uint8Array(size);
+  bigger.set(buf);
+  return bigger;
+}
+
+function dispatch(kv: Deno.Kv, body: Uint8Array): void {
+  let msg: Wire[];
+  try {
+    msg = JSON.parse(utf8d.decode(body));
+    if (!Array.isArray(msg) || typeof msg[0] !== "number") throw new Error("not a request array");
+  } catch (e) {
+    console.error(`deno_bridge: garbled request frame (${(e as Error).message}): ${new TextDecoder().decode(body.slice(0, 200))}`);
+    Deno.exit(2);
+  }
+  const job = handle(kv, msg);
+  inflight.add(job);
+  void job.finally(() => inflight.delete(job));
 }
 
 const target = Deno.args[0];
