@@ -1,6 +1,7 @@
 // The KV micro-benchmark's operations timed inside one Deno process: what Deno KV costs with no bridge at all.
 //
-//   deno run --unstable-kv --allow-read=F --allow-write=F bench/deno_inprocess.ts F [--entries N]   prints JSON
+//   deno run --unstable-kv --allow-read=F --allow-write=F bench/deno_inprocess.ts F [--entries N] [--min-time S]
+//       prints JSON: the median microseconds per call of each op
 //   ... bench/deno_inprocess.ts F --entries N --serve    prints "ready", then answers "op loops" lines with seconds
 //
 // The data and the operations mirror bench/kv_micro.py's Workload exactly as the deno: backend stores it
@@ -11,6 +12,7 @@ const path = args.shift() ?? ":memory:";
 const flag = (name: string) => args.indexOf(name);
 const entries = flag("--entries") >= 0 ? Number(args[flag("--entries") + 1]) : 1000;
 const serve = flag("--serve") >= 0;
+const minTime = flag("--min-time") >= 0 ? Number(args[flag("--min-time") + 1]) : 0.1; // seconds per value
 
 const key = (i: number): Deno.KvKey => ["jobs", String(i).padStart(8, "0")];
 const value = (i: number) => ({
@@ -73,7 +75,7 @@ if (serve) {
   const result: Record<string, number> = {};
   for (const op of Object.keys(ops)) {
     let loops = 1;
-    while ((await time(op, loops)) < 0.1) loops *= 2; // calibrate: at least 0.1 s per value
+    while ((await time(op, loops)) < minTime) loops *= 2; // calibrate: at least minTime seconds per value
     const values = [];
     for (let v = 0; v < 5; v++) values.push((await time(op, loops)) / loops);
     values.sort((a, b) => a - b);

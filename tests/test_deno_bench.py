@@ -1,0 +1,35 @@
+"""Smoke tests of the Deno benchmark pieces at tiny sizes (never timed here): the in-Deno script and kv_micro's columns."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.deno_inprocess import OP_NAMES, SCRIPT
+from bench.kv_micro import OPS
+from queue_impls.kv.backends.deno import find_deno
+
+pytestmark = pytest.mark.deno
+
+
+def test_in_deno_script_prints_every_op_as_json(tmp_path: Path) -> None:
+    db = tmp_path / "kv.sqlite"
+    argv = [find_deno(), "run", "--unstable-kv", "--no-config", f"--allow-read={db}", f"--allow-write={db}"]
+    argv += [str(SCRIPT), str(db), "--entries", "60", "--min-time", "0.001"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=90, check=True)
+    report = json.loads(done.stdout)
+    assert report["entries"] == 60 and set(report["us_per_call_median"]) == set(OPS) == set(OP_NAMES)
+    assert all(us > 0 for us in report["us_per_call_median"].values())
+
+
+def test_kv_micro_prints_the_bridge_overhead(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "bench.kv_micro", "-q", "--entries", "60", "--in-process", "--debug-single-value"]
+    argv += ["--stores", "sqlite,deno,deno in-process", "-o", str(tmp_path / "r.json")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "bridge overhead" in done.stdout and "sqlite/deno-in-process" in done.stdout
+    assert "deno bridge overhead under 100 us per round trip" in done.stdout
