@@ -79,11 +79,6 @@ function decodeKey(b: Uint8Array): Key {
   return parts;
 }
 
-function pushEscaped(out: number[], raw: Uint8Array): void {
-  for (const c of raw) c === 0 ? out.push(0, 0xff) : out.push(c);
-  out.push(0);
-}
-
 function pushBigint(out: number[], n: bigint): void {
   if (n === 0n) return void out.push(0x14);
   const neg = n < 0n;
@@ -106,16 +101,26 @@ function pushNumber(out: number[], x: number): void {
 }
 
 function encodeKey(key: Deno.KvKey): string {
-  const out: number[] = [];
+  let hex = "";
   for (const part of key) {
-    if (part instanceof Uint8Array) (out.push(0x01), pushEscaped(out, part));
-    else if (typeof part === "string") (out.push(0x02), pushEscaped(out, utf8.encode(part)));
-    else if (typeof part === "bigint") pushBigint(out, part);
-    else if (typeof part === "number") pushNumber(out, part);
-    else if (typeof part === "boolean") out.push(part ? 0x27 : 0x26);
-    else throw new Error(`Unsupported key part ${typeof part}`);
+    if (typeof part === "string") hex += "02" + escapedHex(utf8.encode(part));
+    else if (part instanceof Uint8Array) hex += "01" + escapedHex(part);
+    else {
+      const out: number[] = [];
+      if (typeof part === "bigint") pushBigint(out, part);
+      else if (typeof part === "number") pushNumber(out, part);
+      else if (typeof part === "boolean") out.push(part ? 0x27 : 0x26);
+      else throw new Error(`Unsupported key part ${typeof part}`);
+      for (const c of out) hex += HEX[c];
+    }
   }
-  return toHex(Uint8Array.from(out));
+  return hex;
+}
+
+function escapedHex(raw: Uint8Array): string {
+  let hex = "";
+  for (let i = 0; i < raw.length; i++) hex += raw[i] === 0 ? "00ff" : HEX[raw[i]];
+  return hex + "00";
 }
 
 const key = (hex: string): Key => decodeKey(fromHex(hex));
@@ -152,8 +157,8 @@ function toWire(v: unknown): Wire {
   if (Array.isArray(v)) return ["l", ...v.map(toWire)];
   const proto = typeof v === "object" ? Object.getPrototypeOf(v) : undefined;
   if (proto === Object.prototype || proto === null) {
-    const out: { [k: string]: Wire } = {};
-    for (const [k, item] of Object.entries(v as object)) Object.defineProperty(out, k, { value: toWire(item), enumerable: true });
+    const out: { [k: string]: Wire } = Object.create(null); // no __proto__ setter: every key is a plain property
+    for (const k in v as object) if (Object.hasOwn(v as object, k)) out[k] = toWire((v as Record<string, unknown>)[k]);
     return out;
   }
   const kind = v === undefined ? "undefined" : (proto?.constructor?.name ?? typeof v);
