@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import sqlite3
 import sys
 import tempfile
@@ -420,6 +421,7 @@ def make_runner(argv: Sequence[str]) -> Any:
     parser.add_argument(
         "--stat", choices=list(STATS), default="median", help="statistic the table shows (default median)"
     )
+    parser.add_argument("--plan-digest", default=None, help="(set by the manager for its workers)")
     return runner
 
 
@@ -430,6 +432,7 @@ def _forward_args(cmd: list[str], args: Any) -> None:
         cmd += ["--stores", ",".join(args.stores)]
     if args.ops:
         cmd += ["--ops", ",".join(args.ops)]
+    cmd += ["--plan-digest", args.plan_digest]
 
 
 def plan(args: Any) -> list[tuple[Store, list[str]]]:
@@ -445,6 +448,17 @@ def plan(args: Any) -> list[tuple[Store, list[str]]]:
                 print(f"skipping {name}: {reason}")
             continue
         chosen.append((store, [op for op in OPS if op in store.ops and (not args.ops or op in args.ops)]))
+    return chosen
+
+
+def checked_plan(args: Any) -> list[tuple[Store, list[str]]]:
+    """The plan, refused if it is not the one the manager started with (the script was edited during the run)."""
+    chosen = plan(args)
+    names = "\n".join(bench_name(store.name, op) for store, ops in chosen for op in ops)
+    digest = hashlib.sha256(names.encode()).hexdigest()[:16]
+    if args.plan_digest not in (None, digest):
+        sys.exit("bench/kv_micro.py's plan changed since this run started: refusing to time the wrong benchmark")
+    args.plan_digest = digest
     return chosen
 
 
@@ -510,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     loop = _KeptLoop()
     benches: list[Any] = []
     try:
-        for store, ops in plan(args):
+        for store, ops in checked_plan(args):
             benches += run_store(runner, loop, store, ops, len(benches), workload)
     finally:
         loop.shutdown()

@@ -54,6 +54,12 @@ def test_workers_get_the_same_plan(tmp_path: Path) -> None:
     assert bench_names(out) == {f"sqlite :: {OPS[0]}", "sqlite :: set", f"{FLOOR} :: get", f"{FLOOR} :: set"}
 
 
+def test_a_worker_refuses_a_plan_that_changed_under_it() -> None:
+    done = run_bench("--in-process", "--debug-single-value", "--stores", "memory", "--plan-digest", "0123456789abcdef")
+    assert done.returncode != 0
+    assert "plan changed since this run started" in done.stderr
+
+
 def test_unknown_store_is_refused() -> None:
     done = run_bench("--stores", "nosuch", "--debug-single-value")
     assert done.returncode != 0
