@@ -6,6 +6,13 @@ open the case's store, build the operation on one long-lived event loop and let 
 
 from __future__ import annotations
 
+import signal
+
+if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group. The manager handles it (it keeps the results of what finished and
+    # kills its worker); a worker that took it too would only print a KeyboardInterrupt traceback mid-import.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 import asyncio
 import json
 import shutil

@@ -153,7 +153,9 @@ def test_ctrl_c_leaves_a_valid_file_of_what_finished(tmp_path: Path, cache_dir: 
     os.killpg(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert "interrupted" in stderr
+    # Not one traceback from qbench; a worker that was still starting Python may print KeyboardInterrupt's own.
+    assert stderr.count("Traceback") == stderr.count("\nKeyboardInterrupt\n")
     written = load(out).benchmark.nunique()
     assert 1 <= written < 16  # the smoke suite has 16 benchmarks per layout
     assert f"{written} of 16 benchmarks written to {out}" in stderr
