@@ -30,7 +30,7 @@ from .errors import BenchmarkFailed, UsageError
 from .measure import Measured, measure_case
 from .results import ResultsWriter, compact_json, suite_metadata
 from .scenarios import SUITE_SPECS, Case, SeedSpec, Timing, build_cases
-from .seeding import ensure_seeds
+from .seeding import ensure_seeds, missing_seeds
 from .stores import StoreSource, backend_version, prepare_source
 from .worker import CASE_OPTION, PLAN_OPTION, add_options
 
@@ -128,7 +128,9 @@ def run_suite(options: RunOptions, *, echo: Callable[[str], None] = print) -> Ru
     )
     summary = RunSummary(options.output, planned=len(cases))
     layouts = ",".join(options.layouts)
-    echo(f"qbench run: suite {options.suite}, backend {options.backend}, layouts {layouts}: {len(cases)} benchmarks")
+    echo(
+        f"qbench run: suite {options.suite}, backend {options.backend}, layouts {layouts}: {_count(len(cases), 'benchmark')}"
+    )
     started = time.perf_counter()
     run_dir = Path(tempfile.mkdtemp(prefix="kvq-run-"))
     writer = ResultsWriter(options.output)
@@ -223,7 +225,9 @@ def _seed(specs: list[SeedSpec], options: RunOptions, echo: Callable[[str], None
     unique = list(dict.fromkeys(specs))
     built: list[SeedSpec] = []
     started = time.perf_counter()
-    with tqdm(total=len(unique), unit="store", desc="seeding", disable=_no_bar(options.progress)) as bar:
+    to_build = len(missing_seeds(unique, cache_dir=options.cache_dir))
+    no_bar = _no_bar(options.progress) or (None if to_build else True)
+    with tqdm(total=to_build, unit="store", desc="seeding", disable=no_bar) as bar:
 
         def on_built(spec: SeedSpec) -> None:
             built.append(spec)

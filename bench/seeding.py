@@ -172,6 +172,12 @@ async def _build(spec: SeedSpec, path: str) -> None:
             await copy_entries(memory, file)
 
 
+def missing_seeds(specs: Sequence[SeedSpec], *, cache_dir: Path) -> list[SeedSpec]:
+    """The specs whose seed is not in the cache for the current code version."""
+    version = code_version()
+    return [spec for spec in dict.fromkeys(specs) if not seed_path(spec, cache_dir, version).exists()]
+
+
 def ensure_seeds(
     specs: Sequence[SeedSpec], *, cache_dir: Path, on_built: Callable[[SeedSpec], None] | None = None
 ) -> dict[SeedSpec, Path]:
