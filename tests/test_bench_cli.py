@@ -80,6 +80,29 @@ def test_export_writes_the_tidy_table_as_csv(smoke: tuple[Path, str], tmp_path: 
     assert len(rows) - 1 == len(load(path))
 
 
+@pytest.mark.slow
+def test_export_without_o_writes_csv_to_standard_output(
+    smoke: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = smoke
+    assert main(["export", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ",".join(COLUMNS) and len(lines) - 1 == len(load(path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["memory", pytest.param("deno", marks=pytest.mark.deno)])
+def test_the_other_backends_run_through_pyperf_workers(backend: str, cache_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / f"{backend}.json"
+    args = ["--layouts", SMOKE_LAYOUTS, "--scenarios", "seed_case,write_path", "--cache-dir", str(cache_dir)]
+    done = qbench("run", "--suite", "smoke", "--backend", backend, *args, "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    frame = load(out)
+    assert (frame.backend == backend).all() and frame.benchmark.nunique() == 12
+    seed = frame[(frame.scenario == "seed_case") & (frame.metric == "calls")].set_index("layout").value
+    assert (seed["naive"], seed["optimized"]) == (101, 1)  # the same exact counts on every backend
+
+
 def test_every_command_is_registered_once_with_help() -> None:
     names = [command.name for command in COMMANDS]
     assert len(names) == len(set(names)) and {"run", "export"} <= set(names)
