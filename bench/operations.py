@@ -38,13 +38,17 @@ class Operation(abc.ABC):
         """One timed execution."""
 
 
+async def list_page(queue: Queue, *, limit: int, offset: int = 0, status: str = "none") -> None:
+    """The dashboard's call: one page of the first name's jobs (status: a key of STATUS_FILTERS)."""
+    await queue.list_jobs(status=STATUS_FILTERS[status], name=job_name(0), limit=limit, offset=offset)
+
+
 class ListByName(Operation):
     """list_jobs by name (and status filter): the seed's listJobs, and rtt_sweep's listing."""
 
     async def execute(self) -> None:
         p = self.params
-        status = STATUS_FILTERS[p["status"]]
-        await self.queue.list_jobs(status=status, name=job_name(0), limit=p["limit"], offset=p["offset"])
+        await list_page(self.queue, limit=p["limit"], offset=p["offset"], status=p["status"])
 
 
 class WritePath(Operation):
@@ -108,9 +112,6 @@ class Mixed(Operation):
     def __init__(self, case: Case, kv: Kv) -> None:
         super().__init__(case, kv)
         self.worker = Worker(self.queue, {CHURN_NAME: _handle}, concurrency=1)
-        self.listing = ListByName(case, kv)
-        self.listing.params = {**self.params, "offset": 0, "status": "none"}
-        self.listing.queue = self.queue
 
     async def execute(self) -> None:
         for _ in range(self.params["jobs"] // self.params["every"]):
@@ -123,7 +124,7 @@ class Mixed(Operation):
         await self.worker.run_until_idle()
 
     async def page(self) -> None:
-        await self.listing.execute()
+        await list_page(self.queue, limit=self.params["limit"])
 
 
 _OPERATIONS: dict[str, type[Operation]] = {
