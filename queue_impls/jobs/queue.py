@@ -364,11 +364,12 @@ class Queue:
         return job.replace(status=JobStatus.PENDING, run_at=now + backoff.delay(job.attempts, self.rng), **common)
 
     def _enqueue(self, op: AtomicOperation, job: Job, now: float) -> None:
-        run_at_ms = ms_ceil(job.run_at)
-        if run_at_ms <= ms_floor(now):
+        # Compare in seconds: a job due now is ready now, whatever the sub-millisecond part of the clock.
+        # Only a job due later is keyed by its time, rounded up so promotion can never start it early.
+        if job.run_at <= now:
             op.set(ready_key(job.priority, job.id), job.name)
         else:
-            op.set(delayed_key(run_at_ms, job.id), {"name": job.name, "priority": job.priority})
+            op.set(delayed_key(ms_ceil(job.run_at), job.id), {"name": job.name, "priority": job.priority})
 
     def _enter_status(self, op: AtomicOperation, job: Job) -> None:
         """The queue entry of a job leaving the running state: a ready/delayed entry or a dead letter."""
