@@ -4,7 +4,10 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 DENO    := node_modules/.bin/deno
 
-.PHONY: test report lint typecheck pytest bench-kv clean
+.PHONY: install test report gate lint typecheck pytest bench-kv baseline clean
+
+# The quick suite's results in make test: the gate reads them, and the notebook test runs on them.
+GATE_RESULTS := .bench/quick.json
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -26,17 +29,30 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	.venv/bin/mypy
 
-# pytest exits 5 when it collects no test: that is a failure here, never a pass.
+# pytest exits 5 when it collects no test: make treats that (like any non-zero exit) as a failure.
 pytest: $(STAMP) $(DENO)
-	$(PY) -m pytest -q
+	KVQ_RESULTS=$(if $(wildcard $(GATE_RESULTS)),$(abspath $(GATE_RESULTS)),) $(PY) -m pytest -q
 
-test: lint typecheck pytest
+# The regression gate: the quick suite on the embedded SQLite store against the committed baseline.
+# Exact counts and complexity classes fail the build; times are reported only (shared machines are noisy).
+gate: $(STAMP) $(DENO)
+	$(PY) -m bench run --suite quick --backend sqlite --no-progress -o $(GATE_RESULTS)
+	$(PY) -m bench gate --baseline reports/baseline/quick.json $(GATE_RESULTS) --times report-only
+
+test: lint typecheck gate pytest
+
+# The main job: the quick suite on the embedded default (SQLite), and its report in reports/latest/.
+report: $(STAMP) $(DENO)
+	$(PY) -m bench run --suite quick --backend sqlite -o reports/latest/results.json
+	$(PY) -m bench report reports/latest/results.json -o reports/latest
+	@echo "report: reports/latest/index.html (and reports/latest/README.md)"
+
+# Rewrite the gate's baseline from the latest report's results (review the diff before committing it).
+baseline: $(STAMP)
+	$(PY) -m bench baseline update reports/latest/results.json
 
 bench-kv: $(STAMP) $(DENO)
-	$(PY) -m bench.kv_micro --fast
-
-report: $(STAMP) $(DENO)
-	$(PY) -m bench.kv_micro --fast
+	$(PY) -m bench.kv_micro
 
 clean:
-	rm -rf .venv node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf .venv node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .bench
