@@ -179,12 +179,13 @@ def decode_key(buf: bytes) -> Key:
     while pos < n:
         tag = buf[pos]
         pos += 1
-        if tag == _BYTES:
-            raw, pos = _read_escaped(buf, pos)
-            parts.append(raw)
-        elif tag == _STRING:
-            raw, pos = _read_escaped(buf, pos)
-            parts.append(raw.decode("utf-8"))
+        if tag in (_STRING, _BYTES):
+            nul = buf.find(b"\x00", pos)
+            if nul >= 0 and (nul + 1 == n or buf[nul + 1] != 0xFF):  # no escaped NUL inside: one slice, no call
+                raw, pos = bytes(buf[pos:nul]), nul + 1
+            else:
+                raw, pos = _read_escaped(buf, pos)
+            parts.append(raw.decode("utf-8") if tag == _STRING else raw)
         elif _INT_LARGE_NEG <= tag <= _INT_LARGE_POS:
             value, pos = _decode_int(tag, buf, pos)
             parts.append(value)
