@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
 import pytest
 
-from queue_impls.kv import InvalidArgumentError, InvalidLimitError, InvalidSelectorError, Key, KeyTooLargeError, Kv
+from queue_impls.kv import (
+    InvalidArgumentError,
+    InvalidKeyError,
+    InvalidLimitError,
+    InvalidSelectorError,
+    Key,
+    KeyTooLargeError,
+    Kv,
+    KvEntry,
+    encode_key,
+)
+from queue_impls.kv.types import RawEntry
 
 from .kv_vectors import expect_error, fill, spy_reads
 
@@ -66,6 +78,33 @@ async def test_entries_carry_decoded_keys_values_and_versionstamps(kv: Kv) -> No
     res = await kv.set(("k", b"\x00", -5, 2.5, True), {"v": [1]})
     [entry] = await kv.list(prefix=("k",)).collect()
     assert (entry.key, entry.value, entry.versionstamp) == (("k", b"\x00", -5, 2.5, True), {"v": [1]}, res.versionstamp)
+
+
+async def test_listed_entries_are_ordinary_frozen_kv_entries(kv: Kv) -> None:
+    res = await kv.set(("q", 1), {"v": 1})
+    [entry] = await kv.list(prefix=("q",)).collect()
+    expected = KvEntry(("q", 1), {"v": 1}, res.versionstamp)
+    assert type(entry) is KvEntry and entry == expected and repr(entry) == repr(expected)
+    assert dataclasses.replace(entry, value=2) == KvEntry(("q", 1), 2, res.versionstamp)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.value = 2  # type: ignore[misc]
+
+
+async def test_a_malformed_stored_key_fails_on_its_own_turn(kv: Kv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys of a batch are decoded together; one that cannot be decoded still fails only when its turn comes."""
+    await kv.set(("p", "a"), 1)
+    await kv.set(("p", "b"), 2)
+    read = kv._read
+
+    async def read_with_a_bad_key(ranges: Any, consistency: Any) -> list[list[RawEntry]]:
+        [rows] = await read(ranges, consistency)
+        return [[*rows, RawEntry(encode_key(("p",)) + b"\x50", 3, rows[-1].versionstamp, 1)]]
+
+    monkeypatch.setattr(kv, "_read", read_with_a_bad_key)
+    entries = kv.list(prefix=("p",))
+    assert [(await anext(entries)).key, (await anext(entries)).key] == [("p", "a"), ("p", "b")]
+    with pytest.raises(InvalidKeyError, match="unknown type tag 0x50"):
+        await anext(entries)
 
 
 async def test_breaking_out_stops_the_reads(kv: Kv, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,7 +24,7 @@ from .limits import (
     positive_int,
 )
 from .selectors import Selector
-from .types import Check, CommitResult, Consistency, KvEntry, Mutation, RawEntry, ReadRange
+from .types import Check, CommitResult, Consistency, KvEntry, Mutation, RawEntry, ReadRange, new_entry
 
 
 def _as_key(key: Any) -> Key:
@@ -189,7 +189,8 @@ class KvListIterator(AsyncIterator[KvEntry]):
         self._batch_size = batch_size
         self._start_cursor = cursor or None  # Deno ignores an empty cursor
         self._consistency = consistency
-        self._buffer: list[RawEntry] = []
+        self._buffer: list[RawEntry] = []  # the batch being returned, reversed: pop() gives the next in key order
+        self._entries: list[KvEntry] | None = []  # its entries, built in one pass when the batch arrives (reversed)
         self._last_key: bytes | None = None
         self._last_batch = False
         self._done = False
@@ -216,17 +217,28 @@ class KvListIterator(AsyncIterator[KvEntry]):
         if self._done or (self._limit is not None and self._count >= self._limit):
             raise StopAsyncIteration
         if not self._buffer and not self._last_batch:
-            batch = await self._pull()
-            batch.reverse()  # pop() from the end in key order
-            self._buffer = batch
-            if len(batch) < self._batch_size:
-                self._last_batch = True
+            self._take(await self._pull())
         if not self._buffer:
             self._done = True
             raise StopAsyncIteration
         raw = self._buffer.pop()
         self._last_key = raw.key
         self._count += 1
+        entries = self._entries
+        return entries.pop() if entries is not None else self._entry(raw)
+
+    def _take(self, batch: list[RawEntry]) -> None:
+        batch.reverse()  # pop() from the end in key order
+        self._buffer = batch
+        if len(batch) < self._batch_size:
+            self._last_batch = True
+        prefix_key, prefix_len = self._prefix_key, self._prefix_len
+        try:  # one pass over the batch costs less than one call per entry
+            self._entries = [new_entry(prefix_key + decode_key(k[prefix_len:]), v, vs) for k, v, vs, _ in batch]
+        except Exception:  # a malformed key: decode entry by entry, so its error comes on its own turn as before
+            self._entries = None
+
+    def _entry(self, raw: RawEntry) -> KvEntry:
         return KvEntry(self._prefix_key + decode_key(raw.key[self._prefix_len :]), raw.value, raw.versionstamp)
 
     async def _pull(self) -> list[RawEntry]:

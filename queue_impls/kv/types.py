@@ -20,6 +20,19 @@ class KvEntry:
     versionstamp: str | None
 
 
+# Unpacking fails at import if KvEntry gains a field, so new_entry can never leave one unset.
+_set_key, _set_value, _set_versionstamp = (KvEntry.__dict__[name].__set__ for name in KvEntry.__slots__)
+
+
+def new_entry(key: Key, value: Any, versionstamp: str | None) -> KvEntry:
+    """``KvEntry(key, value, versionstamp)`` without the frozen dataclass's __init__ (a list page builds 50)."""
+    entry = object.__new__(KvEntry)
+    _set_key(entry, key)
+    _set_value(entry, value)
+    _set_versionstamp(entry, versionstamp)
+    return entry
+
+
 @dataclass(frozen=True, slots=True)
 class CommitResult:
     """Outcome of a commit: ``ok=False`` (and no versionstamp) when a check failed."""
