@@ -260,23 +260,18 @@ async function commit(kv: Deno.Kv, checks: Check[], mutations: Mutation[]): Prom
 // ---------------------------------------------------------------- framing and dispatch
 
 const pendingOut: Uint8Array[] = [];
-let flushing: Promise<void> | null = null;
+let flushQueued = false;
 
-// One writer at a time; frames queued meanwhile go out together in the same loop. Awaiting it waits for all.
-function flush(): Promise<void> {
-  flushing ??= (async () => {
-    try {
-      while (pendingOut.length) {
-        const chunks = pendingOut.splice(0);
-        let buf = chunks.length === 1 ? chunks[0] : new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-        if (chunks.length > 1) chunks.reduce((off, c) => (buf.set(c, off), off + c.length), 0);
-        while (buf.length) buf = buf.subarray(await Deno.stdout.write(buf));
-      }
-    } finally {
-      flushing = null;
-    }
-  })();
-  return flushing;
+// Replies go out with Deno.stdout.writeSync: the async write hops to a blocking thread and back (about 40-100 us
+// per reply, measured, see docs/deno.md). Frames finished in the same task are batched into one write (a
+// microtask). A full pipe blocks the bridge until Python reads, which its event loop always does.
+function flush(): void {
+  flushQueued = false;
+  if (!pendingOut.length) return;
+  const chunks = pendingOut.splice(0);
+  let buf = chunks.length === 1 ? chunks[0] : new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  if (chunks.length > 1) chunks.reduce((off, c) => (buf.set(c, off), off + c.length), 0);
+  while (buf.length) buf = buf.subarray(Deno.stdout.writeSync(buf));
 }
 
 function send(message: unknown): void {
@@ -285,7 +280,7 @@ function send(message: unknown): void {
   new DataView(frame.buffer).setUint32(0, body.length);
   frame.set(body, 4);
   pendingOut.push(frame);
-  void flush();
+  if (!flushQueued) (flushQueued = true), queueMicrotask(flush);
 }
 
 async function handle(kv: Deno.Kv, msg: Wire[]): Promise<void> {
@@ -304,13 +299,20 @@ async function handle(kv: Deno.Kv, msg: Wire[]): Promise<void> {
 
 const inflight = new Set<Promise<void>>();
 
-// Deno.stdin.read straight into a buffer: a ReadableStream adds about 50 us per chunk (measured, see docs/deno.md).
-async function serve(kv: Deno.Kv): Promise<void> {
+// Reads straight into a buffer (a ReadableStream adds about 50 us per chunk). The async Deno.stdin.read runs on
+// a blocking thread and costs 40-100 us more per round trip than readSync (measured, see docs/deno.md), so a
+// local store, whose requests Deno serves on one SQLite connection anyway, answers every frame read before it
+// blocks in readSync for the next ones; a remote store keeps reading while requests are in flight.
+async function serve(kv: Deno.Kv, blocking: boolean): Promise<void> {
   let buf = new Uint8Array(1 << 16);
   let filled = 0;
   for (;;) {
     if (filled === buf.length) buf = grow(buf, buf.length * 2);
-    const n = await Deno.stdin.read(buf.subarray(filled));
+    if (blocking) {
+      while (inflight.size) await Promise.race(inflight);
+      flush(); // before blocking: the replies queued for a microtask
+    }
+    const n = blocking ? Deno.stdin.readSync(buf.subarray(filled)) : await Deno.stdin.read(buf.subarray(filled));
     if (n === null) return;
     filled += n;
     let pos = 0;
@@ -354,11 +356,11 @@ try {
   kv = await Deno.openKv(target);
 } catch (e) {
   send([0, 1, [(e as Error).name, `Cannot open Deno KV ${JSON.stringify(target)}: ${(e as Error).message}`]]);
-  await flush();
+  flush();
   Deno.exit(1);
 }
 send([0, 0, ["ready", Deno.version.deno]]);
-await serve(kv);
+await serve(kv, !/^https?:\/\//.test(target));
 await Promise.all(inflight); // answer what was asked before stdin closed
 kv.close();
-await flush();
+flush();
