@@ -7,7 +7,9 @@ import gc
 import json
 import math
 import os
+import random
 import signal
+import struct
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,10 +24,13 @@ from queue_impls.kv import (
     KvU64,
     MutationTypeError,
     ValueTooLargeError,
+    encode_key,
+    encode_value,
     open_kv,
 )
 from queue_impls.kv.backends.deno import BRIDGE, TOKEN_ENV, DenoKv, deno_argv, find_deno
 from queue_impls.kv.errors import DenoBridgeError, DenoNotFoundError
+from queue_impls.kv.types import ReadRange
 
 pytestmark = pytest.mark.deno
 
@@ -157,6 +162,36 @@ async def test_values_written_by_javascript_read_back_as_python_types(tmp_path: 
     assert isinstance(nan, float) and math.isnan(nan)
     assert value == {"n": 3.0, "big": 3, "f": 0.5, "inf": -math.inf, "b": b"\x01\x02", "l": [None, False]}
     assert type(value["n"]) is float and type(value["big"]) is int  # a JS number is a Python float
+
+
+def _random_doubles(n: int) -> list[float]:
+    rng = random.Random(3)
+    doubles = [struct.unpack(">d", rng.getrandbits(64).to_bytes(8, "big"))[0] for _ in range(n)]
+    return [x for x in doubles if math.isfinite(x)] + [rng.uniform(-1e6, 1e6) for _ in range(n)]
+
+
+TRICKY_VALUES: list[Any] = [
+    [0.1, 1e-4, 9.999e-5, 1e-5, 1e15, 1e16, 9999999999999998.0, 1e21, 1e22, 1.5e300, 5e-324, -2.5, 123456789.123],
+    [-0.0, math.nan, math.inf, -math.inf, 0, -1, 2**70, -(2**70), 2.0, True, None],
+    ["", 'a"b\\c\n\t\x00\x1f\x7f', "é中😀", "\u2028", {"ключ": {"1": [], "b": {}}}],
+    "\ud800",  # a lone surrogate: V8 would escape it, so it crosses tagged
+    [b"\x00", 1.5],
+    KvU64(1),
+    _random_doubles(500),
+]
+
+
+async def test_values_read_back_with_the_codecs_own_size(dkv: DenoKv) -> None:
+    """The bridge sends plain values as the codec's JSON text: the value and its size must match the codec's."""
+    atomic = dkv.atomic()
+    for i, value in enumerate(TRICKY_VALUES):
+        atomic.set(("v", i), value)
+    assert (await atomic.commit()).ok
+    prefix = encode_key(("v",))
+    [rows] = await dkv._snapshot_read([ReadRange(prefix + b"\x00", prefix + b"\xff", 100)], "strong")
+    assert [json.dumps(row.value, default=repr) for row in rows] == [json.dumps(v, default=repr) for v in TRICKY_VALUES]
+    assert [row.size for row in rows] == [len(encode_value(v)[0]) for v in TRICKY_VALUES]
+    assert [type(x) for x in rows[1].value] == [type(x) for x in TRICKY_VALUES[1]]
 
 
 async def test_a_javascript_value_without_a_python_mapping_is_a_typed_error(tmp_path: Path) -> None:

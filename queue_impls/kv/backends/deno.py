@@ -23,7 +23,7 @@ from ..base import Kv
 from ..codec import encode_value
 from ..errors import DenoBridgeError, DenoNotFoundError, InvalidArgumentError, KvClosedError
 from ..types import Check, Consistency, Mutation, RawEntry, ReadRange
-from .deno_wire import deno_error, frame, from_wire, parse_frames, read_spec, write_request
+from .deno_wire import deno_error, frame, from_wire, parse_frames, plain_value, read_spec, write_request
 
 BRIDGE = Path(__file__).with_name("deno_bridge.ts")
 TOKEN_ENV = "DENO_KV_ACCESS_TOKEN"
@@ -218,8 +218,12 @@ class DenoRemoteKv(DenoKv):
     """A remote KV over KV Connect (Deno Deploy or a self-hosted denokv), token from DENO_KV_ACCESS_TOKEN."""
 
 
-def _entry(key_hex: str, value: Any, versionstamp: str) -> RawEntry:
-    decoded = from_wire(value)
+def _entry(key_hex: str, versionstamp: str, text: str | None, wire: Any = None) -> RawEntry:
+    """A row of a read reply: a plain value as the codec's own JSON text (its size is the text's), else tagged JSON."""
+    if text is not None:
+        size = 1 + (len(text) if text.isascii() else len(text.encode("utf-8")))  # b"J" + the text
+        return RawEntry(bytes.fromhex(key_hex), plain_value(text), versionstamp, size)
+    decoded = from_wire(wire)
     # size is this project's encoded size (not V8's), so byte counts agree across backends
     return RawEntry(bytes.fromhex(key_hex), decoded, versionstamp, len(encode_value(decoded)[0]))
 

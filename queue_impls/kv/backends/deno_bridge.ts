@@ -6,6 +6,8 @@
 //            [id, "read", consistency, ["list", prefix, start, end, limit, reverse, cursor]] -> one list batch: one read
 //            [id, "write", [[keyHex, versionstamp|null], ...], [[kind, keyHex, value, expireIn|null], ...]]
 //   reply    [id, 0, result] or [id, 1, [errorName, message]]; id 0 is the greeting [0, 0, ["ready", denoVersion]].
+//            A read's result is one list of entries per range: [keyHex, versionstamp, json] when the value is plain
+//            (json: the text Python's codec writes for it), else [keyHex, versionstamp, null, taggedValue].
 // Keys cross as hex of their tuple encoding (the same bytes Deno uses); values as tagged JSON (see docs/deno.md):
 //   ["n", "123"] bigint, ["f", "NaN"|"Infinity"|"-Infinity"|"-0"] number, ["b", hex] Uint8Array,
 //   ["u", "123"] Deno.KvU64, ["l", item, ...] array; JSON objects are plain objects, other JSON scalars as is.
@@ -165,21 +167,79 @@ function toWire(v: unknown): Wire {
   throw new TypeError(`Unsupported value type: a stored ${kind} has no Python mapping`);
 }
 
+// A value made only of null, booleans, numbers, bigints, well-formed strings, arrays and plain objects crosses as
+// the exact JSON text Python's codec writes for it (bigint -> 5, number -> 5.0 / 1e-05 / NaN, as Python's repr),
+// so Python parses it in one C call and gets the encoded size from its length, with no walk on either side.
+
+// A number as Python's float repr: the same shortest digits, fixed notation for 1e-4 <= |x| < 1e16.
+function pyFloat(x: number): string {
+  if (Number.isInteger(x) && Math.abs(x) < 1e16) return Object.is(x, -0) ? "-0.0" : `${x}.0`;
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity";
+  const abs = Math.abs(x);
+  if (abs >= 1e-4 && abs < 1e16) return String(x); // JS writes fixed notation from 1e-7 to 1e21
+  const [mantissa, exp] = x.toExponential().split("e");
+  return `${mantissa}e${exp[0]}${exp.slice(1).padStart(2, "0")}`;
+}
+
+// Python's json text of a plain value, or null when it holds anything else (then it crosses as tagged JSON).
+function plainJson(v: unknown): string | null {
+  if (v === null) return "null";
+  switch (typeof v) {
+    case "string":
+      return v.isWellFormed() ? JSON.stringify(v) : null; // a lone surrogate: V8 escapes it, Python does not
+    case "number":
+      return pyFloat(v);
+    case "bigint":
+      return v.toString();
+    case "boolean":
+      return v ? "true" : "false";
+    case "object":
+      break;
+    default:
+      return null;
+  }
+  if (Array.isArray(v)) {
+    const parts: string[] = [];
+    for (let i = 0; i < v.length; i++) {
+      const part = i in v ? plainJson(v[i]) : null;
+      if (part === null) return null;
+      parts.push(part);
+    }
+    return `[${parts.join(",")}]`;
+  }
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return null;
+  const parts: string[] = [];
+  for (const k in v as object) {
+    if (!Object.hasOwn(v as object, k) || !k.isWellFormed()) return null;
+    const part = plainJson((v as Record<string, unknown>)[k]);
+    if (part === null) return null;
+    parts.push(`${JSON.stringify(k)}:${part}`);
+  }
+  return `{${parts.join(",")}}`;
+}
+
 // ---------------------------------------------------------------- the two primitives
 
-type Entry = [string, Wire, string];
+// [keyHex, versionstamp, Python's JSON text] for a plain value, else [keyHex, versionstamp, null, tagged value].
+type Entry = [string, string, string] | [string, string, null, Wire];
+
+function entry(e: Deno.KvEntry<unknown>): Entry {
+  const text = plainJson(e.value);
+  return text === null ? [encodeKey(e.key), e.versionstamp, null, toWire(e.value)] : [encodeKey(e.key), e.versionstamp, text];
+}
 
 async function read(kv: Deno.Kv, consistency: Deno.KvConsistencyLevel, spec: Wire[]): Promise<Entry[][]> {
   if (spec[0] === "many") {
     const entries = await kv.getMany((spec[1] as string[]).map(key), { consistency });
-    return entries.map((e) => (e.versionstamp === null ? [] : [[encodeKey(e.key), toWire(e.value), e.versionstamp]]));
+    return entries.map((e) => (e.versionstamp === null ? [] : [entry(e)]));
   }
   const [, prefix, start, end, limit, reverse, cursor] = spec as [string, string | null, string | null, string | null, number, boolean, string | null];
   const selector = prefix === null ? { start: key(start!), end: key(end!) } : start !== null ? { prefix: key(prefix), start: key(start) } : end !== null ? { prefix: key(prefix), end: key(end) } : { prefix: key(prefix) };
   // batchSize = limit and at most limit entries consumed: exactly one op_kv_snapshot_read.
   const iter = kv.list(selector as Deno.KvListSelector, { limit, batchSize: limit, reverse, consistency, cursor: cursor ?? undefined });
   const out: Entry[] = [];
-  for await (const e of iter) out.push([encodeKey(e.key), toWire(e.value), e.versionstamp]);
+  for await (const e of iter) out.push(entry(e));
   return [out];
 }
 

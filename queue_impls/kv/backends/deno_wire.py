@@ -97,6 +97,21 @@ def to_wire(value: Any, nested: bool = False) -> Any:
     raise InvalidValueError(f"Unsupported value type {type(value).__name__}")
 
 
+#: The C scanner behind json.loads, without json.loads' per-call type checks (typeshed does not declare it).
+_scan_json: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def plain_value(text: str) -> Any:
+    """A plain value the bridge wrote as the codec's JSON text (bigint -> int, number -> float)."""
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        raise ValueError(f"bridge sent a value that is not one JSON document: {text[:80]!r}")
+    return value
+
+
 def from_wire(node: Any) -> Any:
     """Inverse of :func:`to_wire` (JSON numbers arrive as float: a JS number is a Python float)."""
     if isinstance(node, list):
