@@ -19,6 +19,9 @@ from .seeding import STATUS_FILTERS, job_name, payload
 
 #: Name of the jobs that write_path, worker_throughput and mixed add (the listed jobs are job_name(0)).
 CHURN_NAME = "report"
+#: A fixed worker id: the default (host:pid:object id) is stored in every lease, so its length - a pid of 4 or 5
+#: digits, another host name - would move the exact bytes-written counts between runs and machines.
+WORKER_ID = "bench-worker"
 
 
 class Operation(abc.ABC):
@@ -103,7 +106,7 @@ class WorkerThroughput(Operation):
             await self.queue.add(CHURN_NAME, payload(i))
 
     async def execute(self) -> None:
-        worker = Worker(self.queue, {CHURN_NAME: _handle}, concurrency=self.params["concurrency"])
+        worker = Worker(self.queue, {CHURN_NAME: _handle}, concurrency=self.params["concurrency"], worker_id=WORKER_ID)
         done = await worker.run_until_idle()
         if done != self.params["N"]:
             raise RuntimeError(f"{self.case.name}: the worker processed {done} jobs, expected {self.params['N']}")
@@ -114,7 +117,7 @@ class Mixed(Operation):
 
     def __init__(self, case: Case, kv: Kv) -> None:
         super().__init__(case, kv)
-        self.worker = Worker(self.queue, {CHURN_NAME: _handle}, concurrency=1)
+        self.worker = Worker(self.queue, {CHURN_NAME: _handle}, concurrency=1, worker_id=WORKER_ID)
 
     async def execute(self) -> None:
         for _ in range(self.params["jobs"] // self.params["every"]):

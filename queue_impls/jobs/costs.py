@@ -124,7 +124,8 @@ async def _run_worker(q: Queue, _: Any) -> None:
     async def handler(job: Job) -> None:
         return None
 
-    await Worker(q, {"email": handler}).run_until_idle()
+    # A fixed worker id: the default (host:pid:...) is stored in leases and would change the bytes per machine.
+    await Worker(q, {"email": handler}, worker_id="costs-worker").run_until_idle()
 
 
 async def _idle_poll(q: Queue, _: Any) -> None:
