@@ -367,7 +367,7 @@ const inflight = new Set<Promise<void>>();
 // local store, whose requests Deno serves on one SQLite connection anyway, answers every frame read before it
 // blocks in readSync for the next ones; a remote store keeps reading while requests are in flight.
 async function serve(kv: Deno.Kv, blocking: boolean): Promise<void> {
-  let buf = new Uint8Array(1 << 16);
+  let buf: Uint8Array = new Uint8Array(1 << 16);
   let filled = 0;
   for (;;) {
     if (filled === buf.length) buf = grow(buf, buf.length * 2);
