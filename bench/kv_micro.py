@@ -2,6 +2,8 @@
 
 ``python -m bench.kv_micro [--fast] [-o results.json] [any pyperf option]`` prints op x store in microseconds and the
 comparison columns, all measured in one run. Stores, comparisons and targets are registries: one line adds a column.
+``python -m bench.kv_micro --interleaved [--blocks 30] [--block-calls N] [--stores ...] [--ops ...]`` measures every
+comparison instead as alternating blocks of calls on its two stores in one process (bench/kv_interleaved.py).
 """
 
 from __future__ import annotations
@@ -366,13 +368,14 @@ def format_table(results: Results, stat: str = "median") -> str:
             values = [comparison_value(results, c, op) for c in comparisons]
             rows.append([op, *("-" if v is None else c.format(v) for c, v in zip(comparisons, values, strict=True))])
         lines += ["", "Side by side, same run:", "", *_grid(["op", *(c.label for c in comparisons)], rows)]
-    return "\n".join(lines + _target_lines(results))
+    return "\n".join(lines + target_lines(functools.partial(column_value, results)))
 
 
-def _target_lines(results: Results) -> list[str]:
+def target_lines(value_of: Callable[[str, str], float | None]) -> list[str]:
+    """One met/MISSED line per target whose column ``value_of(column, op)`` measured."""
     lines = []
     for target in TARGETS:
-        value = column_value(results, target.column, target.op)
+        value = value_of(target.column, target.op)
         if value is not None:
             verdict = "met" if value <= target.limit else "MISSED"
             lines.append(
@@ -512,6 +515,11 @@ def run_store(
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if "--interleaved" in argv:  # no pyperf: every comparison timed A,B,A,B in this process (bench/kv_interleaved.py)
+        from bench import kv_interleaved
+
+        kv_interleaved.main(argv)
+        return
     runner = make_runner(argv)
     args = runner.parse_args(list(argv))
     if args.table:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bench import kv_micro
+from bench import kv_interleaved, kv_micro
 from bench.kv_micro import FLOOR, OPS, STORES, Comparison, Target, format_table
 
 
@@ -97,3 +98,70 @@ def test_a_comparison_and_a_target_are_one_line_each(monkeypatch: pytest.MonkeyP
 def test_a_broken_op_is_refused_before_timing() -> None:
     with pytest.raises(SystemExit, match="expected 50 rows, got 3"):
         kv_micro._check("sqlite", "list page(50)", [object()] * 3, 50)
+
+
+# ------------------------------------------------------------------------------------------- interleaved mode
+
+
+def run_interleaved(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.kv_micro", "--interleaved", "--entries", "60", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def test_interleaved_mode_runs_every_chosen_comparison_side_by_side() -> None:
+    stores = f"memory,sqlite,{FLOOR},counting(memory)"
+    done = run_interleaved("--blocks", "2", "--block-calls", "3", "--stores", stores, "--ops", "get,set")
+    assert done.returncode == 0, done.stderr + done.stdout
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("sqlite/floor", "counting-memory"))]
+    rows = [re.split(r"\s{2,}", line) for line in lines]  # comparison, op, a us, b us, min, median, calls/block
+    assert [(row[0].split()[0], row[1]) for row in rows] == [
+        ("sqlite/floor", "get"),
+        ("sqlite/floor", "set"),
+        ("counting-memory", "get"),
+        ("counting-memory", "set"),
+    ]
+    assert all(row[-1] == "3" for row in rows)  # --block-calls is the calls per block
+    assert "traced" not in done.stdout  # a comparison whose stores were not chosen is not run
+    assert "] issue 2: SQLite get within 1.3x of the single-hop floor: sqlite/floor get = " in done.stdout
+    assert "] issue 4: counting adds under 2 us per call on memory: counting-memory get = " in done.stdout
+
+
+def test_interleaved_mode_refuses_bad_options() -> None:
+    assert "unknown store 'nosuch'" in run_interleaved("--stores", "memory,nosuch").stderr
+    assert "--blocks must be at least 1, got 0" in run_interleaved("--blocks", "0").stderr
+    assert "unknown op 'scan'" in run_interleaved("--ops", "scan").stderr
+    assert "no comparison has both" in run_interleaved("--stores", "memory").stderr
+
+
+async def test_blocks_alternate_and_rotate_and_self_timed_ops_report_their_own_time() -> None:
+    calls: list[str] = []
+
+    async def a() -> None:
+        calls.append("a")
+
+    async def b_run(loops: int) -> float:
+        calls.extend("b" * loops)
+        return loops * 2.0  # two "seconds" per call, whatever the wall clock says
+
+    pair = kv_interleaved.Pair(Comparison("x", "a", "b"), "get", calls=2)
+    await kv_interleaved.measure(pair, a, kv_micro.SelfTimed(b_run), blocks=3)
+    assert "".join(calls) == "a" + "b" + "aabb" + "bbaa" + "aabb"  # warm-up, then A,B / B,A / A,B
+    assert pair.b == [2.0, 2.0, 2.0] and len(pair.a) == 3
+
+
+def test_interleaved_report_takes_min_and_median_of_per_round_values() -> None:
+    ratio = kv_interleaved.Pair(Comparison("sqlite/floor", "sqlite", FLOOR), "get", 10, [3e-6, 2e-6, 9e-6], [1e-6] * 3)
+    delta = kv_interleaved.Pair(
+        Comparison("counting-memory", "counting(memory)", "memory", "delta"), "get", 10, [9e-6, 7e-6, 8e-6], [5e-6] * 3
+    )
+    text = kv_interleaved.format_report([ratio, delta], kv_interleaved.Settings(blocks=3))
+    assert "2.00x" in text and "3.00x" in text  # min and median of 3x, 2x, 9x
+    assert "+2.0 us" in text and "+3.0 us" in text
+    assert "[MISSED] issue 2: SQLite get within 1.3x of the single-hop floor: sqlite/floor get = 3.00" in text
+    assert "[   met] issue 2: memory get under 10 us: memory get = 5.00" in text
+    assert "[MISSED] issue 4: counting adds under 2 us per call on memory: counting-memory get = 3.00" in text
