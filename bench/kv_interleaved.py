@@ -1,6 +1,6 @@
 """kv_micro's interleaved mode: every comparison measured A,B,A,B... in one process, so drift cancels.
 
-``python -m bench.kv_micro --interleaved [--blocks 30] [--block-calls N | --block-ms 40] [--stores ...] [--ops ...]``
+``python -m bench.kv_micro --interleaved [--blocks 30] [--block-calls N | --block-ms 40] [--cpu N|none] [--stores ...]``
 
 Sequential pyperf benchmarks time one store, then the next: on a shared machine the comparison columns then compare
 the machine's phases as much as the stores. Here, for each comparison (``COMPARISONS``) and op, both stores are open
@@ -10,6 +10,9 @@ ratio (or difference) of its two adjacent blocks. The report gives the min and m
 A and B medians, and the targets computed from the medians. No pyperf workers: one process, one event loop.
 An op that times itself elsewhere (``SelfTimed``: the Deno in-process script) is one block per request, and its block
 time is the seconds the script reports (excluding the pipe), so the bridge overhead interleaves like the rest.
+Each comparison opens its own two stores (closed after it), and the run is pinned to one CPU unless ``--cpu none``:
+unpinned on this 2-core VM, a store's database thread ran 40 us or 150 us per get hop for seconds at a time depending
+on where the scheduler put it, which no interleaving cancels. Pinned, both sides pay the same one-core hop.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
+import os
 import statistics
 import tempfile
 import time
@@ -81,6 +86,8 @@ class Settings:
     block_calls: int | None = None
     block_seconds: float = 0.04
     entries: int = 10_000
+    #: The one CPU the process (its aiosqlite threads, its Deno subprocesses) is pinned to, or None for no pinning.
+    cpu: int | None = None
 
 
 def chosen_comparisons(stores: Sequence[str] | None) -> tuple[list[Comparison], list[str]]:
@@ -118,17 +125,18 @@ async def open_stores(
 
 
 async def run_pairs(comparisons: Sequence[Comparison], ops: Sequence[str], settings: Settings) -> list[Pair]:
+    """Each comparison on its own two freshly opened stores (closed after), so one process holds two at a time."""
     workload = Workload(entries=settings.entries)
-    names = list(dict.fromkeys(name for c in comparisons for name in (c.a, c.b)))
     pairs = []
-    with tempfile.TemporaryDirectory(prefix="kv_interleaved-") as tmp:
-        async with contextlib.AsyncExitStack() as stack:
-            opened = await open_stores(stack, names, Path(tmp), workload)
-            for comparison in comparisons:
+    for comparison in comparisons:
+        with tempfile.TemporaryDirectory(prefix="kv_interleaved-") as tmp:
+            async with contextlib.AsyncExitStack() as stack:
+                opened = await open_stores(stack, [comparison.a, comparison.b], Path(tmp), workload)
                 for op in ops:
                     fa, fb = opened[comparison.a].get(op), opened[comparison.b].get(op)
                     if fa is None or fb is None:
                         continue
+                    gc.collect()
                     calls = settings.block_calls or await calibrate([fa, fb], settings.block_seconds)
                     pairs.append(await measure(Pair(comparison, op, calls), fa, fb, settings.blocks))
     return pairs
@@ -164,7 +172,7 @@ def format_report(pairs: Sequence[Pair], settings: Settings) -> str:
         )
     title = (
         f"Interleaved A/B in one process, {settings.blocks} rounds of one block each side (order rotated every round),"
-        f" {settings.entries} entries;"
+        f" {settings.entries} entries, {'unpinned' if settings.cpu is None else f'pinned to CPU {settings.cpu}'};"
         " min and median of the per-round values (ratio a/b, or delta a-b in us), medians of a's and b's blocks:"
     )
     lines = [title, "", *kv_micro._grid(header, rows)]
@@ -190,6 +198,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--block-calls", type=int, default=None, help="calls per block (default: calibrated)")
     parser.add_argument("--block-ms", type=float, default=40.0, help="calibrated block length, ms (default 40)")
     parser.add_argument("--entries", type=int, default=10_000, help="entries seeded per store (default 10000)")
+    parser.add_argument(
+        "--cpu",
+        default=str(max(os.sched_getaffinity(0))),
+        help="pin the run to this CPU, or 'none' (default: the last CPU): unpinned, where the scheduler puts each"
+        " store's database thread changes its hop cost by 2-3x for seconds at a time, per thread",
+    )
     parser.add_argument("--stores", type=kv_micro._csv, default=None, help=f"subset of: {', '.join(STORES)}")
     parser.add_argument("--ops", type=kv_micro._csv, default=None, help=f"subset of: {', '.join(OPS)}")
     args = parser.parse_args(list(argv))
@@ -204,7 +218,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str]) -> None:
     args = parse(argv)
-    settings = Settings(args.blocks, args.block_calls, args.block_ms / 1000, args.entries)
+    cpu = None if args.cpu == "none" else int(args.cpu)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})  # before any thread or subprocess starts: they inherit it
+    settings = Settings(args.blocks, args.block_calls, args.block_ms / 1000, args.entries, cpu)
     comparisons, skipped = chosen_comparisons(args.stores)
     for message in skipped:
         print(message)

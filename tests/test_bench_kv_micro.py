@@ -126,6 +126,7 @@ def test_interleaved_mode_runs_every_chosen_comparison_side_by_side() -> None:
         ("counting-memory", "set"),
     ]
     assert all(row[-1] == "3" for row in rows)  # --block-calls is the calls per block
+    assert ", pinned to CPU " in done.stdout  # the default: one CPU, so both sides pay the same thread hop
     assert "traced" not in done.stdout  # a comparison whose stores were not chosen is not run
     assert "] issue 2: SQLite get within 1.3x of the single-hop floor: sqlite/floor get = " in done.stdout
     assert "] issue 4: counting adds under 2 us per call on memory: counting-memory get = " in done.stdout
@@ -136,6 +137,8 @@ def test_interleaved_mode_refuses_bad_options() -> None:
     assert "--blocks must be at least 1, got 0" in run_interleaved("--blocks", "0").stderr
     assert "unknown op 'scan'" in run_interleaved("--ops", "scan").stderr
     assert "no comparison has both" in run_interleaved("--stores", "memory").stderr
+    unpinned = run_interleaved("--cpu", "none", "--blocks", "1", "--block-calls", "1", "--stores", f"sqlite,{FLOOR}")
+    assert ", unpinned;" in unpinned.stdout, unpinned.stderr
 
 
 async def test_blocks_alternate_and_rotate_and_self_timed_ops_report_their_own_time() -> None:
