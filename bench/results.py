@@ -115,6 +115,7 @@ class ResultsWriter:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=self.path.name, dir=directory)
         os.close(fd)
         try:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a results file is meant to be shared
             self.suite.dump(tmp, replace=True)
             os.replace(tmp, self.path)
             self.written = len(self.suite)
@@ -224,3 +225,9 @@ def export_csv(source: str | os.PathLike[str], destination: str | os.PathLike[st
     else:
         frame.to_csv(destination, index=False)
     return len(frame)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,11 @@ def test_a_foreign_pyperf_file_is_rejected_with_what_is_missing(tmp_path: Path) 
 def test_a_directory_is_not_a_results_file(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match="Cannot read results file"):
         load(tmp_path)
+
+
+def test_a_results_file_is_as_readable_as_any_file_the_user_writes(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.json", benchmark(SEED, [0.010, 0.012]))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
+    assert not [p for p in tmp_path.iterdir() if p.name != "r.json"]  # no temporary file left behind
