@@ -8,7 +8,9 @@ sleeping) on the way. It never changes a result. See docs/counting.md.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import threading
 import time
 from collections.abc import Awaitable, Sequence
 from contextvars import ContextVar
@@ -50,6 +52,21 @@ __all__ = [
 
 T = TypeVar("T")
 
+_current_task = asyncio.current_task
+_get_ident = threading.get_ident
+# The task each running event loop is stepping: what asyncio.current_task() looks up, after get_running_loop(),
+# whose fork check is a getpid() system call (about 0.2 us here). {} where asyncio keeps no such dict: no fast path.
+_CURRENT_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = getattr(asyncio.tasks, "_current_tasks", {})
+_FORKED = [False]  # in a forked child, get_running_loop() finds no loop: only the slow path behaves the same there
+
+
+def _after_fork_in_child() -> None:
+    _FORKED[0] = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 # The call a primitive is working for, so its round trips, entries and bytes land on that call's trace event.
 # Holds (wrapper, event): a nested CountingKv sees its outer wrapper's event and does not take it.
 _CURRENT: ContextVar[tuple[Kv, TraceEvent] | None] = ContextVar("kvq_counting_call", default=None)
@@ -58,12 +75,30 @@ _CURRENT: ContextVar[tuple[Kv, TraceEvent] | None] = ContextVar("kvq_counting_ca
 class _Lane:
     """One asyncio task's chain of round trips; ``joined`` is the latest end of its descendants' round trips."""
 
-    __slots__ = ("joined", "parent", "task")
+    __slots__ = ("joined", "loop", "parent", "task")
 
     def __init__(self, task: object, parent: _Lane | None) -> None:
         self.task = task
         self.parent = parent
         self.joined = 0
+        # The task's loop, kept only where _is_current can check it runs in this thread (asyncio's own loops).
+        loop = task.get_loop() if isinstance(task, asyncio.Task) else None
+        self.loop = loop if isinstance(loop, asyncio.BaseEventLoop) else None
+
+
+def _is_current(lane: _Lane) -> bool:
+    """``asyncio.current_task() is lane.task``, without get_running_loop()'s getpid(); False when unsure.
+
+    True only if the lane's loop runs in this thread now (so it is the running loop get_running_loop() would
+    return, a thread running one loop at a time) and is stepping the lane's task: exactly current_task()'s answer.
+    """
+    loop = lane.loop
+    return (
+        loop is not None
+        and loop._thread_id == _get_ident()  # type: ignore[attr-defined]
+        and _CURRENT_TASKS.get(loop) is lane.task
+        and not _FORKED[0]
+    )
 
 
 class CountingKv(Kv):
@@ -110,22 +145,43 @@ class CountingKv(Kv):
     # -- primitives ----------------------------------------------------------------------------------
 
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
+        # The hot path of every get, get_many and list batch: _begin_round_trip and _end_round_trip inlined, with
+        # attributes bound to locals (measured in docs/counting.md, "Overhead"); the same steps in the same order.
         inner = self.inner
-        inner._check_open()  # what inner._read would do first: a closed inner store costs no round trip
-        lane, end = self._begin_round_trip()
+        if inner._closed:
+            inner._check_open()  # what inner._read would do first: a closed inner store costs no round trip
+        lane_var = self._lane_var
+        state = lane_var.get()
+        if state is not None and _is_current(state[0]):
+            lane, clock = state
+        else:
+            lane, clock = self._lane(state)
+        joined = lane.joined
+        end = (clock if clock > joined else joined) + 1
+        lane_var.set((lane, end))
+        counts = self.counts
+        counts.round_trips += 1
+        if end > self._issued:
+            counts.serial_round_trips += end - self._issued
+            self._issued = end
         event = self._take_event() if self.tracing else None  # before the first await: see _TracedList
         try:
             latency = self.latency
-            if latency is not None:
+            if latency is None:
+                results = await inner._snapshot_read(ranges, consistency)
+            else:
                 rtt = latency.round_trip_ms(self._rng)
                 await latency.sleep(rtt / 2)
-            results = await inner._snapshot_read(ranges, consistency)
-            entries = nbytes = 0
-            for rows in results:
-                entries += len(rows)
-                for raw in rows:
-                    nbytes += len(raw.key) + raw.size
-            counts = self.counts
+                results = await inner._snapshot_read(ranges, consistency)
+            if len(results) == 1 and len(results[0]) == 1:  # a get's hit: the commonest read, counted loop-free
+                raw = results[0][0]
+                entries, nbytes = 1, len(raw.key) + raw.size
+            else:
+                entries = nbytes = 0
+                for rows in results:
+                    entries += len(rows)
+                    for raw in rows:
+                        nbytes += len(raw.key) + raw.size
             counts.entries_read += entries
             counts.bytes_read += nbytes
             if event is not None:
@@ -134,7 +190,12 @@ class CountingKv(Kv):
                 await latency.sleep(rtt / 2 + latency.transfer_ms(nbytes))
             return results
         finally:
-            self._end_round_trip(lane, end)
+            if end > self._completed:
+                self._completed = end
+            parent = lane.parent
+            while parent is not None and parent.joined < end:
+                parent.joined = end
+                parent = parent.parent
 
     async def _atomic_write(self, checks: Sequence[Check], mutations: Sequence[Mutation]) -> str | None:
         inner = self.inner
@@ -195,13 +256,16 @@ class CountingKv(Kv):
     def _end_root_pass(self) -> None:
         self._root_loop = None
 
+    def _lane(self, state: tuple[_Lane, int] | None) -> tuple[_Lane, int]:
+        """The current task's (lane, clock): ``state`` if it is the task's own, else a new lane."""
+        task = _current_task()
+        if state is not None and state[0].task is task:
+            return state
+        return self._new_lane(state, task)
+
     def _begin_round_trip(self) -> tuple[_Lane, int]:
         state = self._lane_var.get()
-        task = asyncio.current_task()
-        if state is not None and state[0].task is task:
-            lane, clock = state
-        else:
-            lane, clock = self._new_lane(state, task)
+        lane, clock = state if state is not None and _is_current(state[0]) else self._lane(state)
         end = max(clock, lane.joined) + 1
         self._lane_var.set((lane, end))
         counts = self.counts
@@ -221,9 +285,7 @@ class CountingKv(Kv):
 
     def sync_point(self) -> None:
         """Treat every round trip completed so far as happened-before the current task's next one."""
-        state = self._lane_var.get()
-        task = asyncio.current_task()
-        lane, clock = state if state is not None and state[0].task is task else self._new_lane(state, task)
+        lane, clock = self._lane(self._lane_var.get())
         self._lane_var.set((lane, max(clock, self._completed)))
 
     # -- tracing ---------------------------------------------------------------------------------------
