@@ -5,27 +5,23 @@ What Redis queues do with pipelines; it shows whether denormalising the index is
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
-from ...kv import Key, Kv, KvEntry
+from ...kv import Kv, KvEntry
 from ...kv.limits import MAX_READ_RANGES
 from ..keys import JOBS, record_key
 from ..model import Job, JobStatus
-from .base import Layout, Page
+from .base import Page
+from .naive import BY_NAME, NaiveLayout
 
-BY_NAME: Key = ("jobs_by_name",)
 #: get_many reads at most 10 keys (Deno's limit), so jobs come in tens.
 BATCH: Final = MAX_READ_RANGES
 
 
-class BatchedLayout(Layout):
-    """("jobs", id) -> job; ("jobs_by_name", name, id) -> id, resolved with get_many in tens."""
+class BatchedLayout(NaiveLayout):
+    """Naive's storage (("jobs", id) -> job; ("jobs_by_name", name, id) -> id), read with get_many in tens."""
 
     name = "batched"
-    index_prefixes = (BY_NAME,)
-
-    def index_entries(self, job: Job) -> dict[Key, Any]:
-        return {(*BY_NAME, job.name, job.id): job.id}
 
     async def list_jobs(self, kv: Kv, status: JobStatus | None, name: str | None, limit: int, offset: int) -> list[Job]:
         page = Page(status, limit, offset)
