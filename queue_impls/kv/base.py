@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, ClassVar, Self
 
 from .atomic import AtomicOperation
@@ -18,6 +18,7 @@ from .limits import (
     DEFAULT_BATCH_SIZE,
     MAX_DEFAULT_BATCH_SIZE,
     MAX_READ_ENTRIES,
+    MAX_READ_KEY_SIZE,
     MAX_READ_RANGES,
     check_consistency,
     check_read_bound,
@@ -90,9 +91,12 @@ class Kv(abc.ABC):
         if self._closed:
             raise KvClosedError(f"The {self.name} store is closed")
 
-    async def _read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
-        self._check_open()
-        return await self._snapshot_read(ranges, consistency)
+    def _read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> Awaitable[list[list[RawEntry]]]:
+        # A plain function handing back the primitive's coroutine: no coroutine frame of its own to step through
+        # on every suspension and resumption of a read (see docs/performance.md).
+        if self._closed:
+            self._check_open()
+        return self._snapshot_read(ranges, consistency)
 
     async def _commit(self, checks: Sequence[Check], mutations: Sequence[Mutation]) -> CommitResult:
         self._check_open()
@@ -107,14 +111,17 @@ class Kv(abc.ABC):
 
     async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
         """One read. A missing key gives an entry whose value and versionstamp are None."""
-        check_consistency(consistency)
+        if consistency != "strong":
+            check_consistency(consistency)
         key = _as_key(key)
-        encoded = encode_key(key)
-        check_read_bound(encoded + b"\x00")
-        [rows] = await self._read([ReadRange(encoded, encoded + b"\x00", 1)], consistency)
+        bound = encode_key(key) + b"\x00"
+        if len(bound) > MAX_READ_KEY_SIZE:
+            check_read_bound(bound)
+        [rows] = await self._read([ReadRange(bound[:-1], bound, 1)], consistency)
         if not rows:
-            return KvEntry(key, None, None)
-        return KvEntry(key, rows[0].value, rows[0].versionstamp)
+            return new_entry(key, None, None)
+        raw = rows[0]
+        return new_entry(key, raw.value, raw.versionstamp)
 
     async def get_many(self, keys: Sequence[Key], *, consistency: Consistency = "strong") -> list[KvEntry]:
         """At most 10 keys in one read; results in input order, duplicates allowed."""

@@ -41,9 +41,11 @@ class CommitResult:
     versionstamp: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ReadRange:
-    """One range of a snapshot read, on encoded keys: ``start`` inclusive, ``end`` exclusive."""
+class ReadRange(NamedTuple):
+    """One range of a snapshot read, on encoded keys: ``start`` inclusive, ``end`` exclusive.
+
+    A NamedTuple, like RawEntry: every get builds one, and a frozen dataclass's __init__ costs ~0.7 us more.
+    """
 
     start: bytes
     end: bytes
