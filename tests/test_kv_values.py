@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from queue_impls.kv import InvalidValueError, Kv, KvU64, decode_value, encode_value
+from queue_impls.kv.codec import decode_values
 
 from .kv_vectors import expect_error
 
@@ -155,3 +156,35 @@ def test_kvu64_range_and_type(bad: Any) -> None:
     with pytest.raises(InvalidValueError):
         KvU64(bad)
     assert KvU64(5).value == 5 and KvU64(5) == KvU64(5) and KvU64(5) != 5
+
+
+@settings(max_examples=100)
+@given(st.lists(codec_values, max_size=12))
+def test_batch_decode_equals_decoding_each_row(batch: list[Any]) -> None:
+    rows = [encode_value(value) for value in batch]
+    decoded = decode_values(rows)
+    assert len(decoded) == len(batch)
+    for got, value in zip(decoded, batch, strict=True):
+        assert same(got, value)
+
+
+async def test_a_list_batch_of_plain_json_values_round_trips(kv: Kv) -> None:
+    # every row plain JSON: SQLite's list batch takes the one-array parse (codec.decode_values)
+    plain = [v for v in ROUND_TRIP_CASES if encode_value(v)[0][:1] == b"J"]
+    assert len(plain) > 10
+    for i, value in enumerate(plain):
+        await kv.set(("plain", i), value)
+    listed = await kv.list(prefix=("plain",)).collect()
+    assert [entry.key[1] for entry in listed] == list(range(len(plain)))
+    for entry in listed:
+        assert same(entry.value, plain[int(entry.key[1])])
+
+
+def test_batch_decode_falls_back_row_by_row_on_a_bad_row() -> None:
+    good = encode_value({"a": 1})
+    # "[" + "[1" + "," + "2]" + "]" parses, but as one value for two rows: each row is decoded alone, and fails alone
+    with pytest.raises(ValueError):
+        decode_values([good, (b"J[1", 1), (b"J2]", 1)])
+    with pytest.raises(ValueError):
+        decode_values([(b"J{", 1), good])
+    assert decode_values([good, (b"\x01", 2)]) == [{"a": 1}, b"\x01"]

@@ -11,6 +11,7 @@ import base64
 import json
 import math
 import struct
+from collections.abc import Sequence
 from typing import Any, Final
 
 from .errors import InvalidKeyError, InvalidValueError
@@ -174,6 +175,8 @@ def _decode_int(tag: int, buf: bytes, pos: int) -> tuple[int, int]:
 
 def decode_key(buf: bytes) -> Key:
     """Inverse of :func:`encode_key`."""
+    if buf[:1] == b"\x02" and buf.find(0) == len(buf) - 1:  # one str part, no NUL inside: a list suffix's usual shape
+        return (buf[1:-1].decode("utf-8"),)
     parts: list[KeyPart] = []
     pos, n = 0, len(buf)
     while pos < n:
@@ -294,6 +297,28 @@ def encode_value(value: Any) -> tuple[bytes, int]:
         raise InvalidValueError("Value is nested too deeply (or contains itself)") from None
     # surrogatepass: a lone surrogate round-trips, as in V8's serialisation (json.loads of bytes undoes it)
     return b"J" + _dumps(value).encode("utf-8", "surrogatepass"), ENC_SERIALIZED
+
+
+def decode_values(rows: Sequence[tuple[bytes, int]]) -> list[Any]:
+    """``[decode_value(payload, encoding) for payload, encoding in rows]``, for a list batch.
+
+    When every row is plain JSON (format byte J, the common case), the batch is parsed as one JSON array by one call
+    of the C scanner: about 0.4 us less per entry than one call per value (docs/performance.md). Anything else, or
+    a batch that does not parse to exactly one value per row, is decoded row by row (so a bad row raises its error).
+    Limit: only payloads this codec did not write can be bad, and two such rows that happen to pair up into two valid
+    JSON values (``J[1`` and ``J2],3``) would be read as those; a per-row parse would have raised.
+    """
+    if len(rows) > 1 and all(encoding == ENC_SERIALIZED and payload[:1] == b"J" for payload, encoding in rows):
+        try:
+            text = (b"[" + b",".join([payload[1:] for payload, _ in rows]) + b"]").decode("utf-8", "surrogatepass")
+            values, end = _scan_json(text, 0)
+        except (UnicodeDecodeError, StopIteration, ValueError):
+            pass
+        else:
+            if end == len(text) and len(values) == len(rows):
+                result: list[Any] = values
+                return result
+    return [decode_value(payload, encoding) for payload, encoding in rows]
 
 
 def decode_value(payload: bytes, encoding: int) -> Any:

@@ -15,7 +15,7 @@ import aiosqlite
 
 from ..atomic import apply_u64
 from ..base import Kv
-from ..codec import ENC_U64, decode_value
+from ..codec import ENC_U64, decode_value, decode_values
 from ..errors import BackendError, MutationTypeError
 from ..types import Check, Consistency, Mutation, RawEntry, ReadRange
 
@@ -64,9 +64,10 @@ def _read_range(conn: sqlite3.Connection, r: ReadRange, now: int) -> list[RawEnt
         v = row[0]
         return [tuple.__new__(RawEntry, (r.start, decode_value(v, row[1]), row[2].hex(), len(v)))]
     rows = conn.execute(_SELECT_REV if r.reverse else _SELECT_FWD, (r.start, r.end, now, r.limit)).fetchall()
+    values = decode_values([(v, enc) for _, v, enc, _ in rows])  # the batch's plain JSON values in one C call
     # tuple.__new__ skips the NamedTuple's Python-level __new__: same RawEntry, 0.1 us less per entry
-    new, raw, decode = tuple.__new__, RawEntry, decode_value
-    return [new(raw, (k, decode(v, enc), vs.hex(), len(v))) for k, v, enc, vs in rows]
+    new, raw = tuple.__new__, RawEntry
+    return [new(raw, (k, value, vs.hex(), len(v))) for (k, v, _, vs), value in zip(rows, values, strict=True)]
 
 
 def _write(conn: sqlite3.Connection, checks: Sequence[Check], mutations: Sequence[Mutation]) -> str | None:
