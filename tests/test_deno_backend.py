@@ -366,3 +366,13 @@ def test_deno_expiry_is_late_as_the_flag_says(tmp_path: Path) -> None:
     await new Promise((r) => setTimeout(r, 50)); console.log(JSON.stringify((await kv.get(["e"])).value)); kv.close();"""
     assert run_deno(script) == 1
     assert not DenoKv.exact_expiry
+
+
+async def test_ping_is_a_round_trip_that_touches_no_store(dkv: DenoKv) -> None:
+    await dkv.set(("k",), 1)
+    assert await dkv.ping() is None
+    assert await asyncio.gather(*(dkv.ping() for _ in range(5))) == [None] * 5  # pipelined like any request
+    assert (await dkv.get(("k",))).value == 1
+    await dkv.close()
+    with pytest.raises(KvClosedError):
+        await dkv.ping()

@@ -175,6 +175,12 @@ class DenoKv(Kv):
             raise deno_error(*reply[2])
         return reply[2]
 
+    async def ping(self) -> None:
+        """One round trip through the bridge that touches no store: what the transport alone costs (not counted
+        as a KV round trip; bench/kv_bounds.py times it)."""
+        self._check_open()
+        await self._call(["ping"])
+
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
         spec = read_spec(ranges)
         if spec is None:

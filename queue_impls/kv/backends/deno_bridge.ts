@@ -5,6 +5,7 @@
 //   request  [id, "read", consistency, ["many", [keyHex, ...]]]                       -> getMany: one snapshot read
 //            [id, "read", consistency, ["list", prefix, start, end, limit, reverse, cursor]] -> one list batch: one read
 //            [id, "write", [[keyHex, versionstamp|null], ...], [[kind, keyHex, value, expireIn|null], ...]]
+//            [id, "ping"]                                                                  -> null, touches no store
 //   reply    [id, 0, result] or [id, 1, [errorName, message]]; id 0 is the greeting [0, 0, ["ready", denoVersion]].
 //            A read's result is one list of entries per range: [keyHex, versionstamp, json] when the value is plain
 //            (json: the text Python's codec writes for it), else [keyHex, versionstamp, null, taggedValue].
@@ -350,7 +351,8 @@ async function handle(kv: Deno.Kv, msg: Wire[]): Promise<void> {
   const id = msg[0];
   try {
     let result: unknown;
-    if (msg[1] === "read") result = await read(kv, msg[2] as Deno.KvConsistencyLevel, msg[3] as Wire[]);
+    if (msg[1] === "ping") result = null; // a round trip that touches no store: the transport's own cost
+    else if (msg[1] === "read") result = await read(kv, msg[2] as Deno.KvConsistencyLevel, msg[3] as Wire[]);
     else if (msg[1] === "write") result = await write(kv, msg[2] as Check[], msg[3] as Mutation[], msg[4] as number);
     else throw new Error(`Unknown request ${JSON.stringify(msg[1])}`);
     send([id, 0, result]);

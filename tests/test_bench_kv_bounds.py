@@ -1,0 +1,62 @@
+"""bench/kv_bounds.py and bench/counting_variants.py: the diagnostics behind the missed speed targets."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import counting_variants, kv_bounds
+from bench.deno_inprocess import deno_unavailable
+
+
+def test_list_page_budget_is_the_slack_the_target_leaves() -> None:
+    us = {
+        "floor list page(50)": 50.0,
+        "sqlite list page(50)": 150.0,
+        "values: one JSON scan (this codec)": 30.0,
+        "values: marshal.loads each": 20.0,
+        "keys + entry objects": 10.0,
+    }
+    text = "\n".join(kv_bounds.list_page_lines(us))
+    assert "floor 50.0 us, SQLite backend 150.0 us (3.00x)" in text
+    assert "leaves 15.0 us" in text  # (1.3 - 1) x 50
+    assert "30.0 us =  2.00x the budget" in text
+    assert "20.0 us =  1.33x the budget" in text
+    assert "10.0 us =  0.67x the budget" in text
+
+
+def test_bridge_floor_is_ping_plus_the_idle_wake_up() -> None:
+    us = {
+        "bridge get": 200.0,
+        "bridge ping": 30.0,
+        "in-process get (hot)": 40.0,
+        "in-process get from idle 200 us": 280.0,
+        "in-process idle 200 us": 205.0,
+    }
+    text = "\n".join(kv_bounds.bridge_lines(us))
+    assert "overhead +160.0 us" in text
+    assert "costs +35.0 us more than hot" in text  # 280 - 205 - 40
+    assert "ping + idle wake-up = 65.0 us" in text
+    assert "the rest (+95.0 us)" in text
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(SystemExit):
+        kv_bounds.parse(["--blocks", "0"])
+    with pytest.raises(SystemExit):
+        kv_bounds.parse(["--entries", "10"])
+
+
+async def test_a_tiny_run_measures_every_figure() -> None:
+    settings = kv_bounds.Settings(blocks=2, block_seconds=0.002, entries=100)
+    lines = await kv_bounds.run(settings, bridge=deno_unavailable() is None)
+    text = "\n".join(lines)
+    assert text.startswith("List page (issue 2): floor ")
+    assert text.count("x the budget") == 3
+    if deno_unavailable() is None:
+        assert "Unavoidable for any request/reply client" in text
+
+
+async def test_counting_variants_measure_every_variant_on_a_real_store() -> None:
+    result = await counting_variants.measure("memory:", rounds=1, calls=5)
+    assert set(result) == {"raw", *counting_variants.VARIANTS}
+    assert result["raw"] > 0
