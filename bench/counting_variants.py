@@ -9,6 +9,8 @@ Each variant is a ``Kv`` around the same seeded store that does one more piece o
 - ``+ lane check``: also asks whether the current task owns the lane (``counting._is_current``);
 - ``counters only``: pass-through plus the round-trip, entry and byte counters, no serial clock;
 - ``read path only``: CountingKv's read primitive (serial clock, counters) but the base class's ``get``;
+- ``... no var set``: the same with the per-round-trip ``ContextVar.set`` of the clock made only once (its counts
+  are wrong: a timing probe, nothing else);
 - ``CountingKv``: the real wrapper, untraced.
 
 The blocks of ``--calls`` gets rotate through the variants every round, in one process (pinned to one CPU unless
@@ -90,12 +92,37 @@ class ReadPathOnly(CountingKv):
     get = Kv.get
 
 
+class _SetOnce:
+    """Stands in for CountingKv's lane variable: reads pass through, only the first set is made."""
+
+    def __init__(self, var: ContextVar[Any]) -> None:
+        self.var = var
+        self.made = False
+
+    def get(self) -> Any:
+        return self.var.get()
+
+    def set(self, value: Any) -> None:
+        if not self.made:
+            self.made = True
+            self.var.set(value)
+
+
+class ClockNotStored(ReadPathOnly):
+    """The read path with the per-round-trip ContextVar.set skipped (wrong counts: for timing only)."""
+
+    def __init__(self, inner: Kv) -> None:
+        super().__init__(inner, owns_inner=False)
+        self._lane_var = _SetOnce(self._lane_var)  # type: ignore[assignment]
+
+
 VARIANTS: dict[str, Callable[[Kv], Kv]] = {
     "pass-through": PassThrough,
     "+ context var": WithContextVar,
     "+ lane check": WithLaneCheck,
     "counters only": CountersOnly,
     "read path only": lambda kv: ReadPathOnly(kv, owns_inner=False),
+    "... no var set": ClockNotStored,
     "CountingKv": lambda kv: CountingKv(kv, owns_inner=False),
 }
 
