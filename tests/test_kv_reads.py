@@ -47,6 +47,14 @@ async def test_get_many_is_one_read_in_input_order_with_duplicates(kv: Kv, monke
     assert len(reads) == 1 and len(reads[0]) == 4
 
 
+async def test_get_many_gives_a_key_asked_twice_two_distinct_values(kv: Kv) -> None:
+    await kv.set(("d",), {"n": [1]})
+    first, second = await kv.get_many([("d",), ("d",)])
+    assert first.value == second.value == {"n": [1]}
+    first.value["n"].append(2)  # mutating one result must not change the other, as in Deno
+    assert second.value == {"n": [1]}
+
+
 async def test_get_many_takes_at_most_ten_keys(kv: Kv) -> None:
     ten = [("k", i) for i in range(10)]
     await kv.set(("k", 9), "nine")

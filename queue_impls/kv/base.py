@@ -131,14 +131,15 @@ class Kv(abc.ABC):
         tuples = [_as_key(k) for k in keys]
         ranges = []
         for key in tuples:
-            encoded = encode_key(key)
-            check_read_bound(encoded + b"\x00")
-            ranges.append(ReadRange(encoded, encoded + b"\x00", 1))
+            bound = encode_key(key) + b"\x00"
+            if len(bound) > MAX_READ_KEY_SIZE:
+                check_read_bound(bound)
+            ranges.append(ReadRange(bound[:-1], bound, 1))
         if not ranges:
             return []
         results = await self._read(ranges, consistency)
         return [
-            KvEntry(key, rows[0].value, rows[0].versionstamp) if rows else KvEntry(key, None, None)
+            new_entry(key, rows[0].value, rows[0].versionstamp) if rows else new_entry(key, None, None)
             for key, rows in zip(tuples, results, strict=True)
         ]
 
