@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import marshal
 import os
+import resource
 import statistics
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
@@ -49,6 +50,8 @@ class Settings:
     blocks: int = 30
     block_seconds: float = 0.04
     entries: int = 10_000
+    #: sequential calls per op for the CPU accounting of the bridge
+    cpu_calls: int = 3000
 
 
 async def interleave(ops: dict[str, Op | SelfTimed], settings: Settings) -> dict[str, float]:
@@ -147,7 +150,48 @@ async def bridge_bounds(settings: Settings, tmp: Path) -> list[str]:
             "in-process idle 200 us": inside("idle 200 us"),
         }
         medians = await interleave(ops, settings)
-    return bridge_lines(medians)
+        cpu = {
+            name: await cpu_per_call(ops[name], kv.pid, settings.cpu_calls) for name in ("bridge get", "bridge ping")
+        }
+    return bridge_lines(medians) + cpu_lines(cpu, settings.cpu_calls)
+
+
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """Seconds of CPU (user + system) per thread name of process ``pid``, from /proc; {} where there is no /proc."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+async def cpu_per_call(op: Op | SelfTimed, pid: int, calls: int) -> dict[str, float]:
+    """Microseconds of CPU per call, this process and each thread (by name) of the deno process, over ``calls``."""
+    assert not isinstance(op, SelfTimed)
+    before, deno_before = resource.getrusage(resource.RUSAGE_SELF), _thread_cpu(pid)
+    for _ in range(calls):
+        await op()
+    after, deno_after = resource.getrusage(resource.RUSAGE_SELF), _thread_cpu(pid)
+    mine = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    out = {"python": mine / calls * 1e6}
+    for name, seconds in deno_after.items():
+        out[f"deno {name}"] = (seconds - deno_before.get(name, 0.0)) / calls * 1e6
+    return out
+
+
+def cpu_lines(cpu: dict[str, dict[str, float]], calls: int) -> list[str]:
+    lines = [
+        f"  CPU per call over {calls} sequential calls (getrusage; deno's threads by name from /proc, 10 ms ticks):"
+    ]
+    for op, parts in cpu.items():
+        shown = ", ".join(f"{name} {us:.0f} us" for name, us in parts.items() if us >= 0.5 or name == "python")
+        lines.append(f"    {op}: {shown}")
+    return lines
 
 
 def bridge_lines(us: dict[str, float]) -> list[str]:

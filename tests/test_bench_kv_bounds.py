@@ -47,13 +47,19 @@ def test_bad_arguments_are_refused() -> None:
 
 
 async def test_a_tiny_run_measures_every_figure() -> None:
-    settings = kv_bounds.Settings(blocks=2, block_seconds=0.002, entries=100)
+    settings = kv_bounds.Settings(blocks=2, block_seconds=0.002, entries=100, cpu_calls=50)
     lines = await kv_bounds.run(settings, bridge=deno_unavailable() is None)
     text = "\n".join(lines)
     assert text.startswith("List page (issue 2): floor ")
     assert text.count("x the budget") == 3
     if deno_unavailable() is None:
         assert "Unavoidable for any request/reply client" in text
+        assert "    bridge get: python " in text and "    bridge ping: python " in text
+
+
+def test_cpu_lines_show_every_thread_that_used_cpu() -> None:
+    cpu = {"bridge get": {"python": 90.2, "deno deno": 66.0, "deno sw-0": 44.0, "deno idle": 0.0}}
+    assert kv_bounds.cpu_lines(cpu, 100)[1] == "    bridge get: python 90 us, deno deno 66 us, deno sw-0 44 us"
 
 
 async def test_counting_variants_measure_every_variant_on_a_real_store() -> None:
