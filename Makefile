@@ -8,6 +8,9 @@ DENO    := node_modules/.bin/deno
 
 # The quick suite's results in make test: the gate reads them, and the notebook test runs on them.
 GATE_RESULTS := .bench/quick.json
+# make report pins its timing workers to one CPU (the last this shell may use): on a shared VM, unpinned hops to the
+# database thread cost 3-4x more for minutes at a time (docs/bench.md, "Pinning"). `make report REPORT_CPU=` unpins.
+REPORT_CPU ?= $(shell python3 -c 'import os; print(max(os.sched_getaffinity(0)))')
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -43,7 +46,7 @@ test: lint typecheck gate pytest
 
 # The main job: the quick suite on the embedded default (SQLite), and its report in reports/latest/.
 report: $(STAMP) $(DENO)
-	$(PY) -m bench run --suite quick --backend sqlite -o reports/latest/results.json
+	$(PY) -m bench run --suite quick --backend sqlite $(if $(REPORT_CPU),--affinity $(REPORT_CPU)) -o reports/latest/results.json
 	$(PY) -m bench report reports/latest/results.json -o reports/latest
 	@echo "report: reports/latest/index.html (and reports/latest/README.md)"
 

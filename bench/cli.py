@@ -54,6 +54,24 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
     )
+    parser.add_argument(
+        "--affinity",
+        type=parse_affinity,
+        metavar="CPUS",
+        help="pin the timing workers, their store threads and subprocesses to these CPUs (pyperf's --affinity, e.g."
+        " 1 or 0-1; default: not pinned); `make report` pins to the last CPU, see docs/bench.md",
+    )
+
+
+def parse_affinity(text: str) -> str:
+    """A CPU list in pyperf's syntax ("1", "0,2", "0-3"), every CPU one this process may run on."""
+    from .affinity import parse_cpus
+
+    try:
+        parse_cpus(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def handle_run(args: argparse.Namespace) -> int:
@@ -68,6 +86,7 @@ def handle_run(args: argparse.Namespace) -> int:
         output=args.output,
         cache_dir=args.cache_dir,
         progress=args.progress,
+        affinity=args.affinity,
     )
     summary = run_suite(options)
     what = f"{summary.written} of {summary.planned} benchmarks"

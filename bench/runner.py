@@ -51,6 +51,8 @@ class RunOptions:
     cache_dir: Path
     #: Show a progress bar: None = only on a terminal.
     progress: bool | None = None
+    #: CPUs the timing workers (their store threads and subprocesses too) are pinned to, pyperf's --affinity syntax.
+    affinity: str | None = None
 
 
 @dataclass(slots=True)
@@ -157,7 +159,7 @@ def _run(
 ) -> None:
     deadline = time.monotonic() + SUITE_SPECS[options.suite].timing.budget_s  # seeding counts against it
     sources = _prepare_stores(options, cases, run_dir, echo)
-    runner = _make_runner(_write_plan(cases, sources, run_dir))
+    runner = _make_runner(_write_plan(cases, sources, run_dir), options.affinity)
     metadata = suite_metadata(
         suite=options.suite,
         backend=options.backend,
@@ -265,13 +267,14 @@ def _write_plan(cases: list[Case], sources: dict[str, StoreSource], run_dir: Pat
     return path
 
 
-def _make_runner(plan_path: Path) -> pyperf.Runner:
+def _make_runner(plan_path: Path, affinity: str | None = None) -> pyperf.Runner:
     def add_cmdline_args(cmd: list[str], args: Any) -> None:
         cmd.extend((PLAN_OPTION, str(plan_path), CASE_OPTION, args.kvq_case))
 
     runner = pyperf.Runner(program_args=("-m", "bench.worker"), add_cmdline_args=add_cmdline_args)
     add_options(runner)
-    runner.parse_args(["--quiet", "--inherit-environ", ",".join(_INHERITED_ENV)])
+    pinned = [f"--affinity={affinity}"] if affinity else []
+    runner.parse_args(["--quiet", "--inherit-environ", ",".join(_INHERITED_ENV), *pinned])
     return runner
 
 

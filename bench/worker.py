@@ -28,6 +28,7 @@ from queue_impls.kv import Kv
 from queue_impls.kv.counting import CountingKv
 from queue_impls.kv.latency import LatencyModel
 
+from .affinity import pin
 from .operations import Operation, make_operation, timed
 from .scenarios import Case
 from .stores import StoreSource, open_store
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = runner.parse_args(worker_argv(sys.argv[1:] if argv is None else argv))
     if not args.worker:
         raise SystemExit("bench.worker is started by `qbench run`, not by hand")
+    pin(args.affinity)  # before the store's threads start (pyperf pins only when timing begins)
     entry = plan_entry(args.kvq_plan, args.kvq_case)
     private_dir = Path(tempfile.mkdtemp(prefix="worker-", dir=entry["run_dir"]))
     loop = asyncio.new_event_loop()

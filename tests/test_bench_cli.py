@@ -215,3 +215,47 @@ def test_a_worker_killed_while_python_starts_is_not_counted_as_a_qbench_tracebac
     ours = 'Traceback (most recent call last):\n  File "bench/cli.py", line 1\nValueError: x\n'
     assert _without_startup_deaths(startup_death + ours).count("Traceback") == 1
     assert _without_startup_deaths(startup_death.replace("Benchmark interrupted: exit\n", "") + ours) == ours
+
+
+def test_affinity_must_be_a_list_of_cpus_this_process_may_use(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad, message in (
+        ("x", "not a CPU list: 'x'"),
+        ("3-1", "not a CPU list"),
+        ("4096", "CPU 4096 is not available"),
+    ):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["run", "--affinity", bad])
+        assert message in capsys.readouterr().err
+    last = str(max(os.sched_getaffinity(0)))
+    assert build_parser().parse_args(["run", "--affinity", last]).affinity == last
+
+
+@pytest.mark.slow
+def test_a_pinned_run_records_its_cpus_in_every_benchmark(tmp_path: Path, cache_dir: Path) -> None:
+    last = max(os.sched_getaffinity(0))
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: pinning to it is no different from not pinning")
+    out = tmp_path / "pinned.json"
+    args = ["--layouts", "optimized", "--scenarios", "seed_case", "--affinity", str(last)]
+    done = qbench("run", "--suite", "smoke", *args, "--cache-dir", str(cache_dir), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    benchmarks = load_suite(out).get_benchmarks()
+    assert benchmarks and all(b.get_metadata().get("cpu_affinity") == str(last) for b in benchmarks)
+
+
+def test_a_worker_pins_itself_so_that_its_store_threads_inherit_the_cpus() -> None:
+    # In a child process: pinning the pytest process itself would slow every later test.
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("one CPU: nothing to pin to")
+    code = (
+        "import os, threading\n"
+        "from bench.affinity import pin\n"
+        f"pin('{cpus[-1]}')\n"
+        "seen = []\n"
+        "t = threading.Thread(target=lambda: seen.append(sorted(os.sched_getaffinity(0))))\n"
+        "t.start(); t.join()\n"
+        "print(seen[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == str([cpus[-1]])
