@@ -8,9 +8,10 @@ DENO    := node_modules/.bin/deno
 
 # The quick suite's results in make test: the gate reads them, and the notebook test runs on them.
 GATE_RESULTS := .bench/quick.json
-# make report pins its timing workers to one CPU (the last this shell may use): on a shared VM, unpinned hops to the
-# database thread cost 3-4x more for minutes at a time (docs/bench.md, "Pinning"). `make report REPORT_CPU=` unpins.
-REPORT_CPU ?= $(shell python3 -c 'import os; print(max(os.sched_getaffinity(0)))')
+# make report and the gate pin their timing workers to one CPU (the last this shell may use): on a shared VM, unpinned
+# hops to the database thread cost 3-4x more for minutes at a time (docs/bench.md, "Pinning"). BENCH_CPU= unpins.
+BENCH_CPU ?= $(shell python3 -c 'import os; print(max(os.sched_getaffinity(0)))')
+PIN := $(if $(BENCH_CPU),--affinity $(BENCH_CPU))
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -39,14 +40,14 @@ pytest: $(STAMP) $(DENO)
 # The regression gate: the quick suite on the embedded SQLite store against the committed baseline.
 # Exact counts and complexity classes fail the build; times are reported only (shared machines are noisy).
 gate: $(STAMP) $(DENO)
-	$(PY) -m bench run --suite quick --backend sqlite --no-progress -o $(GATE_RESULTS)
+	$(PY) -m bench run --suite quick --backend sqlite $(PIN) --no-progress -o $(GATE_RESULTS)
 	$(PY) -m bench gate --baseline reports/baseline/quick.json $(GATE_RESULTS) --times report-only
 
 test: lint typecheck gate pytest
 
 # The main job: the quick suite on the embedded default (SQLite), and its report in reports/latest/.
 report: $(STAMP) $(DENO)
-	$(PY) -m bench run --suite quick --backend sqlite $(if $(REPORT_CPU),--affinity $(REPORT_CPU)) -o reports/latest/results.json
+	$(PY) -m bench run --suite quick --backend sqlite $(PIN) -o reports/latest/results.json
 	$(PY) -m bench report reports/latest/results.json -o reports/latest
 	@echo "report: reports/latest/index.html (and reports/latest/README.md)"
 
