@@ -53,9 +53,10 @@ async def test_expired_entries_do_not_fill_a_batch(exact: Kv) -> None:
 
 
 async def test_an_expired_key_checks_as_missing_and_can_be_recreated(exact: Kv) -> None:
-    await exact.set(("lock",), "held", expire_in=TTL_MS)
+    # Two commits must land before this deadline: 100 ms was missed once in clean-clone CI (the check committed).
+    await exact.set(("lock",), "held", expire_in=10 * TTL_MS)
     assert not (await exact.atomic().check(("lock",), None).set(("lock",), "mine").commit()).ok
-    await asyncio.sleep(PAST_TTL_S)
+    await asyncio.sleep(10 * TTL_MS / 1000 + PAST_TTL_S)
     assert (await exact.atomic().check(("lock",), None).set(("lock",), "mine").commit()).ok
     assert (await exact.get(("lock",))).value == "mine"
     await asyncio.sleep(PAST_TTL_S)
