@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
-from bench.kv_micro import Workload, seed
-from queue_impls.kv import Kv, KvEntry, open_kv
+from bench.kv_interleaved import block, rotating_blocks
+from bench.kv_micro import Op, Workload, seed
+from queue_impls.kv import Kv, open_kv
 from queue_impls.kv.counting import CountingKv, _is_current, _Lane
 from queue_impls.kv.types import Check, Consistency, Mutation, RawEntry, ReadRange
 
@@ -133,19 +134,12 @@ async def measure(url: str, rounds: int, calls: int) -> dict[str, float]:
     async with await open_kv(url) as kv:
         await seed(kv, workload)
         key = workload.hot_key
-        gets: dict[str, Callable[[Any], Awaitable[KvEntry]]] = {"raw": kv.get}
-        gets.update({name: make(kv).get for name, make in VARIANTS.items()})
-        times: dict[str, list[float]] = {name: [] for name in gets}
-        names = list(gets)
-        for round_ in range(rounds + 1):
-            shift = round_ % len(names)
-            for name in names[shift:] + names[:shift]:
-                get = gets[name]
-                start = time.perf_counter()
-                for _ in range(calls):
-                    await get(key)
-                if round_:  # round 0 warms up
-                    times[name].append((time.perf_counter() - start) / calls * 1e6)
+        gets: dict[str, Op] = {"raw": functools.partial(kv.get, key)}
+        gets.update({name: functools.partial(make(kv).get, key) for name, make in VARIANTS.items()})
+        for get in gets.values():  # warm up
+            await block(get, calls)
+        seconds = await rotating_blocks(gets, dict.fromkeys(gets, calls), rounds)
+    times = {name: [s * 1e6 for s in values] for name, values in seconds.items()}
     raw = times.pop("raw")
     out = {"raw": statistics.median(raw)}
     out.update(

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.deno_inprocess import deno_inprocess, deno_unavailable
-from bench.kv_interleaved import block, calibrate
+from bench.kv_interleaved import calibrate, rotating_blocks
 from bench.kv_micro import FLOOR_PAGE, GET, LIST_PAGE, SelfTimed, Workload, _now_ms, floor_factory, kv_ops, seed
 from queue_impls.kv import encode_key, open_kv
 from queue_impls.kv.backends.deno import DenoKv
@@ -57,13 +57,8 @@ class Settings:
 async def interleave(ops: dict[str, Op | SelfTimed], settings: Settings) -> dict[str, float]:
     """Median microseconds per call of each op, the ops timed in rotating order every round."""
     calls = {name: await calibrate([fn], settings.block_seconds) for name, fn in ops.items()}
-    times: dict[str, list[float]] = {name: [] for name in ops}
-    names = list(ops)
-    for round_ in range(settings.blocks):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
-            times[name].append(await block(ops[name], calls[name]) * 1e6)
-    return {name: statistics.median(values) for name, values in times.items()}
+    times = await rotating_blocks(ops, calls, settings.blocks)
+    return {name: statistics.median(values) * 1e6 for name, values in times.items()}
 
 
 # -------------------------------------------------------------------------------------------------- list page

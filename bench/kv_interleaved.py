@@ -25,7 +25,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +55,20 @@ async def block(fn: Op | SelfTimed, calls: int) -> float:
     for _ in range(calls):
         await fn()
     return (time.perf_counter() - start) / calls
+
+
+async def rotating_blocks(
+    ops: Mapping[str, Op | SelfTimed], calls: Mapping[str, int], rounds: int
+) -> dict[str, list[float]]:
+    """Seconds per call of each op in each round: one block of ``calls[name]`` calls per op, the order rotated by one
+    every round (kv_bounds and counting_variants time more than two ops side by side this way)."""
+    times: dict[str, list[float]] = {name: [] for name in ops}
+    names = list(ops)
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(await block(ops[name], calls[name]))
+    return times
 
 
 async def calibrate(fns: Sequence[Op | SelfTimed], block_seconds: float) -> int:
