@@ -18,7 +18,6 @@ from .limits import (
     DEFAULT_BATCH_SIZE,
     MAX_DEFAULT_BATCH_SIZE,
     MAX_READ_ENTRIES,
-    MAX_READ_KEY_SIZE,
     MAX_READ_RANGES,
     check_consistency,
     check_read_bound,
@@ -34,6 +33,21 @@ def _as_key(key: Any) -> Key:
     if isinstance(key, list):
         return tuple(key)
     raise InvalidKeyError(f"A key must be a tuple of parts, got {type(key).__name__}")
+
+
+def _point_range(key: Key) -> ReadRange:
+    """The read range of exactly one key: its encoding to its encoding + NUL (the bound checked for size)."""
+    bound = encode_key(key) + b"\x00"
+    check_read_bound(bound)
+    return ReadRange(bound[:-1], bound, 1)
+
+
+def _point_entry(key: Key, rows: list[RawEntry]) -> KvEntry:
+    """The entry a point read gives: its row, or value and versionstamp None when the key is missing."""
+    if not rows:
+        return new_entry(key, None, None)
+    raw = rows[0]
+    return new_entry(key, raw.value, raw.versionstamp)
 
 
 class Kv(abc.ABC):
@@ -111,17 +125,10 @@ class Kv(abc.ABC):
 
     async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
         """One read. A missing key gives an entry whose value and versionstamp are None."""
-        if consistency != "strong":
-            check_consistency(consistency)
+        check_consistency(consistency)
         key = _as_key(key)
-        bound = encode_key(key) + b"\x00"
-        if len(bound) > MAX_READ_KEY_SIZE:
-            check_read_bound(bound)
-        [rows] = await self._read([ReadRange(bound[:-1], bound, 1)], consistency)
-        if not rows:
-            return new_entry(key, None, None)
-        raw = rows[0]
-        return new_entry(key, raw.value, raw.versionstamp)
+        [rows] = await self._read([_point_range(key)], consistency)
+        return _point_entry(key, rows)
 
     async def get_many(self, keys: Sequence[Key], *, consistency: Consistency = "strong") -> list[KvEntry]:
         """At most 10 keys in one read; results in input order, duplicates allowed."""
@@ -129,19 +136,11 @@ class Kv(abc.ABC):
         if len(keys) > MAX_READ_RANGES:
             raise TooManyRangesError(f"Too many ranges (max {MAX_READ_RANGES}): got {len(keys)} keys")
         tuples = [_as_key(k) for k in keys]
-        ranges = []
-        for key in tuples:
-            bound = encode_key(key) + b"\x00"
-            if len(bound) > MAX_READ_KEY_SIZE:
-                check_read_bound(bound)
-            ranges.append(ReadRange(bound[:-1], bound, 1))
+        ranges = [_point_range(key) for key in tuples]
         if not ranges:
             return []
         results = await self._read(ranges, consistency)
-        return [
-            new_entry(key, rows[0].value, rows[0].versionstamp) if rows else new_entry(key, None, None)
-            for key, rows in zip(tuples, results, strict=True)
-        ]
+        return [_point_entry(key, rows) for key, rows in zip(tuples, results, strict=True)]
 
     def list(
         self,

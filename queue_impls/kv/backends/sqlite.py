@@ -60,15 +60,14 @@ def _read_points(conn: sqlite3.Connection, ranges: Sequence[ReadRange], now: int
     """Point reads of several keys in one statement (its own snapshot): results in range order, duplicates kept."""
     keys = list(dict.fromkeys(r.start for r in ranges))
     sql = f"SELECT k, v, enc, vs FROM kv WHERE k IN ({','.join('?' * len(keys))}) AND {_LIVE}"
-    rows = {row[0]: row for row in conn.execute(sql, (*keys, now)).fetchall()}
-    hits = [row for row in (rows.get(r.start) for r in ranges) if row is not None]
+    found = {row[0]: row for row in conn.execute(sql, (*keys, now)).fetchall()}
+    per_range = [found.get(r.start) for r in ranges]
     # one decode per occurrence (a key asked twice gives two distinct values, as in Deno), the batch in one C call
-    values = iter(decode_values([(v, enc) for _, v, enc, _ in hits]))
-    out: list[list[RawEntry]] = []
-    for r in ranges:
-        row = rows.get(r.start)
-        out.append([] if row is None else [tuple.__new__(RawEntry, (row[0], next(values), row[3].hex(), len(row[1])))])
-    return out
+    values = iter(decode_values([(row[1], row[2]) for row in per_range if row is not None]))
+    new = tuple.__new__
+    return [
+        [] if row is None else [new(RawEntry, (row[0], next(values), row[3].hex(), len(row[1])))] for row in per_range
+    ]
 
 
 def _read_range(conn: sqlite3.Connection, r: ReadRange, now: int) -> list[RawEntry]:
