@@ -195,6 +195,79 @@ async def test_task_group_children_share_a_wave(ckv: CountingKv) -> None:
     assert (m.counts.round_trips, m.counts.serial_round_trips) == (5, 2)
 
 
+async def test_consecutive_gathers_are_consecutive_waves(ckv: CountingKv) -> None:
+    # A child starts where its creator's next round trip would: after what the creator's finished children did.
+    async with ckv.measure() as m:
+        await asyncio.gather(ckv.get(("a",)), ckv.get(("b",)))
+        await asyncio.gather(ckv.get(("c",)))
+    assert (m.counts.round_trips, m.counts.serial_round_trips) == (3, 2)
+    async with ckv.measure() as m:
+        await ckv.get(("first",))
+        await asyncio.gather(ckv.get(("a",)))
+        await asyncio.gather(ckv.get(("b",)))
+    assert (m.counts.round_trips, m.counts.serial_round_trips) == (3, 3)
+
+
+async def test_a_task_continues_after_its_children_even_before_its_own_first_round_trip(ckv: CountingKv) -> None:
+    async def middle() -> None:  # its first round trip comes after a gather of its own
+        await asyncio.gather(ckv.get(("child",)))
+        await ckv.get(("own",))
+
+    async with ckv.measure() as m:
+        await ckv.get(("first",))
+        await asyncio.create_task(middle())
+    assert (m.counts.round_trips, m.counts.serial_round_trips) == (3, 3)
+
+
+async def test_a_task_starts_from_its_creators_clock_at_creation(ckv: CountingKv) -> None:
+    async with ckv.measure() as m:
+        child = asyncio.create_task(ckv.get(("child",)))  # created before the creator's own round trip...
+        await ckv.get(("creator",))  # ...which it therefore does not wait for
+        await child
+    assert (m.counts.round_trips, m.counts.serial_round_trips) == (2, 1)
+    async with ckv.measure() as m:
+        await ckv.get(("creator",))
+        await asyncio.create_task(ckv.get(("child",)))  # created after it
+    assert (m.counts.round_trips, m.counts.serial_round_trips) == (2, 2)
+
+
+async def test_a_task_factory_already_on_the_loop_keeps_being_used() -> None:
+    loop = asyncio.get_running_loop()
+    made: list[str] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(coro.__qualname__)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    previous = loop.get_task_factory()
+    loop.set_task_factory(factory)
+    try:
+        ckv = CountingKv(MemoryKv())
+        async with ckv.measure() as m:
+            await ckv.get(("first",))
+            await asyncio.gather(ckv.get(("a",)), ckv.get(("b",)))
+            await ckv.get(("last",))
+        assert (m.counts.round_trips, m.counts.serial_round_trips) == (4, 3)
+        assert made.count("CountingKv.get") == 2
+    finally:
+        loop.set_task_factory(previous)
+
+
+async def test_a_task_given_its_own_context_starts_from_its_creators_clock_then() -> None:
+    import contextvars
+
+    ckv = CountingKv(MemoryKv())
+    loop = asyncio.get_running_loop()
+    async with ckv.measure() as m:
+        await ckv.get(("first",))
+        context = contextvars.copy_context()  # holds the creator's lane...
+        await ckv.get(("second",))  # ...which moves on before the task is created
+        task = loop.create_task(ckv.get(("child",)), context=context)
+        await ckv.get(("third",))
+        await task
+    assert (m.counts.round_trips, m.counts.serial_round_trips) == (4, 3)
+
+
 async def test_close_closes_the_inner_store_unless_told_not_to() -> None:
     inner = MemoryKv()
     async with CountingKv(inner) as ckv:

@@ -8,16 +8,15 @@ sleeping) on the way. It never changes a result. See docs/counting.md.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import threading
 import time
+import weakref
 from collections.abc import Awaitable, Coroutine, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 from .atomic import AtomicOperation
-from .base import Kv, KvListIterator
+from .base import Kv, KvListIterator, _as_key, _point_entry, _point_range
 from .codec import Key
 from .counts import OPS, KvCounts
 from .latency import (
@@ -27,6 +26,7 @@ from .latency import (
     LatencyModel,
     predict,
 )
+from .limits import check_consistency
 from .nplusone import NPlusOneFinding, detect_n_plus_one
 from .trace import Fingerprinter, TraceEvent, caller_site, key_fingerprint, keys_fingerprint
 from .types import Check, CommitResult, Consistency, KvEntry, Mutation, RawEntry, ReadRange
@@ -52,20 +52,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-_current_task = asyncio.current_task
-_get_ident = threading.get_ident
-# The task each running event loop is stepping: what asyncio.current_task() looks up, after get_running_loop(),
-# whose fork check is a getpid() system call (about 0.2 us here). {} where asyncio keeps no such dict: no fast path.
-_CURRENT_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = getattr(asyncio.tasks, "_current_tasks", {})
-_FORKED = [False]  # in a forked child, get_running_loop() finds no loop: only the slow path behaves the same there
-
-
-def _after_fork_in_child() -> None:
-    _FORKED[0] = True
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # The call a primitive is working for, so its round trips, entries and bytes land on that call's trace event.
 # Holds (wrapper, event): a nested CountingKv sees its outer wrapper's event and does not take it.
@@ -73,32 +59,90 @@ _CURRENT: ContextVar[tuple[Kv, TraceEvent] | None] = ContextVar("kvq_counting_ca
 
 
 class _Lane:
-    """One asyncio task's chain of round trips; ``joined`` is the latest end of its descendants' round trips."""
+    """One asyncio task's chain of round trips on one wrapper (see "the serial-round-trip clock" below).
 
-    __slots__ = ("joined", "loop", "parent", "task")
-
-    def __init__(self, task: object, parent: _Lane | None) -> None:
-        self.task = task
-        self.parent = parent
-        self.joined = 0
-        # The task's loop, kept only where _is_current can check it runs in this thread (asyncio's own loops).
-        loop = task.get_loop() if isinstance(task, asyncio.Task) else None
-        self.loop = loop if isinstance(loop, asyncio.BaseEventLoop) else None
-
-
-def _is_current(lane: _Lane) -> bool:
-    """``asyncio.current_task() is lane.task``, without get_running_loop()'s getpid(); False when unsure.
-
-    True only if the lane's loop runs in this thread now (so it is the running loop get_running_loop() would
-    return, a thread running one loop at a time) and is stepping the lane's task: exactly current_task()'s answer.
+    ``clock`` is the end of the task's latest round trip (or where the task started), ``joined`` the latest end of its
+    descendants' round trips.
     """
-    loop = lane.loop
-    return (
-        loop is not None
-        and loop._thread_id == _get_ident()  # type: ignore[attr-defined]
-        and _CURRENT_TASKS.get(loop) is lane.task
-        and not _FORKED[0]
-    )
+
+    __slots__ = ("clock", "joined", "parent")
+
+    def __init__(self, clock: int, parent: _Lane | None) -> None:
+        self.clock = clock
+        self.joined = 0
+        self.parent = parent
+
+
+class _Fork:
+    """What a task created by a lane's owner starts from: the creator's lane and where the creator's next round trip
+    would start at that moment (after its own latest one and after everything its finished descendants did)."""
+
+    __slots__ = ("clock", "lane")
+
+    def __init__(self, lane: _Lane) -> None:
+        self.lane = lane
+        self.clock = max(lane.clock, lane.joined)
+
+
+_LaneState = _Lane | _Fork | None
+
+# Every wrapper that has given a task a lane: a task factory forks their lanes into each new task.
+_WRAPPERS: weakref.WeakSet[CountingKv] = weakref.WeakSet()
+
+
+class _ForkingTaskFactory:
+    """The task factory a wrapper installs on each event loop it counts in, around whatever factory was there.
+
+    A new task copies its creator's context; before the copy, each wrapper's lane variable is set to a ``_Fork`` of the
+    creator's lane (its clock at this moment), and set back after. So a child starts from where its creator was when it
+    was created, and the creator's own lane needs no update of its context variable on every round trip.
+    """
+
+    def __init__(self, previous: Any) -> None:
+        self.previous = previous
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        context = kwargs.get("context")
+        if context is not None:  # the task runs in this very context, not in a copy: fork there, for good
+            context.run(_fork_lanes, False)
+            return self._create(loop, coro, kwargs)
+        forked = _fork_lanes(True)
+        try:
+            return self._create(loop, coro, kwargs)
+        finally:
+            for var, token in reversed(forked):
+                var.reset(token)
+
+    def _create(self, loop: asyncio.AbstractEventLoop, coro: Any, kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+        if self.previous is None:
+            return asyncio.Task(coro, loop=loop, **kwargs)
+        task: asyncio.Future[Any] = self.previous(loop, coro, **kwargs)
+        return task
+
+
+def _fork_lanes(undo: bool) -> list[tuple[ContextVar[_LaneState], Token[_LaneState]]]:
+    """Set every wrapper's lane variable in the current context to a fork of the current task's lane.
+
+    A task that inherited a fork and has made no round trip yet gets its own lane first, so that what its children do
+    is joined into it. Returns the tokens to undo the forks with (none when ``undo`` is false).
+    """
+    tokens: list[tuple[ContextVar[_LaneState], Token[_LaneState]]] = []
+    for wrapper in list(_WRAPPERS):
+        var = wrapper._lane_var
+        state = var.get()
+        if state is None:
+            continue  # lane-less creator: its children are lane-less too (the root rule applies to them)
+        lane = state if isinstance(state, _Lane) else wrapper._own_lane(state)
+        token = var.set(_Fork(lane))
+        if undo:
+            tokens.append((var, token))
+    return tokens
+
+
+def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
+    factory = loop.get_task_factory()
+    if not isinstance(factory, _ForkingTaskFactory):
+        loop.set_task_factory(_ForkingTaskFactory(factory))
 
 
 class CountingKv(Kv):
@@ -131,7 +175,7 @@ class CountingKv(Kv):
             if isinstance(default, bool):
                 setattr(self, flag, getattr(inner, flag))
         self._rng = latency.rng() if latency is not None else random.Random(0)
-        self._lane_var: ContextVar[tuple[_Lane, int] | None] = ContextVar(f"kvq_lane_{id(self)}", default=None)
+        self._lane_var: ContextVar[_LaneState] = ContextVar(f"kvq_lane_{id(self)}", default=None)
         self._issued = 0  # latest end (on the serial clock) of any round trip issued
         self._completed = 0  # latest end of any round trip completed
         self._root_clock = 0
@@ -145,25 +189,9 @@ class CountingKv(Kv):
     # -- primitives ----------------------------------------------------------------------------------
 
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
-        # The hot path of every get, get_many and list batch: _begin_round_trip and _end_round_trip inlined, with
-        # attributes bound to locals (measured in docs/counting.md, "Overhead"); the same steps in the same order.
         inner = self.inner
-        if inner._closed:
-            inner._check_open()  # what inner._read would do first: a closed inner store costs no round trip
-        lane_var = self._lane_var
-        state = lane_var.get()
-        if state is not None and _is_current(state[0]):
-            lane, clock = state
-        else:
-            lane, clock = self._lane(state)
-        joined = lane.joined
-        end = (clock if clock > joined else joined) + 1
-        lane_var.set((lane, end))
-        counts = self.counts
-        counts.round_trips += 1
-        if end > self._issued:
-            counts.serial_round_trips += end - self._issued
-            self._issued = end
+        inner._check_open()  # what inner._read would do first: a closed inner store costs no round trip
+        lane, end = self._begin_round_trip()
         event = self._take_event() if self.tracing else None  # before the first await: see _TracedList
         try:
             latency = self.latency
@@ -173,15 +201,12 @@ class CountingKv(Kv):
                 rtt = latency.round_trip_ms(self._rng)
                 await latency.sleep(rtt / 2)
                 results = await inner._snapshot_read(ranges, consistency)
-            if len(results) == 1 and len(results[0]) == 1:  # a get's hit: the commonest read, counted loop-free
-                raw = results[0][0]
-                entries, nbytes = 1, len(raw.key) + raw.size
-            else:
-                entries = nbytes = 0
-                for rows in results:
-                    entries += len(rows)
-                    for raw in rows:
-                        nbytes += len(raw.key) + raw.size
+            entries = nbytes = 0
+            for rows in results:
+                entries += len(rows)
+                for raw in rows:
+                    nbytes += len(raw.key) + raw.size
+            counts = self.counts
             counts.entries_read += entries
             counts.bytes_read += nbytes
             if event is not None:
@@ -190,12 +215,7 @@ class CountingKv(Kv):
                 await latency.sleep(rtt / 2 + latency.transfer_ms(nbytes))
             return results
         finally:
-            if end > self._completed:
-                self._completed = end
-            parent = lane.parent
-            while parent is not None and parent.joined < end:
-                parent.joined = end
-                parent = parent.parent
+            self._end_round_trip(lane, end)
 
     async def _atomic_write(self, checks: Sequence[Check], mutations: Sequence[Mutation]) -> str | None:
         inner = self.inner
@@ -235,15 +255,20 @@ class CountingKv(Kv):
             await self.inner.close()
 
     # -- the serial-round-trip clock -------------------------------------------------------------------
-    # Each task carries (lane, clock) in a context variable; a child task inherits its creator's pair, so the
-    # round trips of tasks spawned together (gather, TaskGroup, create_task) start at the same clock, and a
-    # task's next round trip starts after what its finished descendants did. Tasks with no lane that start in
-    # the same event-loop pass are siblings too; later ones start after everything completed so far.
+    # Each task that made a round trip owns a lane, held in this wrapper's context variable; its clock is mutated in
+    # place, so a round trip costs no ContextVar.set. A task created by a lane's owner inherits, through the task
+    # factory above, a fork: the creator's lane and its clock at the moment of creation. So the round trips of tasks
+    # spawned together (gather, TaskGroup, create_task) start at the same clock, and a task's next round trip starts
+    # after what its finished descendants did. Tasks with no lane or fork that start in the same event-loop pass are
+    # siblings too; later ones start after everything completed so far.
 
-    def _new_lane(self, state: tuple[_Lane, int] | None, task: object) -> tuple[_Lane, int]:
-        if state is None:
-            return _Lane(task, None), self._root_start()
-        return _Lane(task, state[0]), state[1]  # a child task: starts where its creator was
+    def _own_lane(self, fork: _Fork | None) -> _Lane:
+        """Give the current task its own lane, starting where its creator's ``fork`` says (no fork: a root lane)."""
+        lane = _Lane(self._root_start(), None) if fork is None else _Lane(fork.clock, fork.lane)
+        self._lane_var.set(lane)
+        _WRAPPERS.add(self)
+        _install_task_factory(asyncio.get_running_loop())
+        return lane
 
     def _root_start(self) -> int:
         loop = asyncio.get_running_loop()
@@ -256,18 +281,13 @@ class CountingKv(Kv):
     def _end_root_pass(self) -> None:
         self._root_loop = None
 
-    def _lane(self, state: tuple[_Lane, int] | None) -> tuple[_Lane, int]:
-        """The current task's (lane, clock): ``state`` if it is the task's own, else a new lane."""
-        task = _current_task()
-        if state is not None and state[0].task is task:
-            return state
-        return self._new_lane(state, task)
+    def _current_lane(self) -> _Lane:
+        lane = self._lane_var.get()
+        return lane if isinstance(lane, _Lane) else self._own_lane(lane)
 
     def _begin_round_trip(self) -> tuple[_Lane, int]:
-        state = self._lane_var.get()
-        lane, clock = state if state is not None and _is_current(state[0]) else self._lane(state)
-        end = max(clock, lane.joined) + 1
-        self._lane_var.set((lane, end))
+        lane = self._current_lane()
+        end = lane.clock = max(lane.clock, lane.joined) + 1
         counts = self.counts
         counts.round_trips += 1
         if end > self._issued:
@@ -285,14 +305,14 @@ class CountingKv(Kv):
 
     def sync_point(self) -> None:
         """Treat every round trip completed so far as happened-before the current task's next one."""
-        lane, clock = self._lane(self._lane_var.get())
-        self._lane_var.set((lane, max(clock, self._completed)))
+        lane = self._current_lane()
+        lane.clock = max(lane.clock, self._completed)
 
     # -- tracing ---------------------------------------------------------------------------------------
 
     def _event(self, op: str, keys: tuple[Key, ...], fingerprint: str) -> TraceEvent:
         state = self._lane_var.get()
-        wave = state[1] if state is not None else self._completed
+        wave = state.clock if state is not None else self._completed
         event = TraceEvent(len(self.trace), op, keys, fingerprint, caller_site(2), wave)
         self.trace.append(event)
         return event
@@ -317,15 +337,46 @@ class CountingKv(Kv):
 
     # -- the public calls: count, trace, delegate -----------------------------------------------------
 
-    # get and get_many are plain functions that count and hand back the base's coroutine: awaited exactly like an
-    # async def, without a coroutine frame of their own to step through when the read suspends. (set and delete stay
-    # async: their _plain_atomic flag must be read by atomic() in the same step as it is set.)
-
-    def get(self, key: Key, *, consistency: Consistency = "strong") -> Coroutine[Any, Any, KvEntry]:
-        self.counts.calls["get"] += 1
-        if not self.tracing:
-            return Kv.get(self, key, consistency=consistency)
-        return self._traced(self._key_event("get", [key]), Kv.get(self, key, consistency=consistency))
+    async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
+        counts = self.counts
+        counts.calls["get"] += 1
+        if self.tracing:
+            return await self._traced(self._key_event("get", [key]), Kv.get(self, key, consistency=consistency))
+        if self.latency is not None:
+            return await Kv.get(self, key, consistency=consistency)
+        # The commonest call, counted in one coroutine frame instead of three (this one, Kv.get's, the read
+        # primitive's): Kv.get with _snapshot_read's round trip inlined. The same steps in the same order as there,
+        # with _begin_round_trip/_end_round_trip written out (measured in docs/counting.md, "Overhead").
+        check_consistency(consistency)
+        key = _as_key(key)
+        ranges = [_point_range(key)]
+        inner = self.inner
+        if inner._closed:
+            inner._check_open()
+        lane = self._lane_var.get()
+        if not isinstance(lane, _Lane):
+            lane = self._own_lane(lane)
+        clock, joined = lane.clock, lane.joined
+        end = lane.clock = (clock if clock > joined else joined) + 1
+        counts.round_trips += 1
+        issued = self._issued
+        if end > issued:
+            counts.serial_round_trips += end - issued
+            self._issued = end
+        try:
+            [rows] = await inner._snapshot_read(ranges, consistency)
+        finally:
+            if end > self._completed:
+                self._completed = end
+            parent = lane.parent
+            while parent is not None and parent.joined < end:
+                parent.joined = end
+                parent = parent.parent
+        if rows:
+            raw = rows[0]
+            counts.entries_read += 1
+            counts.bytes_read += len(raw.key) + raw.size
+        return _point_entry(key, rows)
 
     def get_many(
         self, keys: Sequence[Key], *, consistency: Consistency = "strong"
