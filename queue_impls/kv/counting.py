@@ -61,15 +61,14 @@ _CURRENT: ContextVar[tuple[Kv, TraceEvent] | None] = ContextVar("kvq_counting_ca
 class _Lane:
     """One asyncio task's chain of round trips on one wrapper (see "the serial-round-trip clock" below).
 
-    ``clock`` is the end of the task's latest round trip (or where the task started), ``joined`` the latest end of its
-    descendants' round trips.
+    ``clock`` is where the task's next round trip starts: the end of its own latest round trip (or where the task
+    started) or of any finished round trip of its descendants, whichever is later.
     """
 
-    __slots__ = ("clock", "joined", "parent")
+    __slots__ = ("clock", "parent")
 
     def __init__(self, clock: int, parent: _Lane | None) -> None:
         self.clock = clock
-        self.joined = 0
         self.parent = parent
 
 
@@ -81,7 +80,7 @@ class _Fork:
 
     def __init__(self, lane: _Lane) -> None:
         self.lane = lane
-        self.clock = max(lane.clock, lane.joined)
+        self.clock = lane.clock
 
 
 _LaneState = _Lane | _Fork | None
@@ -287,7 +286,7 @@ class CountingKv(Kv):
 
     def _begin_round_trip(self) -> tuple[_Lane, int]:
         lane = self._current_lane()
-        end = lane.clock = max(lane.clock, lane.joined) + 1
+        end = lane.clock = lane.clock + 1
         counts = self.counts
         counts.round_trips += 1
         if end > self._issued:
@@ -299,8 +298,9 @@ class CountingKv(Kv):
         if end > self._completed:
             self._completed = end
         parent = lane.parent
-        while parent is not None and parent.joined < end:
-            parent.joined = end
+        while parent is not None:  # every ancestor: one whose own round trip is in flight may be ahead of this end
+            if parent.clock < end:
+                parent.clock = end
             parent = parent.parent
 
     def sync_point(self) -> None:
@@ -356,8 +356,7 @@ class CountingKv(Kv):
         lane = self._lane_var.get()
         if not isinstance(lane, _Lane):
             lane = self._own_lane(lane)
-        clock, joined = lane.clock, lane.joined
-        end = lane.clock = (clock if clock > joined else joined) + 1
+        end = lane.clock = lane.clock + 1
         counts.round_trips += 1
         issued = self._issued
         if end > issued:
@@ -369,8 +368,9 @@ class CountingKv(Kv):
             if end > self._completed:
                 self._completed = end
             parent = lane.parent
-            while parent is not None and parent.joined < end:
-                parent.joined = end
+            while parent is not None:
+                if parent.clock < end:
+                    parent.clock = end
                 parent = parent.parent
         if rows:
             raw = rows[0]
