@@ -268,6 +268,29 @@ async def test_a_task_given_its_own_context_starts_from_its_creators_clock_then(
     assert (m.counts.round_trips, m.counts.serial_round_trips) == (4, 3)
 
 
+async def test_a_task_created_inside_the_context_it_is_given_is_created_as_usual() -> None:
+    import contextvars
+
+    ckv = CountingKv(MemoryKv())
+    await ckv.get(("a",))  # the loop has the wrapper's task factory now
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    # Entered while the task is created, so the factory cannot fork lanes into it; the task still runs there.
+    task = context.run(lambda: loop.create_task(ckv.get(("b",)), context=context))
+    assert (await task).key == ("b",)
+    assert ckv.counts.round_trips == 2
+
+
+async def test_a_closed_wrapper_no_longer_forks_its_lanes_into_new_tasks() -> None:
+    from queue_impls.kv import counting
+
+    ckv = CountingKv(MemoryKv())
+    await ckv.get(("a",))
+    assert ckv in counting._WRAPPERS
+    await ckv.close()
+    assert ckv not in counting._WRAPPERS
+
+
 async def test_close_closes_the_inner_store_unless_told_not_to() -> None:
     inner = MemoryKv()
     async with CountingKv(inner) as ckv:

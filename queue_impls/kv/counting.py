@@ -8,6 +8,7 @@ sleeping) on the way. It never changes a result. See docs/counting.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import weakref
@@ -103,9 +104,11 @@ class _ForkingTaskFactory:
     def __call__(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
         context = kwargs.get("context")
         if context is not None:  # the task runs in this very context, not in a copy: fork there, for good
-            context.run(_fork_lanes, False)
+            # (a context already entered somewhere cannot be run in: left as it is, the task will fail on it itself)
+            with contextlib.suppress(RuntimeError):
+                context.run(_fork_lanes, loop, False)
             return self._create(loop, coro, kwargs)
-        forked = _fork_lanes(True)
+        forked = _fork_lanes(loop, True)
         try:
             return self._create(loop, coro, kwargs)
         finally:
@@ -119,7 +122,7 @@ class _ForkingTaskFactory:
         return task
 
 
-def _fork_lanes(undo: bool) -> list[tuple[ContextVar[_LaneState], Token[_LaneState]]]:
+def _fork_lanes(loop: asyncio.AbstractEventLoop, undo: bool) -> list[tuple[ContextVar[_LaneState], Token[_LaneState]]]:
     """Set every wrapper's lane variable in the current context to a fork of the current task's lane.
 
     A task that inherited a fork and has made no round trip yet gets its own lane first, so that what its children do
@@ -131,7 +134,7 @@ def _fork_lanes(undo: bool) -> list[tuple[ContextVar[_LaneState], Token[_LaneSta
         state = var.get()
         if state is None:
             continue  # lane-less creator: its children are lane-less too (the root rule applies to them)
-        lane = state if isinstance(state, _Lane) else wrapper._own_lane(state)
+        lane = state if isinstance(state, _Lane) else wrapper._own_lane(state, loop)
         token = var.set(_Fork(lane))
         if undo:
             tokens.append((var, token))
@@ -250,6 +253,7 @@ class CountingKv(Kv):
         return current[1] if current is not None and current[0] is self else None
 
     async def _close(self) -> None:
+        _WRAPPERS.discard(self)  # no more forks of its lanes in new tasks
         if self.owns_inner:
             await self.inner.close()
 
@@ -261,16 +265,16 @@ class CountingKv(Kv):
     # after what its finished descendants did. Tasks with no lane or fork that start in the same event-loop pass are
     # siblings too; later ones start after everything completed so far.
 
-    def _own_lane(self, fork: _Fork | None) -> _Lane:
+    def _own_lane(self, fork: _Fork | None, loop: asyncio.AbstractEventLoop | None = None) -> _Lane:
         """Give the current task its own lane, starting where its creator's ``fork`` says (no fork: a root lane)."""
-        lane = _Lane(self._root_start(), None) if fork is None else _Lane(fork.clock, fork.lane)
+        loop = loop or asyncio.get_running_loop()
+        lane = _Lane(self._root_start(loop), None) if fork is None else _Lane(fork.clock, fork.lane)
         self._lane_var.set(lane)
         _WRAPPERS.add(self)
-        _install_task_factory(asyncio.get_running_loop())
+        _install_task_factory(loop)
         return lane
 
-    def _root_start(self) -> int:
-        loop = asyncio.get_running_loop()
+    def _root_start(self, loop: asyncio.AbstractEventLoop) -> int:
         if self._root_loop is not loop:
             self._root_clock = self._completed
             self._root_loop = loop
