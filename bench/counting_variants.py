@@ -2,19 +2,17 @@
 
 ``python -m bench.counting_variants [sqlite|memory] [--rounds 40] [--calls 500] [--cpu N|none]``
 
-Each variant is a ``Kv`` around the same seeded store that does one more piece of what ``CountingKv`` does on a read:
+Each variant is a ``Kv`` around the same seeded store that does more of what ``CountingKv`` does on a get:
 
 - ``pass-through``: a wrapper whose read primitive only awaits the inner one (the cost of the layer itself);
-- ``+ context var``: also reads and sets a ContextVar, as the serial-round-trip clock does per round trip;
-- ``+ lane check``: also asks whether the current task owns the lane (``counting._is_current``);
-- ``counters only``: pass-through plus the round-trip, entry and byte counters, no serial clock;
-- ``read path only``: CountingKv's read primitive (serial clock, counters) but the base class's ``get``;
-- ``... no var set``: the same with the per-round-trip ``ContextVar.set`` of the clock made only once (its counts
-  are wrong: a timing probe, nothing else);
-- ``CountingKv``: the real wrapper, untraced.
+- ``counters only``: ``CountingKv.get``'s one-frame path with its call, round-trip, entry and byte counters, but no
+  serial-round-trip clock (its ``serial_round_trips`` stay 0: a timing probe, nothing else);
+- ``CountingKv``: the real wrapper, untraced (the counters and the clock).
 
 The blocks of ``--calls`` gets rotate through the variants every round, in one process (pinned to one CPU unless
-``--cpu none``); the report is each variant's median per-round difference from the raw store, in microseconds.
+``--cpu none``); the report is each variant's median per-round difference from the raw store, in microseconds, of
+wall time and of the event loop thread's CPU time (``time.thread_time``: what the wrapper's own work costs there,
+without the other thread's and other processes' time).
 """
 
 from __future__ import annotations
@@ -26,15 +24,17 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
-from typing import Any
 
-from bench.kv_interleaved import block, rotating_blocks
-from bench.kv_micro import Op, Workload, seed
+from bench.kv_interleaved import rotating_blocks
+from bench.kv_micro import Op, SelfTimed, Workload, seed
 from queue_impls.kv import Kv, open_kv
-from queue_impls.kv.counting import CountingKv, _is_current, _Lane
-from queue_impls.kv.types import Check, Consistency, Mutation, RawEntry, ReadRange
+from queue_impls.kv.base import _as_key, _point_entry, _point_range
+from queue_impls.kv.codec import Key
+from queue_impls.kv.counting import CountingKv
+from queue_impls.kv.limits import check_consistency
+from queue_impls.kv.types import Check, Consistency, KvEntry, Mutation, RawEntry, ReadRange
 
 
 class PassThrough(Kv):
@@ -43,9 +43,6 @@ class PassThrough(Kv):
     def __init__(self, inner: Kv) -> None:
         super().__init__()
         self.inner = inner
-        self.var: ContextVar[tuple[int, int] | None] = ContextVar(f"variant_{id(self)}", default=None)
-        self.lane: _Lane | None = None
-        self.seen: object = None
 
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
         return await self.inner._snapshot_read(ranges, consistency)
@@ -57,95 +54,71 @@ class PassThrough(Kv):
         pass
 
 
-class WithContextVar(PassThrough):
-    async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
-        self.seen = self.var.get()
-        self.var.set((1, 2))
-        return await self.inner._snapshot_read(ranges, consistency)
+class CountersOnly(CountingKv):
+    """CountingKv's get without the serial-round-trip clock (wrong serial counts: for timing only)."""
 
-
-class WithLaneCheck(PassThrough):
-    async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
-        if self.lane is None:
-            self.lane = _Lane(asyncio.current_task(), None)
-        self.seen = _is_current(self.lane)
-        return await self.inner._snapshot_read(ranges, consistency)
-
-
-class CountersOnly(PassThrough):
-    def __init__(self, inner: Kv) -> None:
-        super().__init__(inner)
-        self.round_trips = self.entries = self.bytes = 0
-
-    async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
-        self.round_trips += 1
-        results = await self.inner._snapshot_read(ranges, consistency)
-        for rows in results:
-            self.entries += len(rows)
-            for raw in rows:
-                self.bytes += len(raw.key) + raw.size
-        return results
-
-
-class ReadPathOnly(CountingKv):
-    """CountingKv's read primitive (serial clock and counters) without its public get (the per-call count)."""
-
-    get = Kv.get
-
-
-class _SetOnce:
-    """Stands in for CountingKv's lane variable: reads pass through, only the first set is made."""
-
-    def __init__(self, var: ContextVar[Any]) -> None:
-        self.var = var
-        self.made = False
-
-    def get(self) -> Any:
-        return self.var.get()
-
-    def set(self, value: Any) -> None:
-        if not self.made:
-            self.made = True
-            self.var.set(value)
-
-
-class ClockNotStored(ReadPathOnly):
-    """The read path with the per-round-trip ContextVar.set skipped (wrong counts: for timing only)."""
-
-    def __init__(self, inner: Kv) -> None:
-        super().__init__(inner, owns_inner=False)
-        self._lane_var = _SetOnce(self._lane_var)  # type: ignore[assignment]
+    async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
+        counts = self.counts
+        counts.calls["get"] += 1
+        check_consistency(consistency)
+        key = _as_key(key)
+        ranges = [_point_range(key)]
+        inner = self.inner
+        if inner._closed:
+            inner._check_open()
+        counts.round_trips += 1
+        [rows] = await inner._snapshot_read(ranges, consistency)
+        if rows:
+            raw = rows[0]
+            counts.entries_read += 1
+            counts.bytes_read += len(raw.key) + raw.size
+        return _point_entry(key, rows)
 
 
 VARIANTS: dict[str, Callable[[Kv], Kv]] = {
     "pass-through": PassThrough,
-    "+ context var": WithContextVar,
-    "+ lane check": WithLaneCheck,
-    "counters only": CountersOnly,
-    "read path only": lambda kv: ReadPathOnly(kv, owns_inner=False),
-    "... no var set": ClockNotStored,
+    "counters only": lambda kv: CountersOnly(kv, owns_inner=False),
     "CountingKv": lambda kv: CountingKv(kv, owns_inner=False),
 }
 
 
-async def measure(url: str, rounds: int, calls: int) -> dict[str, float]:
-    """Median per-round microseconds of each variant minus the raw store (key "raw": the raw store's median)."""
+def _timed(get: Op, cpu: list[float]) -> SelfTimed:
+    """``get`` as a self-timed op: wall seconds returned, the loop thread's CPU seconds per call appended to ``cpu``."""
+
+    async def run(calls: int) -> float:
+        wall, thread = time.perf_counter(), time.thread_time()
+        for _ in range(calls):
+            await get()
+        cpu.append((time.thread_time() - thread) / calls)
+        return time.perf_counter() - wall
+
+    return SelfTimed(run)
+
+
+def _medians(seconds: dict[str, list[float]]) -> dict[str, float]:
+    """Microseconds: key "raw" the raw store's median, each variant its median per-round difference from it."""
+    times = {name: [s * 1e6 for s in values] for name, values in seconds.items()}
+    raw = times.pop("raw")
+    out = {"raw": statistics.median(raw)}
+    out.update({name: statistics.median([v - r for v, r in zip(vs, raw, strict=True)]) for name, vs in times.items()})
+    return out
+
+
+async def measure(url: str, rounds: int, calls: int) -> tuple[dict[str, float], dict[str, float]]:
+    """(wall, loop-thread CPU): each as ``_medians`` gives them."""
     workload = Workload(entries=10_000)
     async with await open_kv(url) as kv:
         await seed(kv, workload)
         key = workload.hot_key
         gets: dict[str, Op] = {"raw": functools.partial(kv.get, key)}
         gets.update({name: functools.partial(make(kv).get, key) for name, make in VARIANTS.items()})
-        for get in gets.values():  # warm up
-            await block(get, calls)
-        seconds = await rotating_blocks(gets, dict.fromkeys(gets, calls), rounds)
-    times = {name: [s * 1e6 for s in values] for name, values in seconds.items()}
-    raw = times.pop("raw")
-    out = {"raw": statistics.median(raw)}
-    out.update(
-        {name: statistics.median([v - r for v, r in zip(values, raw, strict=True)]) for name, values in times.items()}
-    )
-    return out
+        cpu: dict[str, list[float]] = {name: [] for name in gets}
+        ops = {name: _timed(get, cpu[name]) for name, get in gets.items()}
+        await rotating_blocks(ops, dict.fromkeys(ops, calls), 1)  # warm up
+        cpu = {name: [] for name in gets}
+        ops = {name: _timed(get, cpu[name]) for name, get in gets.items()}
+        wall = await rotating_blocks(ops, dict.fromkeys(ops, calls), rounds)
+    return _medians(wall), _medians(cpu)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -161,10 +134,11 @@ def main(argv: Sequence[str]) -> None:
         os.sched_setaffinity(0, {int(args.cpu)})
     with tempfile.TemporaryDirectory(prefix="counting_variants-") as tmp:
         url = f"sqlite:{tmp}/kv.db" if args.store == "sqlite" else "memory:"
-        result = asyncio.run(measure(url, args.rounds, args.calls))
-    print(f"{args.store} get, raw store {result.pop('raw'):.1f} us; added per get (median of per-round differences):")
-    for name, delta in result.items():
-        print(f"  {name:<14} {delta:+6.2f} us")
+        wall, cpu = asyncio.run(measure(url, args.rounds, args.calls))
+    print(f"{args.store} get, raw store {wall['raw']:.1f} us wall, {cpu['raw']:.1f} us loop-thread CPU;")
+    print("added per get (median of per-round differences), wall and loop-thread CPU:")
+    for name in VARIANTS:
+        print(f"  {name:<14} {wall[name]:+6.2f} us ({wall[name] / wall['raw']:+6.1%})  CPU {cpu[name]:+6.2f} us")
 
 
 if __name__ == "__main__":
