@@ -150,8 +150,10 @@ def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
 class CountingKv(Kv):
     """Counts calls, round trips, entries and bytes of any store; optionally traces and adds network latency.
 
-    ``close()`` closes the inner store too unless ``owns_inner=False``. A call counts in ``calls`` when it is made,
-    even if it then fails validation; round trips, entries and bytes count only what reached the store.
+    ``close()`` closes the inner store too unless ``owns_inner=False``. A call counts in ``calls`` when it runs (when
+    it is made for get_many and list), even if it then fails validation; round trips, entries and bytes count only
+    what reached the store. Counting installs a task factory on each event loop it counts in (docs/counting.md,
+    "serial_round_trips: the critical path").
     """
 
     name = "counting"
@@ -385,6 +387,7 @@ class CountingKv(Kv):
     def get_many(
         self, keys: Sequence[Key], *, consistency: Consistency = "strong"
     ) -> Coroutine[Any, Any, list[KvEntry]]:
+        # A plain function handing back the base's coroutine: no coroutine frame of its own to step through.
         self.counts.calls["get_many"] += 1
         if not self.tracing:
             return Kv.get_many(self, keys, consistency=consistency)
