@@ -13,6 +13,10 @@ The blocks of ``--calls`` gets rotate through the variants every round, in one p
 ``--cpu none``); the report is each variant's median per-round difference from the raw store, in microseconds, of
 wall time and of the event loop thread's CPU time (``time.thread_time``: what the wrapper's own work costs there,
 without the other thread's and other processes' time).
+
+Last, the cost the wrapper puts on task creation: ``create_task`` + ``await`` of an empty coroutine with the loop's
+default factory and with the wrapper's forking factory while one wrapper (whose lane the creating task owns) is
+open, in rotating blocks on the same loop.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from bench.kv_interleaved import rotating_blocks
 from bench.kv_micro import Op, SelfTimed, Workload, seed
 from queue_impls.kv import Kv, open_kv
+from queue_impls.kv.backends.memory import MemoryKv
 from queue_impls.kv.base import _as_key, _point_entry, _point_range
 from queue_impls.kv.codec import Key
 from queue_impls.kv.counting import CountingKv
@@ -121,6 +127,33 @@ async def measure(url: str, rounds: int, calls: int) -> tuple[dict[str, float], 
     return _medians(wall), _medians(cpu)
 
 
+async def _nothing() -> None:
+    pass
+
+
+async def task_creation(rounds: int, calls: int) -> tuple[float, float]:
+    """Median microseconds per create_task + await: (the default factory, the forking factory with one wrapper)."""
+    ckv = CountingKv(MemoryKv())
+    await ckv.set(("a",), 1)  # this task owns a lane now, and the loop has the wrapper's factory
+    loop = asyncio.get_running_loop()
+    forking = loop.get_task_factory()
+
+    async def spawn(factory: Any, calls: int) -> float:
+        loop.set_task_factory(factory)
+        start = time.perf_counter()
+        for _ in range(calls):
+            await asyncio.create_task(_nothing())
+        return time.perf_counter() - start
+
+    ops = {"default": SelfTimed(lambda n: spawn(None, n)), "forking": SelfTimed(lambda n: spawn(forking, n))}
+    try:
+        times = await rotating_blocks(ops, dict.fromkeys(ops, calls), rounds)
+    finally:
+        loop.set_task_factory(forking)
+        await ckv.close()
+    return statistics.median(times["default"]) * 1e6, statistics.median(times["forking"]) * 1e6
+
+
 def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.counting_variants", description=__doc__.split("\n")[0])
     parser.add_argument("store", nargs="?", default="sqlite", choices=("sqlite", "memory"))
@@ -139,6 +172,8 @@ def main(argv: Sequence[str]) -> None:
     print("added per get (median of per-round differences), wall and loop-thread CPU:")
     for name in VARIANTS:
         print(f"  {name:<14} {wall[name]:+6.2f} us ({wall[name] / wall['raw']:+6.1%})  CPU {cpu[name]:+6.2f} us")
+    default, forking = asyncio.run(task_creation(args.rounds, 2000))
+    print(f"create_task + await: {default:.2f} us, {forking:.2f} us with the forking factory and one open wrapper")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bench import counting_variants, kv_bounds
@@ -67,3 +69,11 @@ async def test_counting_variants_measure_every_variant_on_a_real_store() -> None
     for result in (wall, cpu):
         assert set(result) == {"raw", *counting_variants.VARIANTS}
         assert result["raw"] > 0
+
+
+async def test_counting_variants_time_task_creation_and_leave_the_forking_factory_in_place() -> None:
+    from queue_impls.kv import counting
+
+    default, forking = await counting_variants.task_creation(rounds=2, calls=10)
+    assert default > 0 and forking > 0
+    assert isinstance(asyncio.get_running_loop().get_task_factory(), counting._ForkingTaskFactory)
