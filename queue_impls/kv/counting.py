@@ -209,7 +209,8 @@ class CountingKv(Kv):
 
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
         inner = self.inner
-        inner._check_open()  # what inner._read would do first: a closed inner store costs no round trip
+        if inner._closed:
+            inner._check_open()  # what inner._read would do first: a closed inner store costs no round trip
         lane, end = self._begin_round_trip()
         event = self._take_event() if self.tracing else None  # before the first await: see _TracedList
         try:
@@ -357,6 +358,7 @@ class CountingKv(Kv):
             _CURRENT.reset(token)
 
     # -- the public calls: count, trace, delegate -----------------------------------------------------
+    # (set and delete stay coroutines: their _plain_atomic flag must be read by atomic() in the same step as it is set.)
 
     async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
         counts = self.counts
