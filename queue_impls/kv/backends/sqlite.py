@@ -148,6 +148,11 @@ class SqliteKv(Kv):
         except sqlite3.Error as exc:
             await conn.close()
             raise BackendError(f"Cannot open SQLite database {path!r}: {exc}") from exc
+        except BaseException:
+            # Cancelled or interrupted while opening (Ctrl-C in qbench): nobody will ever close this connection, and
+            # its worker thread is not a daemon, so it would keep the process alive at exit. Stop it now.
+            conn.stop()
+            raise
         return cls(conn, path)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
