@@ -64,20 +64,18 @@ class CountersOnly(CountingKv):
     """CountingKv's get without the serial-round-trip clock (wrong serial counts: for timing only)."""
 
     async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
-        counts = self.counts
-        counts.calls["get"] += 1
         check_consistency(consistency)
         key = _as_key(key)
         ranges = [_point_range(key)]
         inner = self.inner
         if inner._closed:
             inner._check_open()
-        counts.round_trips += 1
+        self._gets += 1
         [rows] = await inner._snapshot_read(ranges, consistency)
         if rows:
             raw = rows[0]
-            counts.entries_read += 1
-            counts.bytes_read += len(raw.key) + raw.size
+            self._entries += 1
+            self._bytes_read += len(raw.key) + raw.size
         return _point_entry(key, rows)
 
 

@@ -300,6 +300,54 @@ async def test_a_closed_wrapper_no_longer_forks_its_lanes_into_new_tasks() -> No
     assert key not in counting._WRAPPERS
 
 
+async def test_a_reference_held_to_the_counts_stays_current(ckv: CountingKv) -> None:
+    await ckv.inner.set(("a",), "v")
+    c = ckv.counts  # held across every kind of call below, never re-read from the wrapper
+    c.reset()
+    await ckv.get(("a",))
+    await ckv.get(("missing",))
+    await asyncio.gather(ckv.get(("a",)), ckv.get_many([("a",), ("b",)]))
+    await ckv.list(prefix=("a",)).collect()
+    await ckv.set(("b",), 1)
+    assert c.calls == {"get": 3, "get_many": 1, "list": 1, "set": 1, "delete": 0, "commit": 0}
+    assert (c.round_trips, c.serial_round_trips, c.entries_read) == (6, 5, 3)  # ("a",) is not under prefix ("a",)
+    assert c.bytes_read == 3 * entry_bytes(("a",), "v")
+    assert (c.mutations, c.bytes_written) == (1, entry_bytes(("b",), 1))
+
+
+async def test_calls_reads_as_a_copy_current_when_read(ckv: CountingKv) -> None:
+    held = ckv.counts.calls
+    await ckv.get(("a",))
+    assert held["get"] == 0 and ckv.counts.calls["get"] == 1
+    held["get"] = 99  # changing a copy changes nothing
+    assert ckv.counts.calls["get"] == 1
+
+
+async def test_reset_drops_what_was_counted_but_not_yet_read(ckv: CountingKv) -> None:
+    await ckv.get(("a",))
+    await ckv.get(("a",))
+    ckv.counts.reset()  # the two gets were never read before the reset
+    assert ckv.counts == KvCounts()
+    await ckv.get(("a",))
+    assert (ckv.counts.calls["get"], ckv.counts.round_trips, ckv.counts.serial_round_trips) == (1, 1, 1)
+
+
+async def test_a_get_whose_read_fails_counts_its_call_and_round_trip_but_no_entry(
+    ckv: CountingKv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await ckv.inner.set(("a",), 1)
+    ckv.counts.reset()
+
+    async def failing(*args: Any) -> Any:
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(ckv.inner, "_snapshot_read", failing)
+    with pytest.raises(RuntimeError):
+        await ckv.get(("a",))
+    c = ckv.counts
+    assert (c.calls["get"], c.round_trips, c.entries_read, c.bytes_read) == (1, 1, 0, 0)
+
+
 async def test_close_closes_the_inner_store_unless_told_not_to() -> None:
     inner = MemoryKv()
     async with CountingKv(inner) as ckv:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from .atomic import AtomicOperation
 from .base import Kv, KvListIterator, _as_key, _point_entry, _point_range
 from .codec import Key
-from .counts import OPS, KvCounts
+from .counts import OPS, KvCounts, LiveCounts
 from .latency import (
     DENO_DEPLOY_CROSS_REGION_STRONG,
     DENO_DEPLOY_SAME_REGION,
@@ -188,14 +188,24 @@ class CountingKv(Kv):
         self.tracing = trace
         self.owns_inner = owns_inner
         self.fingerprint = fingerprint
-        self.counts = KvCounts()
+        # What the hot paths count, added to self.counts whenever it is read (see _fold and counts.LiveCounts).
+        self._gets = 0  # untraced gets that reached the store: one call and one round trip each
+        self._round_trips = 0  # other round trips
+        self._entries = 0
+        self._bytes_read = 0
+        self._mutations = 0
+        self._checks = 0
+        self._bytes_written = 0
+        self._issued = 0  # latest end (on the serial clock) of any round trip issued
+        self._issued_counted = 0  # ... when serial_round_trips was last brought up to date
+        self.counts: KvCounts = LiveCounts(self._fold)
+        self._calls = LiveCounts.own_calls(self.counts)  # the record's own dict (reading .calls gives a copy)
         self.trace: list[TraceEvent] = []
         for flag, default in vars(Kv).items():  # capability flags (multi_process, persistent...) are the inner's
             if isinstance(default, bool):
                 setattr(self, flag, getattr(inner, flag))
         self._rng = latency.rng() if latency is not None else random.Random(0)
         self._lane_var: ContextVar[_LaneState] = ContextVar(f"kvq_lane_{id(self)}", default=None)
-        self._issued = 0  # latest end (on the serial clock) of any round trip issued
         self._completed = 0  # latest end of any round trip completed
         self._root_clock = 0
         self._root_loop: asyncio.AbstractEventLoop | None = None
@@ -226,9 +236,8 @@ class CountingKv(Kv):
                 entries += len(rows)
                 for raw in rows:
                     nbytes += len(raw.key) + raw.size
-            counts = self.counts
-            counts.entries_read += entries
-            counts.bytes_read += nbytes
+            self._entries += entries
+            self._bytes_read += nbytes
             if event is not None:
                 _attribute_read(event, results, entries, nbytes)
             if latency is not None:
@@ -243,10 +252,9 @@ class CountingKv(Kv):
         lane, end = self._begin_round_trip()
         try:
             written = sum(len(m.key) + len(m.payload) for m in mutations)
-            counts = self.counts
-            counts.mutations += len(mutations)
-            counts.checks += len(checks)
-            counts.bytes_written += written
+            self._mutations += len(mutations)
+            self._checks += len(checks)
+            self._bytes_written += written
             event = self._take_event() if self.tracing else None
             if event is not None:
                 event.round_trips += 1
@@ -269,6 +277,28 @@ class CountingKv(Kv):
             return event
         current = _CURRENT.get()
         return current[1] if current is not None and current[0] is self else None
+
+    def _fold(self) -> None:
+        """Add what the hot paths counted since the last call to ``self.counts`` (called on every read of it)."""
+        gets, round_trips, entries, bytes_read = self._gets, self._round_trips, self._entries, self._bytes_read
+        mutations, checks, written, issued = self._mutations, self._checks, self._bytes_written, self._issued
+        if not (gets or round_trips or entries or bytes_read or mutations or checks or written) and (
+            issued == self._issued_counted
+        ):
+            return
+        # Zeroed first: the record's updates below read it, which calls back here, now with nothing to add.
+        self._gets = self._round_trips = self._entries = self._bytes_read = 0
+        self._mutations = self._checks = self._bytes_written = 0
+        serial, self._issued_counted = issued - self._issued_counted, issued
+        record = self.counts
+        self._calls["get"] += gets
+        record.round_trips += gets + round_trips
+        record.serial_round_trips += serial
+        record.entries_read += entries
+        record.bytes_read += bytes_read
+        record.mutations += mutations
+        record.checks += checks
+        record.bytes_written += written
 
     async def _close(self) -> None:
         _unregister(self)  # no more forks of its lanes in new tasks
@@ -309,10 +339,8 @@ class CountingKv(Kv):
     def _begin_round_trip(self) -> tuple[_Lane, int]:
         lane = self._current_lane()
         end = lane.clock = lane.clock + 1
-        counts = self.counts
-        counts.round_trips += 1
+        self._round_trips += 1
         if end > self._issued:
-            counts.serial_round_trips += end - self._issued
             self._issued = end
         return lane, end
 
@@ -361,29 +389,32 @@ class CountingKv(Kv):
     # (set and delete stay coroutines: their _plain_atomic flag must be read by atomic() in the same step as it is set.)
 
     async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
-        counts = self.counts
-        counts.calls["get"] += 1
         if self.tracing:
+            self._calls["get"] += 1
             return await self._traced(self._key_event("get", [key]), Kv.get(self, key, consistency=consistency))
         if self.latency is not None:
+            self._calls["get"] += 1
             return await Kv.get(self, key, consistency=consistency)
         # The commonest call, counted in one coroutine frame instead of three (this one, Kv.get's, the read
         # primitive's): Kv.get with _snapshot_read's round trip inlined. The same steps in the same order as there,
-        # with _begin_round_trip/_end_round_trip written out (measured in docs/counting.md, "Overhead").
-        check_consistency(consistency)
-        key = _as_key(key)
-        ranges = [_point_range(key)]
-        inner = self.inner
-        if inner._closed:
-            inner._check_open()
+        # with _begin_round_trip/_end_round_trip written out, and the call and its round trip counted as one
+        # (measured in docs/counting.md, "Overhead").
+        try:
+            check_consistency(consistency)
+            key = _as_key(key)
+            ranges = [_point_range(key)]
+            inner = self.inner
+            if inner._closed:
+                inner._check_open()
+        except BaseException:
+            self._calls["get"] += 1  # a call made, no round trip
+            raise
         lane = self._lane_var.get()
         if not isinstance(lane, _Lane):
             lane = self._own_lane(lane)
         end = lane.clock = lane.clock + 1
-        counts.round_trips += 1
-        issued = self._issued
-        if end > issued:
-            counts.serial_round_trips += end - issued
+        self._gets += 1
+        if end > self._issued:
             self._issued = end
         try:
             [rows] = await inner._snapshot_read(ranges, consistency)
@@ -397,15 +428,15 @@ class CountingKv(Kv):
                 parent = parent.parent
         if rows:
             raw = rows[0]
-            counts.entries_read += 1
-            counts.bytes_read += len(raw.key) + raw.size
+            self._entries += 1
+            self._bytes_read += len(raw.key) + raw.size
         return _point_entry(key, rows)
 
     def get_many(
         self, keys: Sequence[Key], *, consistency: Consistency = "strong"
     ) -> Coroutine[Any, Any, list[KvEntry]]:
         # A plain function handing back the base's coroutine: no coroutine frame of its own to step through.
-        self.counts.calls["get_many"] += 1
+        self._calls["get_many"] += 1
         if not self.tracing:
             return Kv.get_many(self, keys, consistency=consistency)
         event = self._key_event("get_many", list(keys))
@@ -423,7 +454,7 @@ class CountingKv(Kv):
         batch_size: int | None = None,
         consistency: Consistency = "strong",
     ) -> KvListIterator:
-        self.counts.calls["list"] += 1
+        self._calls["list"] += 1
         options: dict[str, Any] = dict(prefix=prefix, start=start, end=end, limit=limit, reverse=reverse)
         options.update(cursor=cursor, batch_size=batch_size, consistency=consistency)
         if not self.tracing:
@@ -456,7 +487,7 @@ class CountingKv(Kv):
         return _CountingAtomic(self)
 
     async def set(self, key: Key, value: Any, *, expire_in: int | None = None) -> CommitResult:
-        self.counts.calls["set"] += 1
+        self._calls["set"] += 1
         if not self.tracing:
             self._plain_atomic = True  # read back by atomic() before the base's set() first awaits
             return await Kv.set(self, key, value, expire_in=expire_in)
@@ -465,7 +496,7 @@ class CountingKv(Kv):
         return await self._traced(event, Kv.set(self, key, value, expire_in=expire_in))
 
     async def delete(self, key: Key) -> None:
-        self.counts.calls["delete"] += 1
+        self._calls["delete"] += 1
         if not self.tracing:
             self._plain_atomic = True
             return await Kv.delete(self, key)
@@ -498,7 +529,7 @@ class _CountingAtomic(AtomicOperation):
 
     async def commit(self) -> CommitResult:
         kv = self._kv
-        kv.counts.calls["commit"] += 1
+        kv._calls["commit"] += 1
         if not kv.tracing:
             return await super().commit()
         keys = [k for k, _ in self._checks] + [m[1] for m in self._mutations]

@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Final
+from typing import Any, Final
 
 #: The public calls that ``calls`` counts, in display order.
 OPS: Final = ("get", "get_many", "list", "set", "delete", "commit")
@@ -88,3 +89,57 @@ class KvCounts:
         parts = [f"calls {self.total_calls:,} ({calls or 'none'})"]
         parts += [f"{name.replace('_', ' ')} {getattr(self, name):,}" for name in _SCALARS]
         return "; ".join(parts)
+
+
+class LiveCounts(KvCounts):
+    """The counters of a live ``CountingKv``, current whenever they are read, however long a reference is held.
+
+    The wrapper counts into plain fields of its own on its hot paths (an attribute update where this record would
+    take a dict update and several slot updates, each a new int object); reading anything here first calls
+    ``fold``, which adds what it counted since the last read. ``calls`` reads as a copy of the per-op counts, current
+    when read (a dict held from an earlier read keeps its values, like a snapshot). Snapshots and deltas are plain
+    ``KvCounts``.
+    """
+
+    __slots__ = ("_fold",)
+
+    def __init__(self, fold: Callable[[], None]) -> None:
+        super().__init__()
+        self._fold = fold
+
+    def __getattribute__(self, name: str) -> Any:
+        if name[0] != "_":  # a counter, a property or a method: bring the record up to date first
+            object.__getattribute__(self, "_fold")()
+        return object.__getattribute__(self, name)
+
+    @property
+    def calls(self) -> dict[str, int]:
+        return dict(LiveCounts.own_calls(self))
+
+    @calls.setter
+    def calls(self, value: dict[str, int]) -> None:  # the dataclass __init__ sets it once
+        _CALLS_SLOT.__set__(self, value)
+
+    @staticmethod
+    def own_calls(counts: LiveCounts) -> dict[str, int]:
+        """The per-op dict itself, for the wrapper to update in place."""
+        calls: dict[str, int] = _CALLS_SLOT.__get__(counts)
+        return calls
+
+    def reset(self) -> None:
+        self._fold()
+        calls = LiveCounts.own_calls(self)
+        for op in calls:
+            calls[op] = 0
+        for name in _SCALARS:
+            setattr(self, name, 0)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KvCounts):
+            return NotImplemented
+        return self.snapshot() == (other.snapshot() if isinstance(other, LiveCounts) else other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like KvCounts
+
+
+_CALLS_SLOT: Any = KvCounts.__dict__["calls"]  # the slot behind KvCounts.calls
