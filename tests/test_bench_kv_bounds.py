@@ -77,3 +77,18 @@ async def test_counting_variants_time_task_creation_and_leave_the_forking_factor
     default, forking = await counting_variants.task_creation(rounds=2, calls=10)
     assert default > 0 and forking > 0
     assert isinstance(asyncio.get_running_loop().get_task_factory(), counting._ForkingTaskFactory)
+
+
+def test_get_instructions_runs_each_variant_inside_valgrind_s_process() -> None:
+    from bench import get_instructions
+
+    for variant in ("raw", *counting_variants.VARIANTS):
+        get_instructions.main(["--variant", variant, "--gets", "3"])  # what valgrind runs: the gets, nothing printed
+
+
+def test_get_instructions_says_when_valgrind_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import get_instructions
+
+    monkeypatch.setattr(get_instructions.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match="valgrind is not on PATH"):
+        get_instructions.main([])
