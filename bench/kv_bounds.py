@@ -4,11 +4,11 @@
 
 Two questions, each answered by alternating blocks of calls in one process (bench/kv_interleaved.py's method):
 
-1. *List page (issue 2).* Within 1.3x of the single-hop floor leaves 0.3 x floor for everything a backend does with the
+1. *List page.* Within 1.3x of the single-hop floor leaves 0.3 x floor for everything a backend does with the
    50 rows the floor only fetches. How much of that budget does turning the page's 50 stored values into Python values
    take alone, with the fastest decoders in the standard library (the codec's one-call JSON scan of the whole page, and
    ``marshal.loads`` of the same values, the fastest CPython deserialiser), and the 50 keys and entry objects?
-2. *Deno bridge (issue 3).* How much of a get's bridge overhead is the pipe round trip itself (``DenoKv.ping``: a
+2. *Deno bridge.* How much of a get's bridge overhead is the pipe round trip itself (``DenoKv.ping``: a
    frame to the bridge and back, JSON on both sides, no store), and how much is Deno's KV thread waking from idle (the
    in-process get after 200 us of idling, minus the hot in-process get)?
 
@@ -39,9 +39,9 @@ from queue_impls.kv.types import new_entry
 
 Op = Callable[[], Awaitable[object]]
 
-#: issue 2's list-page target: the SQLite backend within this factor of the floor.
+#: The list-page target: the SQLite backend within this factor of the floor.
 LIST_TARGET = 1.3
-#: issue 3's target: bridge overhead per round trip, microseconds.
+#: The bridge's target: overhead per round trip, microseconds.
 BRIDGE_TARGET_US = 100.0
 
 
@@ -112,7 +112,7 @@ def list_page_lines(us: dict[str, float]) -> list[str]:
     floor, ours = us["floor list page(50)"], us["sqlite list page(50)"]
     budget = (LIST_TARGET - 1) * floor
     lines = [
-        f"List page (issue 2): floor {floor:.1f} us, SQLite backend {ours:.1f} us ({ours / floor:.2f}x).",
+        f"List page: floor {floor:.1f} us, SQLite backend {ours:.1f} us ({ours / floor:.2f}x).",
         f"  Within {LIST_TARGET}x of the floor leaves {budget:.1f} us for all work on the page's 50 rows. Measured here:",
     ]
     for name in ("values: one JSON scan (this codec)", "values: marshal.loads each", "keys + entry objects"):
@@ -126,7 +126,7 @@ def list_page_lines(us: dict[str, float]) -> list[str]:
 async def bridge_bounds(settings: Settings, tmp: Path) -> list[str]:
     why = deno_unavailable()
     if why is not None:
-        return [f"Bridge (issue 3): skipped, {why}"]
+        return [f"Bridge: skipped, {why}"]
     workload = Workload(entries=settings.entries)
     async with contextlib.AsyncExitStack() as stack:
         kv = await stack.enter_async_context(await open_kv(f"deno:{tmp / 'bridge.sqlite'}"))
@@ -194,7 +194,7 @@ def bridge_lines(us: dict[str, float]) -> list[str]:
     wake = us["in-process get from idle 200 us"] - us["in-process idle 200 us"] - us["in-process get (hot)"]
     floor = us["bridge ping"] + max(wake, 0.0)
     return [
-        f"Bridge (issue 3): get through the bridge {us['bridge get']:.1f} us, in Deno's own process {us['in-process get (hot)']:.1f} us:"
+        f"Bridge: get through the bridge {us['bridge get']:.1f} us, in Deno's own process {us['in-process get (hot)']:.1f} us:"
         f" overhead {overhead:+.1f} us (target under {BRIDGE_TARGET_US:.0f} us).",
         f"  ping (frame there and back, JSON both sides, no store) {us['bridge ping']:.1f} us;"
         f" Deno's KV call from idle costs {wake:+.1f} us more than hot.",

@@ -233,11 +233,11 @@ STORES: dict[str, Store] = {
         kv_store("sqlite", lambda tmp: f"sqlite:{tmp / 'kv.db'}"),
         # The same store opened a second time: the A/A control, whose ratio to "sqlite" is the harness's own noise.
         kv_store("sqlite again", lambda tmp: f"sqlite:{tmp / 'kv.db'}"),
-        # The real Deno KV (issue 3): through the deno: backend's bridge, and inside Deno itself.
+        # The real Deno KV: through the deno: backend's bridge, and inside Deno itself.
         Store("deno", kv_store("deno", lambda tmp: f"deno:{tmp / 'kv.sqlite'}").open, unavailable=deno_unavailable),
         Store(DENO_IN, deno_inprocess_factory, unavailable=deno_unavailable),
         Store(FLOOR, floor_factory),
-        # The counting wrapper (issue 4) over each store, without and with its trace.
+        # The counting wrapper over each store, without and with its trace.
         kv_store("counting(memory)", lambda _: "memory:", lambda kv: CountingKv(kv, owns_inner=False)),
         kv_store("traced(memory)", lambda _: "memory:", lambda kv: CountingKv(kv, trace=True, owns_inner=False)),
         kv_store(
@@ -272,7 +272,7 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Target:
-    """A goal from the issues: ``column`` (a store, in us, or a comparison) on ``op`` must be at most ``limit``."""
+    """A performance goal: ``column`` (a store, in us, or a comparison) on ``op`` must be at most ``limit``."""
 
     op: str
     column: str
@@ -292,14 +292,14 @@ COMPARISONS: list[Comparison] = [
 ]
 
 TARGETS: list[Target] = [
-    Target(GET, "sqlite/floor", 1.3, "issue 2: SQLite get within 1.3x of the single-hop floor"),
-    Target(LIST_PAGE, "sqlite/floor", 1.3, "issue 2: SQLite 50-entry list page within 1.3x of the floor"),
-    Target(GET, "memory", 10.0, "issue 2: memory get under 10 us"),
-    Target(GET, "counting/sqlite", 1.05, "issue 4: counting adds under 5% to a SQLite get"),
-    Target(GET, "counting-memory", 2.0, "issue 4: counting adds under 2 us per call on memory"),
-    *(Target(op, "bridge overhead", 100.0, "issue 3: deno bridge overhead under 100 us per round trip") for op in OPS),
+    Target(GET, "sqlite/floor", 1.3, "SQLite get within 1.3x of the single-hop floor"),
+    Target(LIST_PAGE, "sqlite/floor", 1.3, "SQLite 50-entry list page within 1.3x of the floor"),
+    Target(GET, "memory", 10.0, "memory get under 10 us"),
+    Target(GET, "counting/sqlite", 1.05, "counting adds under 5% to a SQLite get"),
+    Target(GET, "counting-memory", 2.0, "counting adds under 2 us per call on memory"),
+    *(Target(op, "bridge overhead", 100.0, "deno bridge overhead under 100 us per round trip") for op in OPS),
     *(
-        Target(op, "sqlite/deno-in-process", 1.0, "issue 3: SQLite backend no slower than Deno's own in-process KV")
+        Target(op, "sqlite/deno-in-process", 1.0, "SQLite backend no slower than Deno's own in-process KV")
         for op in (GET, SET, LIST_PAGE)
     ),
 ]

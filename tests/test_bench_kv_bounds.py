@@ -52,7 +52,7 @@ async def test_a_tiny_run_measures_every_figure() -> None:
     settings = kv_bounds.Settings(blocks=2, block_seconds=0.002, entries=100, cpu_calls=50)
     lines = await kv_bounds.run(settings, bridge=deno_unavailable() is None)
     text = "\n".join(lines)
-    assert text.startswith("List page (issue 2): floor ")
+    assert text.startswith("List page: floor ")
     assert text.count("x the budget") == 3
     if deno_unavailable() is None:
         assert "Unavoidable for any request/reply client" in text

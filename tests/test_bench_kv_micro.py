@@ -80,7 +80,7 @@ def test_table_prints_microseconds_ratios_and_targets() -> None:
     text = format_table(RESULTS)
     assert "120.0" in text and "100.0" in text
     assert "1.20x" in text and "2.00x" in text
-    assert "[   met] issue 2: SQLite get within 1.3x" in text
+    assert "[   met] SQLite get within 1.3x" in text
     assert "memory get = 5.00" in text
     assert "list page" not in text  # ops nobody measured get no row and no target line
 
@@ -128,8 +128,8 @@ def test_interleaved_mode_runs_every_chosen_comparison_side_by_side() -> None:
     assert all(row[-1] == "3" for row in rows)  # --block-calls is the calls per block
     assert ", pinned to CPU " in done.stdout  # the default: one CPU, so both sides pay the same thread hop
     assert "traced" not in done.stdout  # a comparison whose stores were not chosen is not run
-    assert "] issue 2: SQLite get within 1.3x of the single-hop floor: sqlite/floor get = " in done.stdout
-    assert "] issue 4: counting adds under 2 us per call on memory: counting-memory get = " in done.stdout
+    assert "] SQLite get within 1.3x of the single-hop floor: sqlite/floor get = " in done.stdout
+    assert "] counting adds under 2 us per call on memory: counting-memory get = " in done.stdout
 
 
 def test_interleaved_mode_refuses_bad_options() -> None:
@@ -165,6 +165,6 @@ def test_interleaved_report_takes_min_and_median_of_per_round_values() -> None:
     text = kv_interleaved.format_report([ratio, delta], kv_interleaved.Settings(blocks=3))
     assert "2.00x" in text and "3.00x" in text  # min and median of 3x, 2x, 9x
     assert "+2.0 us" in text and "+3.0 us" in text
-    assert "[MISSED] issue 2: SQLite get within 1.3x of the single-hop floor: sqlite/floor get = 3.00" in text
-    assert "[   met] issue 2: memory get under 10 us: memory get = 5.00" in text
-    assert "[MISSED] issue 4: counting adds under 2 us per call on memory: counting-memory get = 3.00" in text
+    assert "[MISSED] SQLite get within 1.3x of the single-hop floor: sqlite/floor get = 3.00" in text
+    assert "[   met] memory get under 10 us: memory get = 5.00" in text
+    assert "[MISSED] counting adds under 2 us per call on memory: counting-memory get = 3.00" in text
