@@ -126,7 +126,8 @@ def append_text(path: Path, text: str) -> None:
         try:
             written = os.write(fd, data)
             if written != len(data):
-                raise OSError(errno.ENOSPC, f"only {written} of {len(data)} bytes could be written")
+                short = f"only {written} of {len(data)} bytes could be written"
+                raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({short})")
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, size)
@@ -164,8 +165,9 @@ def replace_directory(path: Path, build: Callable[[Path], object], *, owned: Cal
         if target.is_dir():
             _reraise(path, "the old report is unchanged", lambda: _carry_over(target, staging, owned))
         old = _swap(staging, target, path)
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        raise
     if old is not None:
         _remove_old(old, path)
     return path
@@ -188,15 +190,17 @@ def _check_removable(directory: Path, path: Path) -> None:
     """Every entry must be removable once the new directory is in place, or the swap would leave a mix."""
     if _fixed(directory) or not os.access(directory, os.W_OK | os.X_OK):
         raise OutputError(f"cannot replace {path}: its entries cannot be removed (permissions or lsattr)")
-    for entry in os.scandir(directory):
-        if entry.is_dir(follow_symlinks=False):
-            raise OutputError(
-                f"cannot replace {path}: it holds the directory {entry.name!r}, and a report directory holds only files"
-            )
-        if _fixed(Path(entry.path)):
-            raise OutputError(
-                f"cannot replace {path}: {entry.name} is immutable or append-only (see lsattr); nothing was written"
-            )
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                raise OutputError(
+                    f"cannot replace {path}: it holds the directory {entry.name!r}, and a report directory holds only"
+                    " files"
+                )
+            if _fixed(Path(entry.path)):
+                raise OutputError(
+                    f"cannot replace {path}: {entry.name} is immutable or append-only (see lsattr); nothing was written"
+                )
 
 
 def _temp_directory(target: Path, path: Path) -> Path:
@@ -209,7 +213,9 @@ def _temp_directory(target: Path, path: Path) -> Path:
 
 
 def _carry_over(old: Path, staging: Path, owned: Callable[[str], bool]) -> None:
-    for entry in os.scandir(old):
+    with os.scandir(old) as entries:
+        carried = list(entries)
+    for entry in carried:
         new = staging / entry.name
         if owned(entry.name) or os.path.lexists(new):
             continue

@@ -163,9 +163,6 @@ def metadata_problem(meta: Mapping[str, Any]) -> str | None:
     for key in _TEXT_KEYS:
         if key in meta and not isinstance(meta[key], str):
             return f"{key} must be a string: got {_show(meta[key])}"
-    for key in ("kvq_scenario", "kvq_layout"):
-        if not meta[key]:
-            return f"{key} is empty"
     if meta.get("kvq_per", "call") not in ("call", "job"):
         return f"kvq_per must be 'call' or 'job': got {_show(meta['kvq_per'])}"
     decoded: dict[str, Any] = {}
