@@ -88,6 +88,16 @@ def check_file_target(path: Path) -> Path:
     return target
 
 
+def check_directory(path: Path) -> Path:
+    """A directory qbench will write files into (a cache), created if missing; OutputError when it cannot be."""
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"cannot write into {path}: it is a file; expected a directory")
+    _make_directory(target, path)
+    os.unlink(_temp_file(target / ".probe", path))
+    return target
+
+
 def _fill(tmp: Path, write: Callable[[Path], object]) -> None:
     write(tmp)
     fd = os.open(tmp, os.O_RDONLY)

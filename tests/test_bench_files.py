@@ -504,3 +504,52 @@ def test_a_summary_on_a_full_tmpfs_is_left_as_it_was(
     assert main(["gate", "--baseline", str(good), str(good)]) == 0
     assert "No space left on device" in one_line(capsys.readouterr().err)
     assert summary.read_text() == earlier
+
+
+# -- standard output and the seed cache ----------------------------------------------------------------------------
+
+
+def qbench(*args: str, stdout: int | None = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+@pytest.mark.parametrize("command", ["export", "compare", "gate"])
+def test_a_full_standard_output_is_one_line(command: str, good: Path) -> None:
+    argv = {"export": ["export", str(good)], "compare": ["compare", str(good), str(good)]}
+    with open("/dev/full", "w") as full:
+        done = qbench(*argv.get(command, ["gate", "--baseline", str(good), str(good)]), stdout=full.fileno())
+    assert done.returncode == 2
+    assert one_line(done.stderr) == f"qbench {command}: error: [Errno 28] No space left on device"
+
+
+def test_a_closed_pipe_stops_quietly(good: Path) -> None:
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the first byte, like `| head -0`: deterministic
+    try:
+        done = qbench("export", str(good), stdout=write)
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and done.stderr == ""
+
+
+@pytest.mark.parametrize("case", ["a file", "immutable parent"])
+def test_an_unusable_cache_dir_is_one_line_before_anything_runs(
+    case: str, tmp_path: Path, immutable: Callable[[Path], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    if case == "a file":
+        cache.write_text("not a directory")
+    else:
+        immutable(tmp_path)
+    out = tmp_path.parent / f"{tmp_path.name}-results.json"
+    assert main(["run", "--suite", "smoke", "--cache-dir", str(cache), "-o", str(out)]) == 2
+    assert "cannot" in one_line(capsys.readouterr().err)
+    assert not out.exists()
