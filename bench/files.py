@@ -51,9 +51,10 @@ def write_file(path: Path, write: Callable[[Path], object]) -> Path:
     existed = target.exists()
     mode = stat.S_IMODE(target.stat().st_mode) if existed else 0o666 & ~_umask()
     tmp = _temp_file(target, path)
+    left = "the old file is unchanged" if existed else "nothing was written"
     try:
-        os.chmod(tmp, mode)
-        _reraise(path, "the old file is unchanged" if existed else "nothing was written", lambda: _fill(tmp, write))
+        _reraise(path, left, lambda: os.chmod(tmp, mode))
+        _reraise(path, left, lambda: _fill(tmp, write))
         _reraise(path, "the old file is unchanged", lambda: os.replace(tmp, target))
         _sync_directory(target.parent)
     finally:
@@ -78,9 +79,11 @@ def check_file_target(path: Path) -> Path:
     Called before long work (``qbench run``) so that a bad ``-o`` fails in the first second, not after the first
     benchmark: it also proves, by creating and removing a temporary file, that the directory takes new files.
     """
-    target = Path(os.path.realpath(path))
-    if target.is_dir():
+    if os.path.isdir(path):
         raise OutputError(f"cannot write {path}: it is a directory; expected a file name")
+    if os.path.exists(path) and not os.path.isfile(path):
+        return Path(path)  # a device or a pipe (/dev/stdout, /dev/null): written in place
+    target = Path(os.path.realpath(path))
     _make_directory(target.parent, path)
     if _fixed(target):
         raise OutputError(f"cannot write {path}: it is immutable or append-only (see lsattr); it cannot be replaced")

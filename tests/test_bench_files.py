@@ -553,3 +553,10 @@ def test_an_unusable_cache_dir_is_one_line_before_anything_runs(
     assert main(["run", "--suite", "smoke", "--cache-dir", str(cache), "-o", str(out)]) == 2
     assert "cannot" in one_line(capsys.readouterr().err)
     assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_a_device_is_written_in_place(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(good), "-o", "/dev/null"]) == 0
+    assert main(["export", str(good), "-o", "/dev/full"]) == 2
+    assert one_line(capsys.readouterr().err) == "qbench export: error: cannot write /dev/full: No space left on device"
