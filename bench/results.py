@@ -126,7 +126,7 @@ def load_suite(path: str | os.PathLike[str]) -> pyperf.BenchmarkSuite:
         raise ResultsError(f"No results file at {os.fspath(path)!r}: run `qbench run -o FILE` first") from None
     except OSError as exc:
         raise ResultsError(f"Cannot read results file {os.fspath(path)!r}: {exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError) as exc:
         raise ResultsError(
             f"{os.fspath(path)!r} is not a pyperf results file ({type(exc).__name__}: {exc}); "
             "expected the JSON file `qbench run` writes"
@@ -172,7 +172,7 @@ def metadata_problem(meta: Mapping[str, Any]) -> str | None:
                 return f"{key} must be a JSON text: got {_show(meta[key])}"
             try:
                 decoded[key] = json.loads(meta[key])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RecursionError):
                 return f"{key} is not valid JSON: got {_show(meta[key])}"
     checks = (
         ("kvq_params", _params_problem),

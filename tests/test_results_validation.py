@@ -41,6 +41,8 @@ BAD: list[tuple[str, Any, str]] = [
     ("kvq_counts", json.dumps({**COUNTS, "total_calls": 2**64}), "kvq_counts.total_calls must be a count"),
     ("kvq_counts", json.dumps({**COUNTS, "total_calls": float("nan")}), "kvq_counts.total_calls must be a count"),
     ("kvq_counts", "{calls", "kvq_counts is not valid JSON"),
+    ("kvq_counts", "[" * 100_000 + "]" * 100_000, "kvq_counts is not valid JSON"),
+    ("kvq_counts", '{"calls": {}, "total_calls": ' + "9" * 5000 + "}", "kvq_counts is not valid JSON"),
     ("kvq_counts", 7, "kvq_counts must be a JSON text"),
     ("kvq_params", '"x"', "kvq_params must be a JSON object"),
     ("kvq_params", '{"N": "100"}', "kvq_params.N must be a finite number"),
@@ -95,6 +97,19 @@ def test_every_command_refuses_the_field_by_name(
         assert "FAILED" not in out and "complexity class" not in out, name
     assert baseline is None and not (tmp_path / "baseline.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]  # no report, CSV or temporary file
+
+
+@pytest.mark.parametrize(
+    "text", ["", "[1, 2]", "[" * 100_000 + "]" * 100_000, '{"benchmarks": "x"}'], ids=["empty", "array", "deep", "odd"]
+)
+def test_a_file_that_is_not_a_results_file_is_one_line(
+    text: str, good: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    for name, argv in commands(bad, good, tmp_path).items():
+        assert main(argv) == 2, name
+        assert "is not a pyperf results file" in capsys.readouterr().err, name
 
 
 def test_empty_counts_do_not_replace_a_baseline_or_fail_the_code(
