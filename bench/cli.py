@@ -7,6 +7,7 @@ Every subcommand is one ``Command`` in COMMANDS: a ``configure`` function that d
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from .scenarios import BACKENDS, LAYOUTS, SCENARIOS, SUITES, parse_list, parse_r
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
+#: Exit status when standard output's reader has gone (128 + SIGPIPE).
+EXIT_BROKEN_PIPE = 141
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,10 @@ def parse_affinity(text: str) -> str:
 
 
 def handle_run(args: argparse.Namespace) -> int:
+    from .files import check_directory
     from .runner import RunOptions, run_suite
+
+    check_directory(args.cache_dir)  # before the first seed is built, not after
 
     options = RunOptions(
         suite=args.suite,
@@ -142,13 +148,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command: Command = args.command
     try:
-        return command.handler(args)
+        status = command.handler(args)
+        sys.stdout.flush()  # here, so that a full disk or a closed pipe on standard output is caught below
+        return status
     except BenchError as exc:
         print(f"qbench {command.name}: error: {exc}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
         print(f"qbench {command.name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`qbench export r.json | head`): stop quietly, as `cat` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:  # the machine, not the code: a full disk, an unreadable cache, a vanished file
+        print(f"qbench {command.name}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 BenchError
 ├── UsageError        an unknown suite, layout, backend or a malformed option value
 ├── ResultsError      an unreadable results file, or one that is not a kvq results file
+├── OutputError       an output path qbench cannot write (unwritable, immutable, wrong kind, full disk)
 └── BenchmarkFailed   a benchmark could not run (exit status 1, not 2: the input was fine)
 """
 
@@ -22,6 +23,10 @@ class UsageError(BenchError):
 
 class ResultsError(BenchError):
     """A results file that cannot be read, or that was not written by ``qbench run``."""
+
+
+class OutputError(BenchError):
+    """An output file or directory that cannot be written whole; the old one, if any, is left as it was."""
 
 
 class BenchmarkFailed(BenchError):

@@ -7,8 +7,6 @@ significant (Welch's t-test, p < 0.05) and above a threshold, or are reported on
 from __future__ import annotations
 
 import fnmatch
-import os
-import shutil
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from bench.compare import Change, changes
 from bench.complexity import SLICE_KEYS, classify
 from bench.document import cell, markdown_table
 from bench.errors import BenchError, ResultsError
+from bench.files import append_step_summary, copy_file
 from bench.report_cli import DEFAULT_BASELINE, TIME_MODES
 from bench.results import load
 
@@ -186,10 +185,7 @@ def gate(*, baseline: Path, results: Path, config: Path | None = None, times: st
         return 2
     text = to_markdown(verdict, settings, baseline=baseline, results=results)
     sys.stdout.write(text)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(text)
+    append_step_summary(text, command="gate")
     return verdict.status
 
 
@@ -204,6 +200,4 @@ def _load(path: Path, what: str = "results file") -> pd.DataFrame:
 def update_baseline(*, results: Path, out: Path = DEFAULT_BASELINE) -> Path:
     """Copy a results file to the baseline path after checking it is a kvq results file."""
     _load(results)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(results, out)
-    return out
+    return copy_file(results, out)

@@ -15,6 +15,7 @@ import pyperf
 from bench import plots
 from bench.complexity import classify
 from bench.document import Block, Figure, Heading, Paragraph, Table, fmt_time, to_html, to_markdown
+from bench.files import replace_directory
 from bench.results import benchmark_info, load, load_suite
 
 HEADLINE_METRICS = (
@@ -229,11 +230,22 @@ def _figs(figures: dict[str, Figure], *names: str) -> list[Block]:
 
 
 def report(*, results: Path, out: Path) -> None:
-    """Write out/index.html, out/README.md and the PNG plots for one results file."""
+    """Write out/index.html, out/README.md and the PNG plots for one results file, replacing the old report whole.
+
+    Files in ``out`` that the report does not write (the results file kept beside it) stay.
+    """
     df, suite = load(results), load_suite(results)
     matplotlib.use("Agg")  # files only, never a window
-    out.mkdir(parents=True, exist_ok=True)
-    blocks = build(df, suite, results, write_figures(df, out))
-    (out / "README.md").write_text(to_markdown(blocks), encoding="utf-8")
-    title = blocks[0].text if isinstance(blocks[0], Heading) else "kvq-bench report"
-    (out / "index.html").write_text(to_html(blocks, title=title, images=out), encoding="utf-8")
+
+    def write(staging: Path) -> None:
+        blocks = build(df, suite, results, write_figures(df, staging))
+        (staging / "README.md").write_text(to_markdown(blocks), encoding="utf-8")
+        title = blocks[0].text if isinstance(blocks[0], Heading) else "kvq-bench report"
+        (staging / "index.html").write_text(to_html(blocks, title=title, images=staging), encoding="utf-8")
+
+    replace_directory(out, write, owned=report_file)
+
+
+def report_file(name: str) -> bool:
+    """Whether a report directory's file ``name`` is one `qbench report` writes (and so replaces)."""
+    return name in ("index.html", "README.md") or name in {f"{plot}.png" for plot, _, _ in plots.PLOTS}

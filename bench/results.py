@@ -11,7 +11,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -21,6 +20,7 @@ import pandas as pd
 import pyperf
 
 from .errors import ResultsError
+from .files import write_file, write_text
 
 COLUMNS: Final = (
     "benchmark", "scenario", "layout", "backend", "suite", "N", "K", "limit", "offset", "status", "op",
@@ -109,19 +109,10 @@ class ResultsWriter:
         self._flush()
 
     def _flush(self) -> None:
-        assert self.suite is not None
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=self.path.name, dir=directory)
-        os.close(fd)
-        try:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a results file is meant to be shared
-            self.suite.dump(tmp, replace=True)
-            os.replace(tmp, self.path)
-            self.written = len(self.suite)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        suite = self.suite
+        assert suite is not None
+        write_file(self.path, lambda tmp: suite.dump(os.fspath(tmp), replace=True))
+        self.written = len(suite)
 
 
 # -- reading ---------------------------------------------------------------------------------------------------
@@ -135,7 +126,7 @@ def load_suite(path: str | os.PathLike[str]) -> pyperf.BenchmarkSuite:
         raise ResultsError(f"No results file at {os.fspath(path)!r}: run `qbench run -o FILE` first") from None
     except OSError as exc:
         raise ResultsError(f"Cannot read results file {os.fspath(path)!r}: {exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError) as exc:
         raise ResultsError(
             f"{os.fspath(path)!r} is not a pyperf results file ({type(exc).__name__}: {exc}); "
             "expected the JSON file `qbench run` writes"
@@ -147,7 +138,112 @@ def load_suite(path: str | os.PathLike[str]) -> pyperf.BenchmarkSuite:
                 f"{os.fspath(path)!r} is a pyperf file but not a kvq results file: benchmark "
                 f"{bench.get_name()!r} has no {', '.join(missing)} metadata (see docs/results-format.md)"
             )
+        problem = metadata_problem(bench.get_metadata())
+        if problem is not None:
+            raise ResultsError(
+                f"{os.fspath(path)!r}: benchmark {bench.get_name()!r}: {problem} (see docs/results-format.md)"
+            )
     return suite
+
+
+# Types of the kvq metadata (docs/results-format.md): checked on load, so that a damaged file is refused by name
+# instead of failing deep inside a report, or being judged as if the code had changed.
+_TEXT_KEYS: Final = (
+    "kvq_scenario", "kvq_layout", "kvq_suite", "kvq_backend", "kvq_backend_version", "kvq_git_commit", "kvq_version",
+    "kvq_rtt_ms",
+)  # fmt: skip
+_REQUIRED_COUNTS: Final = ("total_calls", *COUNT_UNITS)
+_NUMERIC_PARAMS: Final = ("N", "K", "limit", "offset", "concurrency", "rtt_ms")
+_TEXT_PARAMS: Final = ("status", "op")
+_NPLUS1_TEXT: Final = ("source", "fingerprint", "site")
+
+
+def metadata_problem(meta: Mapping[str, Any]) -> str | None:
+    """What is wrong with one benchmark's kvq metadata (naming the field), or None when every field has its type."""
+    for key in _TEXT_KEYS:
+        if key in meta and not isinstance(meta[key], str):
+            return f"{key} must be a string: got {_show(meta[key])}"
+    if meta.get("kvq_per", "call") not in ("call", "job"):
+        return f"kvq_per must be 'call' or 'job': got {_show(meta['kvq_per'])}"
+    decoded: dict[str, Any] = {}
+    for key in _JSON_KEYS:
+        if key in meta:
+            if not isinstance(meta[key], str):
+                return f"{key} must be a JSON text: got {_show(meta[key])}"
+            try:
+                decoded[key] = json.loads(meta[key])
+            except (TypeError, ValueError, RecursionError):
+                return f"{key} is not valid JSON: got {_show(meta[key])}"
+    checks = (
+        ("kvq_params", _params_problem),
+        ("kvq_counts", _counts_problem),
+        ("kvq_derived", _derived_problem),
+        ("kvq_nplus1", _nplus1_problem),
+    )
+    return next((p for key, check in checks if key in decoded and (p := check(decoded[key])) is not None), None)
+
+
+def _params_problem(params: Any) -> str | None:
+    if not isinstance(params, dict):
+        return f"kvq_params must be a JSON object of parameters: got {_show(params)}"
+    for key in _NUMERIC_PARAMS:
+        if key in params and not _is_number(params[key]):
+            return f"kvq_params.{key} must be a finite number: got {_show(params[key])}"
+    for key in _TEXT_PARAMS:
+        if key in params and not isinstance(params[key], str):
+            return f"kvq_params.{key} must be a string: got {_show(params[key])}"
+    return None
+
+
+def _counts_problem(counts: Any) -> str | None:
+    if not isinstance(counts, dict):
+        return f"kvq_counts must be a JSON object of counts: got {_show(counts)}"
+    missing = [key for key in ("calls", *_REQUIRED_COUNTS) if key not in counts]
+    if missing:
+        return f"kvq_counts has no {', '.join(missing)}: got {_show(counts)}"
+    if not isinstance(counts["calls"], dict):
+        return f"kvq_counts.calls must be a JSON object of counts per operation: got {_show(counts['calls'])}"
+    fields = [(f"calls.{op}", n) for op, n in counts["calls"].items()]
+    fields += [(key, counts[key]) for key in (*_REQUIRED_COUNTS, *COUNT_UNITS) if key in counts]
+    bad = next(((key, value) for key, value in fields if not _is_count(value)), None)
+    return None if bad is None else f"kvq_counts.{bad[0]} must be a count (a finite number >= 0): got {_show(bad[1])}"
+
+
+def _derived_problem(derived: Any) -> str | None:
+    if not isinstance(derived, dict):
+        return f"kvq_derived must be a JSON object of numbers: got {_show(derived)}"
+    bad = next((key for key, value in derived.items() if not _is_number(value)), None)
+    return None if bad is None else f"kvq_derived.{bad} must be a finite number: got {_show(derived[bad])}"
+
+
+def _nplus1_problem(findings: Any) -> str | None:
+    if not isinstance(findings, list):
+        return f"kvq_nplus1 must be a JSON array of findings: got {_show(findings)}"
+    for i, item in enumerate(findings):
+        if not isinstance(item, dict):
+            return f"kvq_nplus1[{i}] must be a JSON object: got {_show(item)}"
+        for key in _NPLUS1_TEXT:
+            if not isinstance(item.get(key), str):
+                return f"kvq_nplus1[{i}].{key} must be a string: got {_show(item.get(key))}"
+        if not _is_count(item.get("count")):
+            return f"kvq_nplus1[{i}].count must be a count (a finite number >= 0): got {_show(item.get('count'))}"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    """A finite float, or an int that fits in 64 bits (what pandas and the gate's arithmetic can hold)."""
+    if isinstance(value, bool):
+        return False
+    return (isinstance(value, int) and -(2**63) <= value < 2**63) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _is_count(value: Any) -> bool:
+    return _is_number(value) and value >= 0
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def benchmark_info(bench: pyperf.Benchmark) -> dict[str, Any]:
@@ -223,11 +319,5 @@ def export_csv(source: str | os.PathLike[str], destination: str | os.PathLike[st
     if destination is None:
         frame.to_csv(sys.stdout, index=False)
     else:
-        frame.to_csv(destination, index=False)
+        write_text(Path(destination), frame.to_csv(index=False))
     return len(frame)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

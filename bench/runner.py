@@ -27,6 +27,7 @@ from queue_impls.jobs import JobQueueError
 from queue_impls.kv import KvError
 
 from .errors import BenchmarkFailed, UsageError
+from .files import check_file_target
 from .measure import Measured, measure_case
 from .results import ResultsWriter, compact_json, suite_metadata
 from .scenarios import SUITE_SPECS, Case, SeedSpec, Timing, build_cases
@@ -104,8 +105,8 @@ def plan_timing(timing: Timing, probe_s: float, allowance_s: float) -> PyperfSet
 
 
 def check_output(path: Path) -> None:
-    if path.is_dir():
-        raise UsageError(f"-o {path}: is a directory; expected a results file name such as results.json")
+    """Fail before the first benchmark, not after it, when the results file cannot be written."""
+    check_file_target(path)
 
 
 def check_backend(backend: str) -> None:
