@@ -228,9 +228,11 @@ class CountingKv(Kv):
             if latency is None:
                 results = await inner._snapshot_read(ranges, consistency)
             else:
-                rtt = latency.round_trip_ms(self._rng)
-                await latency.sleep(rtt / 2)
+                trip = latency.start(self._rng)
+                await trip.send()
+                served = trip.now()
                 results = await inner._snapshot_read(ranges, consistency)
+                served = trip.now() - served
             entries = nbytes = 0
             for rows in results:
                 entries += len(rows)
@@ -241,7 +243,7 @@ class CountingKv(Kv):
             if event is not None:
                 _attribute_read(event, results, entries, nbytes)
             if latency is not None:
-                await latency.sleep(rtt / 2 + latency.transfer_ms(nbytes))
+                await trip.receive(served, nbytes)
             return results
         finally:
             self._end_round_trip(lane, end)
@@ -259,12 +261,13 @@ class CountingKv(Kv):
             if event is not None:
                 event.round_trips += 1
                 event.bytes_written += written
-            if self.latency is not None:
-                rtt = self.latency.round_trip_ms(self._rng)
-                await self.latency.sleep(rtt / 2 + self.latency.transfer_ms(written))
+            if self.latency is None:
+                return await inner._atomic_write(checks, mutations)
+            trip = self.latency.start(self._rng, written)
+            await trip.send()
+            served = trip.now()
             versionstamp = await inner._atomic_write(checks, mutations)
-            if self.latency is not None:
-                await self.latency.sleep(rtt / 2)
+            await trip.receive(trip.now() - served)
             return versionstamp
         finally:
             self._end_round_trip(lane, end)

@@ -6,20 +6,108 @@ Presets come from Deno Deploy's published KV read latencies (see docs/counting.m
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import math
 import random
+import weakref
 from dataclasses import dataclass
+from typing import Final
 
 from .counts import KvCounts
 from .errors import InvalidArgumentError
+
+#: A waiter is woken by a loop timer this long before its deadline, then by checking the clock on every loop pass.
+#: epoll (asyncio's selector on Linux) waits in whole milliseconds, rounded up, and a wake-up can be a little late.
+SPIN_S: Final = 0.0015
+
+
+class PreciseTimer:
+    """Wakes waiters on one event loop at their deadlines (the loop's clock), to within one pass of the loop.
+
+    ``asyncio.sleep`` of less than a millisecond waits a whole one on Linux (epoll's timeout is in milliseconds,
+    rounded up). Here one loop timer wakes the timer ``SPIN_S`` before the earliest deadline; from there it checks
+    the clock on every pass of the loop and wakes each waiter whose deadline has passed. One timer per loop serves
+    every waiter, so concurrent round trips cost one clock check per pass, not one each, and the other tasks and
+    callbacks of the loop keep running between the checks. The price: the loop does not block in the last
+    ``SPIN_S`` before a deadline, so it keeps one core busy for that long.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._handle: asyncio.Handle | None = None
+        self._armed_at = math.inf  # when the armed tick runs (-inf: on the next pass)
+
+    def wait(self, loop: asyncio.AbstractEventLoop, deadline: float) -> asyncio.Future[None] | None:
+        """A future that completes at ``deadline`` (``loop.time()`` clock), or None when it has passed already."""
+        if deadline <= loop.time():
+            return None
+        future: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._heap, (deadline, next(self._order), future))
+        self._arm(loop)
+        return future
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        heap = self._heap
+        while heap and heap[0][2].done():  # cancelled waiters
+            heapq.heappop(heap)
+        if not heap:
+            if self._handle is not None:
+                self._handle.cancel()
+                self._handle, self._armed_at = None, math.inf
+            return
+        when = heap[0][0] - SPIN_S
+        if when <= loop.time():
+            when = -math.inf
+        if self._handle is not None:
+            if self._armed_at <= when:
+                return
+            self._handle.cancel()
+        self._armed_at = when
+        if when == -math.inf:
+            self._handle = loop.call_soon(self._tick, loop)
+        else:
+            self._handle = loop.call_at(when, self._tick, loop)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._handle, self._armed_at = None, math.inf
+        heap, now = self._heap, loop.time()
+        while heap and heap[0][0] <= now:
+            future = heapq.heappop(heap)[2]
+            if not future.done():
+                future.set_result(None)
+        self._arm(loop)
+
+
+_TIMERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PreciseTimer] = weakref.WeakKeyDictionary()
+
+
+def timer_of(loop: asyncio.AbstractEventLoop) -> PreciseTimer:
+    """The loop's precise timer (one per loop, made on first use)."""
+    timer = _TIMERS.get(loop)
+    if timer is None:
+        timer = _TIMERS[loop] = PreciseTimer()
+    return timer
+
+
+async def sleep_until(deadline: float) -> None:
+    """Sleep until ``deadline`` on the running loop's clock (``loop.time()``), to within one pass of the loop."""
+    loop = asyncio.get_running_loop()
+    future = timer_of(loop).wait(loop, deadline)
+    if future is not None:
+        await future
 
 
 @dataclass(frozen=True)
 class LatencyModel:
     """Per round trip: one RTT (times 1 + uniform(0, jitter)) plus ``per_kib_ms`` per KiB sent or received.
 
-    The request half (RTT/2 + request transfer) is slept before the store is touched and the response half after,
-    as real ``asyncio.sleep`` calls, so concurrent requests overlap as they would on a network. Jitter only adds
-    (a network has a floor, not a mean), so ``predict`` is a lower bound for serial code.
+    A round trip is scheduled from the moment it is issued (``RoundTrip``): the request half (RTT/2 plus the
+    request's transfer time) ends at a deadline, the store does its work, and the response half (RTT/2 plus the
+    response's transfer time) ends a deadline after that, so a round trip takes its RTT and transfer time plus the
+    store's own time, on a precise clock (``PreciseTimer``). Concurrent round trips overlap as they would on a
+    network. Jitter only adds (a network has a floor, not a mean).
     """
 
     rtt_ms: float = 5.0
@@ -46,15 +134,53 @@ class LatencyModel:
     def transfer_ms(self, nbytes: int) -> float:
         return nbytes / 1024 * self.per_kib_ms
 
+    def start(self, rng: random.Random, sent_bytes: int = 0) -> RoundTrip:
+        """Schedule a round trip issued now, in the running loop, sending ``sent_bytes``."""
+        return RoundTrip(self, asyncio.get_running_loop(), self.round_trip_ms(rng), sent_bytes)
+
     async def sleep(self, ms: float) -> None:
-        await asyncio.sleep(ms / 1000)
+        """Sleep ``ms`` milliseconds on the precise clock."""
+        await sleep_until(asyncio.get_running_loop().time() + ms / 1000)
+
+
+class RoundTrip:
+    """The deadlines of one round trip, on the loop's clock.
+
+    ``request_end`` = issue time + RTT/2 + request transfer; the store's work starts there (or when the request half's
+    wait ends, if later). ``response_end(store_s, received)`` = ``request_end`` + the store's time + RTT/2 + response
+    transfer. A late wake-up at the middle is absorbed by the end deadline, which does not move with it.
+    """
+
+    __slots__ = ("_loop", "_model", "half_s", "issued", "request_end")
+
+    def __init__(self, model: LatencyModel, loop: asyncio.AbstractEventLoop, rtt_ms: float, sent_bytes: int) -> None:
+        self._model = model
+        self._loop = loop
+        self.issued = loop.time()
+        self.half_s = rtt_ms / 2000
+        self.request_end = self.issued + self.half_s + model.transfer_ms(sent_bytes) / 1000
+
+    def response_end(self, store_s: float, received_bytes: int = 0) -> float:
+        return self.request_end + store_s + self.half_s + self._model.transfer_ms(received_bytes) / 1000
+
+    async def send(self) -> None:
+        """Wait out the request half."""
+        await sleep_until(self.request_end)
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    async def receive(self, store_s: float, received_bytes: int = 0) -> None:
+        """Wait out the response half, after the store took ``store_s`` seconds."""
+        await sleep_until(self.response_end(store_s, received_bytes))
 
 
 def predict(counts: KvCounts, model: LatencyModel) -> float:
-    """Analytic time in milliseconds: serial round trips x RTT + bytes read and written x per-KiB time.
+    """Analytic network time in milliseconds: serial round trips x RTT + bytes read and written x per-KiB time.
 
-    Exact (up to scheduling overhead) for serial code without jitter. With concurrency it charges every byte
-    serially, as if transfers shared one link, while the sleeping model lets them overlap.
+    What the model adds to the local work (the store's own time and the caller's code, which it does not model):
+    for serial code without jitter, measured = local work + predict, within the injector's error. With concurrency it
+    charges every byte serially, as if transfers shared one link, while the sleeping model lets them overlap.
     """
     return counts.serial_round_trips * model.rtt_ms + model.transfer_ms(counts.total_bytes)
 
