@@ -188,6 +188,20 @@ async def measure(
     return points
 
 
+#: What ``qbench run`` measures for its results file, per suite: the RTTs and the blocks per point.
+SUITE_PLAN: Final[dict[str, tuple[tuple[float, ...], int]]] = {
+    "smoke": ((1.0,), 1),
+    "quick": (RTTS_MS, 3),
+    "full": (RTTS_MS, 7),
+}
+
+
+def for_suite(suite: str) -> list[Point]:
+    """The measurement ``qbench run`` records as ``kvq_latency_model`` on its rtt_sweep benchmarks."""
+    rtts, blocks = SUITE_PLAN[suite]
+    return asyncio.run(measure(rtts, blocks=blocks))
+
+
 def table(points: Sequence[Point]) -> str:
     """One line per point, per round trip: local work, predicted, measured (median), the ratios, the error."""
     old = any(p.asyncio_sleep_s is not None for p in points)

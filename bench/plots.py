@@ -130,24 +130,41 @@ def time_vs_n(df: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def time_vs_rtt(df: pd.DataFrame) -> Figure | None:
-    """rtt_sweep: measured time per call (points) and the round-trip model's prediction (lines) against RTT."""
+def rtt_points(df: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame] | None:
+    """rtt_sweep at its most swept parameter point: per layout and RTT the measured mean time (s) and its stdev, the
+    model's network time (``predicted_s``), the local work (the layout's time at RTT 0, when swept) and their sum."""
     measured = select(df, "rtt_sweep", "time")
     if measured.empty:
         return None
     keys = ["N", *SLICE_PARAMS]
     point: tuple[Any, ...] = measured.groupby(keys, dropna=False).size().idxmax()  # type: ignore[assignment]
     params = dict(zip(keys, point, strict=True))  # one parameter point, if several were swept
-    measured, predicted = select(df, "rtt_sweep", "time", **params), select(df, "rtt_sweep", "predicted_s", **params)
-    scale, unit = time_unit(measured["value"].tolist())
+    times = select(df, "rtt_sweep", "time", **params).set_index(["layout", "rtt_ms"])
+    model = select(df, "rtt_sweep", "predicted_s", **params).set_index(["layout", "rtt_ms"])["value"]
+    out = pd.DataFrame({"measured": times["value"], "stdev": times["stdev"], "model": model}).reset_index()
+    local = out[out["rtt_ms"] == 0].set_index("layout")["measured"]
+    out["local"] = out["layout"].map(local)
+    out["predicted"] = out["model"] + out["local"]
+    return params, out
+
+
+def time_vs_rtt(df: pd.DataFrame) -> Figure | None:
+    """rtt_sweep: measured time per call (points) and the prediction (lines) against RTT: the round-trip model's
+    network time plus the local work measured at RTT 0 (the bare model where RTT 0 was not swept)."""
+    found = rtt_points(df)
+    if found is None:
+        return None
+    params, rows = found
+    scale, unit = time_unit(rows["measured"].tolist())
     fig, (ax,) = _figure(width=7.0, height=5.0)
-    for layout in layouts_of(measured):
-        part = measured[measured["layout"] == layout].sort_values("rtt_ms")
+    for layout in layouts_of(rows):
+        part = rows[rows["layout"] == layout].sort_values("rtt_ms")
         marks = {**style(layout), "label": f"{layout} measured", "linestyle": "none"}
-        ax.plot(part["rtt_ms"], part["value"] / scale, zorder=3, **marks)
-        pred = predicted[(predicted["layout"] == layout) & (predicted["value"] > 0)].sort_values("rtt_ms")
+        ax.plot(part["rtt_ms"], part["measured"] / scale, zorder=3, **marks)
+        predicted = part["predicted"].fillna(part["model"])
+        keep = predicted > 0
         lines = {**style(layout), "marker": None, "linestyle": "--", "label": f"{layout} predicted"}
-        ax.plot(pred["rtt_ms"], pred["value"] / scale, **lines)
+        ax.plot(part["rtt_ms"][keep], predicted[keep] / scale, **lines)
     ax.set(
         yscale="log",
         xlabel="simulated network round-trip time, RTT (ms)",
@@ -157,7 +174,7 @@ def time_vs_rtt(df: pd.DataFrame) -> Figure | None:
         f"Time per list_jobs call vs RTT, measured (markers) and predicted (dashed)\n(N={params['N']:g}, "
         f"{describe(params)})"
     )
-    ax.set_xticks(sorted(measured["rtt_ms"].unique()))
+    ax.set_xticks(sorted(rows["rtt_ms"].unique()))
     ax.grid(True, which="both", alpha=0.3)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize="small")
     return fig
