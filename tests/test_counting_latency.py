@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import statistics
+import threading
 import time
+import weakref
 
 import pytest
 
@@ -121,6 +124,29 @@ async def test_the_precise_timer_wakes_each_waiter_at_its_deadline() -> None:
     for _ in range(10):  # waiters with interleaved deadlines, some under a millisecond, one past already
         await asyncio.gather(*(waiter(d) for d in (0.0003, 0.0021, 0.0001, 0.0012, -0.001)))
     assert min(late) >= -1e-9 and statistics.median(late) < 0.25e-3  # asyncio.sleep: up to 1 ms late
+
+
+def test_the_alarm_thread_ends_when_idle_and_lets_its_loop_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(latency_module, "_ALARM_IDLE_S", 0.02)
+
+    async def wait() -> None:
+        await sleep_until(asyncio.get_running_loop().time() + 0.003)
+
+    def alarms() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "kvq-latency-alarm"]
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(wait())
+    assert alarms()
+    loop.close()
+    deadline = time.monotonic() + 5.0
+    while alarms() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not alarms()
+    ref = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert ref() is None  # the timer's thread held it weakly
 
 
 async def test_a_cancelled_wait_leaves_the_others_on_time() -> None:

@@ -8,36 +8,43 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import math
 import random
+import threading
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from .counts import KvCounts
 from .errors import InvalidArgumentError
 
-#: A waiter is woken by a loop timer this long before its deadline, then by checking the clock on every loop pass.
-#: epoll (asyncio's selector on Linux) waits in whole milliseconds, rounded up, and a wake-up can be a little late.
-SPIN_S: Final = 0.0015
+#: From this long before a deadline the timer checks the clock on every pass of the loop (a busy wait that lets the
+#: loop's other work run). Before that it sleeps: an alarm thread wakes the loop (asyncio's own timers wait whole
+#: milliseconds on Linux, epoll's timeout rounded up), with a loop timer at the deadline itself as a safety net.
+SPIN_S: Final = 0.0003
+#: An alarm thread with nothing to do for this long ends; the next wait starts a new one.
+_ALARM_IDLE_S: Final = 1.0
 
 
 class PreciseTimer:
     """Wakes waiters on one event loop at their deadlines (the loop's clock), to within one pass of the loop.
 
     ``asyncio.sleep`` of less than a millisecond waits a whole one on Linux (epoll's timeout is in milliseconds,
-    rounded up). Here one loop timer wakes the timer ``SPIN_S`` before the earliest deadline; from there it checks
-    the clock on every pass of the loop and wakes each waiter whose deadline has passed. One timer per loop serves
-    every waiter, so concurrent round trips cost one clock check per pass, not one each, and the other tasks and
-    callbacks of the loop keep running between the checks. The price: the loop does not block in the last
-    ``SPIN_S`` before a deadline, so it keeps one core busy for that long.
+    rounded up). Here an alarm thread (a condition-variable wait, precise to tens of microseconds) wakes the loop
+    ``SPIN_S`` before the earliest deadline; from there the timer checks the clock on every pass of the loop and wakes
+    each waiter whose deadline has passed. One timer per loop serves every waiter, so concurrent round trips cost one
+    clock check per pass, and the loop's other tasks, callbacks and I/O run between the checks. The process sleeps
+    until ``SPIN_S`` before each deadline: a busy wait of a millisecond per round trip made a process that shares its
+    CPU lose its time slices to the other processes there.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
-        self._handle: asyncio.Handle | None = None
-        self._armed_at = math.inf  # when the armed tick runs (-inf: on the next pass)
+        self._spinning: asyncio.Handle | None = None  # the next pass's check
+        self._safety: asyncio.TimerHandle | None = None  # a loop timer at the earliest deadline
+        self._alarm = _Alarm(loop, self._tick)
 
     def wait(self, loop: asyncio.AbstractEventLoop, deadline: float) -> asyncio.Future[None] | None:
         """A future that completes at ``deadline`` (``loop.time()`` clock), or None when it has passed already."""
@@ -53,31 +60,82 @@ class PreciseTimer:
         while heap and heap[0][2].done():  # cancelled waiters
             heapq.heappop(heap)
         if not heap:
-            if self._handle is not None:
-                self._handle.cancel()
-                self._handle, self._armed_at = None, math.inf
+            if self._safety is not None:
+                self._safety.cancel()
+                self._safety = None
             return
-        when = heap[0][0] - SPIN_S
-        if when <= loop.time():
-            when = -math.inf
-        if self._handle is not None:
-            if self._armed_at <= when:
-                return
-            self._handle.cancel()
-        self._armed_at = when
-        if when == -math.inf:
-            self._handle = loop.call_soon(self._tick, loop)
-        else:
-            self._handle = loop.call_at(when, self._tick, loop)
+        deadline = heap[0][0]
+        remaining = deadline - loop.time()
+        if remaining <= SPIN_S:
+            if self._spinning is None:
+                self._spinning = loop.call_soon(self._tick, loop, "spin")
+            return
+        if self._safety is None or self._safety.when() > deadline:
+            if self._safety is not None:
+                self._safety.cancel()
+            self._safety = loop.call_at(deadline, self._tick, loop, "safety")
+        self._alarm.set(time.monotonic() + remaining - SPIN_S)
 
-    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._handle, self._armed_at = None, math.inf
+    def _tick(self, loop: asyncio.AbstractEventLoop, source: str = "alarm") -> None:
+        if source == "spin":
+            self._spinning = None
+        elif source == "safety":
+            self._safety = None
         heap, now = self._heap, loop.time()
         while heap and heap[0][0] <= now:
             future = heapq.heappop(heap)[2]
             if not future.done():
                 future.set_result(None)
         self._arm(loop)
+
+
+class _Alarm:
+    """A thread that calls ``callback(loop)`` in the loop at a set time (``time.monotonic()``), ending when idle.
+
+    It holds the loop weakly, so a loop that is dropped is not kept alive by its timer's thread.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[asyncio.AbstractEventLoop], None]) -> None:
+        self._loop = weakref.ref(loop)
+        self._callback = callback
+        self._cond = threading.Condition()
+        self._at: float | None = None
+        self._running = False
+
+    def set(self, at: float) -> None:
+        """Ring at ``at``, or earlier if an earlier time is set already."""
+        with self._cond:
+            if self._at is not None and self._at <= at:
+                return
+            self._at = at
+            if self._running:
+                self._cond.notify()
+            else:
+                self._running = True
+                threading.Thread(target=self._run, name="kvq-latency-alarm", daemon=True).start()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                at = self._at
+                if at is None:
+                    if not self._cond.wait(_ALARM_IDLE_S) and self._at is None:
+                        self._running = False
+                        return
+                    continue
+                remaining = at - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                self._at = None
+                loop = self._loop()
+                try:
+                    if loop is None:
+                        raise RuntimeError("the loop is gone")
+                    loop.call_soon_threadsafe(self._callback, loop)
+                except RuntimeError:  # closed or collected: nothing left to wake
+                    self._running = False
+                    return
 
 
 _TIMERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PreciseTimer] = weakref.WeakKeyDictionary()
@@ -87,7 +145,7 @@ def timer_of(loop: asyncio.AbstractEventLoop) -> PreciseTimer:
     """The loop's precise timer (one per loop, made on first use)."""
     timer = _TIMERS.get(loop)
     if timer is None:
-        timer = _TIMERS[loop] = PreciseTimer()
+        timer = _TIMERS[loop] = PreciseTimer(loop)
     return timer
 
 
