@@ -8,8 +8,9 @@ on one event loop (concurrent), each making a chain of gets through ``CountingKv
   caller's chain, measured with ``LatencyModel(rtt_ms=0)`` (the same code path, no waiting);
 - measured/predicted, and the error per round trip in microseconds.
 
-Blocks alternate local, injected (and, with ``--with-asyncio-sleep``, the old injector that slept each half with
-``asyncio.sleep``) in one process, so machine load hits them alike; each figure is the median over blocks.
+Each block runs the local chain, the injected one (and, with ``--with-asyncio-sleep``, the old injector that slept
+each half with ``asyncio.sleep``) one after the other in one process, and the blocks go round all points in turn, so
+machine load hits them alike; each figure is the median over every round trip timed.
 ``qbench run`` records the same measurement in the results file (``kvq_latency_model``) for the report.
 """
 
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from queue_impls.kv import Kv, open_kv
@@ -136,33 +137,40 @@ async def _run(inner: Kv, model: LatencyModel, callers: int, n: int, cycles: lis
     return m.counts.serial_round_trips
 
 
-async def measure_point(
-    inner: Kv, rtt_ms: float, *, callers: int, blocks: int, with_asyncio_sleep: bool = False
-) -> Point:
-    """Interleaved blocks of the local chain (RTT 0), the injected one (and the old injector)."""
-    n = chain_length(rtt_ms)
-    local: list[float] = []
-    injected: list[float] = []
-    old: list[float] = []
-    serial = 0
-    for _ in range(blocks):
-        await _run(inner, LatencyModel(rtt_ms=0.0), 1, n, local)
-        serial = await _run(inner, LatencyModel(rtt_ms=rtt_ms), callers, n, injected)
+@dataclass
+class _Samples:
+    """What the blocks of one point measured, per round trip."""
+
+    rtt_ms: float
+    callers: int
+    local: list[float] = field(default_factory=list)
+    injected: list[float] = field(default_factory=list)
+    old: list[float] = field(default_factory=list)
+    serial: int = 0
+
+    async def block(self, inner: Kv, with_asyncio_sleep: bool) -> None:
+        """One block: the local chain (RTT 0), the injected chains (and the old injector's), one after the other."""
+        n = chain_length(self.rtt_ms)
+        await _run(inner, LatencyModel(rtt_ms=0.0), 1, n, self.local)
+        self.serial = await _run(inner, LatencyModel(rtt_ms=self.rtt_ms), self.callers, n, self.injected)
+        model = LatencyModel(rtt_ms=self.rtt_ms)
+        if predict(KvCounts(serial_round_trips=self.serial), model) != n * self.rtt_ms or self.serial != n:
+            raise AssertionError(f"{self.callers} chains of {n} gets counted {self.serial} serial round trips")
         if with_asyncio_sleep:
-            await _run(inner, _AsyncioSleepModel(rtt_ms=rtt_ms), callers, n, old)
-    if predict(KvCounts(serial_round_trips=serial), LatencyModel(rtt_ms=rtt_ms)) != serial * rtt_ms or serial != n:
-        raise AssertionError(f"{callers} chains of {n} gets counted {serial} serial round trips")
-    return Point(
-        rtt_ms=rtt_ms,
-        mode="serial" if callers == 1 else "concurrent",
-        callers=callers,
-        round_trips=serial,
-        samples=len(injected),
-        measured_s=statistics.median(injected),
-        mean_s=statistics.fmean(injected),
-        local_s=statistics.median(local),
-        asyncio_sleep_s=statistics.median(old) if old else None,
-    )
+            await _run(inner, _AsyncioSleepModel(rtt_ms=self.rtt_ms), self.callers, n, self.old)
+
+    def point(self) -> Point:
+        return Point(
+            rtt_ms=self.rtt_ms,
+            mode="serial" if self.callers == 1 else "concurrent",
+            callers=self.callers,
+            round_trips=self.serial,
+            samples=len(self.injected),
+            measured_s=statistics.median(self.injected),
+            mean_s=statistics.fmean(self.injected),
+            local_s=statistics.median(self.local),
+            asyncio_sleep_s=statistics.median(self.old) if self.old else None,
+        )
 
 
 async def measure(
@@ -173,19 +181,16 @@ async def measure(
     store: str = "memory",
     with_asyncio_sleep: bool = False,
 ) -> list[Point]:
-    """Every RTT, serial then concurrent, on one store seeded with KEYS small entries."""
-    points = []
+    """Every RTT, serial and concurrent, on one store seeded with KEYS small entries. The blocks go round every
+    point in turn (block 1 of each point, then block 2...), so a spell of machine load is shared by all points."""
+    samples = [_Samples(rtt, callers) for rtt in rtts_ms for callers in (1, concurrency)]
     async with _store(store) as inner:
         for i in range(KEYS):
             await inner.set(("k", i), {"id": i, "payload": "x" * 64})
-        for rtt in rtts_ms:
-            for callers in (1, concurrency):
-                points.append(
-                    await measure_point(
-                        inner, rtt, callers=callers, blocks=blocks, with_asyncio_sleep=with_asyncio_sleep
-                    )
-                )
-    return points
+        for _ in range(blocks):
+            for point in samples:
+                await point.block(inner, with_asyncio_sleep)
+    return [point.point() for point in samples]
 
 
 #: What ``qbench run`` measures for its results file, per suite: the RTTs and the blocks per point.
