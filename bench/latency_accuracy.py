@@ -94,8 +94,8 @@ class _AsyncioSleepTrip(RoundTrip):
     async def send(self) -> None:
         await asyncio.sleep(self.request_end - self.issued)
 
-    async def receive(self, store_s: float, received_bytes: int = 0) -> None:
-        await asyncio.sleep(self.response_end(0.0, received_bytes) - self.request_end)
+    async def receive(self, received_bytes: int = 0) -> None:
+        await asyncio.sleep(self.response_end(received_bytes) - self.request_end)
 
 
 @contextlib.asynccontextmanager

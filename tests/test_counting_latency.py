@@ -43,12 +43,12 @@ async def test_measured_time_is_at_least_the_prediction(kv: Kv) -> None:
 
 
 async def test_the_sleeps_add_up_to_the_prediction_for_serial_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    trips: list[tuple[float, float, float]] = []  # per round trip: issued, store time, response deadline
+    trips: list[tuple[float, float]] = []  # per round trip: issued, response deadline
     receive = RoundTrip.receive
 
-    async def record(self: RoundTrip, store_s: float, received_bytes: int = 0) -> None:
-        trips.append((self.issued, store_s, self.response_end(store_s, received_bytes)))
-        await receive(self, store_s, received_bytes)
+    async def record(self: RoundTrip, received_bytes: int = 0) -> None:
+        trips.append((self.issued, self.response_end(received_bytes)))
+        await receive(self, received_bytes)
 
     monkeypatch.setattr(RoundTrip, "receive", record)
     model = LatencyModel(rtt_ms=RTT_MS, per_kib_ms=2.0)
@@ -59,13 +59,13 @@ async def test_the_sleeps_add_up_to_the_prediction_for_serial_code(monkeypatch: 
         await ckv.list(prefix=()).collect()
         await ckv.atomic().set(("a",), 1).delete(("b",)).commit()
     assert len(trips) == 4 and m.counts.serial_round_trips == 3
-    network_ms = sum(end - issued - store for issued, store, end in trips[1:]) * 1000  # [0] is the seeding set's
+    network_ms = sum(end - issued for issued, end in trips[1:]) * 1000  # [0] is the seeding set's
     assert network_ms == pytest.approx(predict(m.counts, model))
 
 
 async def test_a_round_trip_is_scheduled_from_when_it_was_issued(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One deadline per half, both fixed from the issue time: RTT/2 + request transfer, then the store's time,
-    then RTT/2 + response transfer, with the RTT drawn once (jitter) for the whole round trip."""
+    """Both deadlines fixed from the issue time: RTT/2 + request transfer, then RTT/2 + response transfer, with the
+    RTT drawn once (jitter) for the whole round trip; a store that answers late does not move the end."""
     deadlines: list[float] = []
 
     async def record(deadline: float) -> None:
@@ -78,9 +78,30 @@ async def test_a_round_trip_is_scheduled_from_when_it_was_issued(monkeypatch: py
     rtt = 10.0 * (1 + random.Random(1).uniform(0, 0.5))
     assert trip.request_end == pytest.approx(trip.issued + (rtt / 2 + 2.0) / 1000)
     await trip.send()
-    await trip.receive(0.003, received_bytes=2048)
-    assert deadlines == [trip.request_end, pytest.approx(trip.request_end + 0.003 + (rtt / 2 + 8.0) / 1000)]
+    await asyncio.sleep(0.003)  # the store's own time
+    await trip.receive(received_bytes=2048)
+    assert deadlines == [trip.request_end, pytest.approx(trip.issued + (rtt + 2.0 + 8.0) / 1000)]
     assert trip.issued <= loop.time()
+
+
+async def test_a_store_slower_than_the_response_half_adds_the_difference(monkeypatch: pytest.MonkeyPatch) -> None:
+    class SlowKv(MemoryKv):
+        async def _snapshot_read(self, ranges, consistency):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0.012)
+            return await super()._snapshot_read(ranges, consistency)
+
+    waits: list[tuple[float, float]] = []  # (deadline, when the wait began)
+    real = latency_module.sleep_until
+
+    async def record(deadline: float) -> None:
+        waits.append((deadline, asyncio.get_running_loop().time()))
+        await real(deadline)
+
+    monkeypatch.setattr(latency_module, "sleep_until", record)
+    await CountingKv(SlowKv(), latency=LatencyModel(rtt_ms=2.0)).get(("k",))
+    (request_end, _), (response_end, reached) = waits
+    assert response_end == pytest.approx(request_end + 0.001)
+    assert reached >= response_end  # the store took longer than the response half: nothing left to wait
 
 
 async def test_round_trips_take_their_rtt_not_a_rounded_up_millisecond() -> None:

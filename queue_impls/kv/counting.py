@@ -243,9 +243,7 @@ class CountingKv(Kv):
             else:
                 trip = latency.start(self._rng)
                 await trip.send()
-                served = trip.now()
                 results = await inner._snapshot_read(ranges, consistency)
-                served = trip.now() - served
             entries = nbytes = 0
             for rows in results:
                 entries += len(rows)
@@ -256,7 +254,7 @@ class CountingKv(Kv):
             if event is not None:
                 _attribute_read(event, results, entries, nbytes)
             if latency is not None:
-                await trip.receive(served, nbytes)
+                await trip.receive(nbytes)
             return results
         finally:
             self._end_round_trip(lane, end)
@@ -278,9 +276,8 @@ class CountingKv(Kv):
                 return await inner._atomic_write(checks, mutations)
             trip = self.latency.start(self._rng, written)
             await trip.send()
-            served = trip.now()
             versionstamp = await inner._atomic_write(checks, mutations)
-            await trip.receive(trip.now() - served)
+            await trip.receive()
             return versionstamp
         finally:
             self._end_round_trip(lane, end)

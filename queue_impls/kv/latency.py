@@ -162,10 +162,10 @@ class LatencyModel:
     """Per round trip: one RTT (times 1 + uniform(0, jitter)) plus ``per_kib_ms`` per KiB sent or received.
 
     A round trip is scheduled from the moment it is issued (``RoundTrip``): the request half (RTT/2 plus the
-    request's transfer time) ends at a deadline, the store does its work, and the response half (RTT/2 plus the
-    response's transfer time) ends a deadline after that, so a round trip takes its RTT and transfer time plus the
-    store's own time, on a precise clock (``PreciseTimer``). Concurrent round trips overlap as they would on a
-    network. Jitter only adds (a network has a floor, not a mean).
+    request's transfer time) ends at a deadline, where the store does its work, and the round trip ends at issue time
+    + RTT + both transfer times, on a precise clock (``PreciseTimer``). The store's own time is inside the round trip,
+    as a remote server's is inside the RTTs it publishes; a store slower than the response half adds the difference.
+    Concurrent round trips overlap as they would on a network. Jitter only adds (a network has a floor, not a mean).
     """
 
     rtt_ms: float = 5.0
@@ -202,42 +202,39 @@ class LatencyModel:
 
 
 class RoundTrip:
-    """The deadlines of one round trip, on the loop's clock.
+    """The deadlines of one round trip, on the loop's clock: both fixed from its issue time.
 
     ``request_end`` = issue time + RTT/2 + request transfer; the store's work starts there (or when the request half's
-    wait ends, if later). ``response_end(store_s, received)`` = ``request_end`` + the store's time + RTT/2 + response
-    transfer. A late wake-up at the middle is absorbed by the end deadline, which does not move with it.
+    wait ends, if later). ``response_end(received)`` = ``request_end`` + RTT/2 + response transfer. A late wake-up at
+    the middle and the store's own time are absorbed by the end deadline, which does not move with them.
     """
 
-    __slots__ = ("_loop", "_model", "half_s", "issued", "request_end")
+    __slots__ = ("_model", "half_s", "issued", "request_end")
 
     def __init__(self, model: LatencyModel, loop: asyncio.AbstractEventLoop, rtt_ms: float, sent_bytes: int) -> None:
         self._model = model
-        self._loop = loop
         self.issued = loop.time()
         self.half_s = rtt_ms / 2000
         self.request_end = self.issued + self.half_s + model.transfer_ms(sent_bytes) / 1000
 
-    def response_end(self, store_s: float, received_bytes: int = 0) -> float:
-        return self.request_end + store_s + self.half_s + self._model.transfer_ms(received_bytes) / 1000
+    def response_end(self, received_bytes: int = 0) -> float:
+        return self.request_end + self.half_s + self._model.transfer_ms(received_bytes) / 1000
 
     async def send(self) -> None:
         """Wait out the request half."""
         await sleep_until(self.request_end)
 
-    def now(self) -> float:
-        return self._loop.time()
-
-    async def receive(self, store_s: float, received_bytes: int = 0) -> None:
-        """Wait out the response half, after the store took ``store_s`` seconds."""
-        await sleep_until(self.response_end(store_s, received_bytes))
+    async def receive(self, received_bytes: int = 0) -> None:
+        """Wait out the rest of the round trip, whose response carries ``received_bytes``."""
+        await sleep_until(self.response_end(received_bytes))
 
 
 def predict(counts: KvCounts, model: LatencyModel) -> float:
     """Analytic network time in milliseconds: serial round trips x RTT + bytes read and written x per-KiB time.
 
-    What the model adds to the local work (the store's own time and the caller's code, which it does not model):
-    for serial code without jitter, measured = local work + predict, within the injector's error. With concurrency it
+    What the model adds to the local work it does not model (the caller's code between round trips): for serial code
+    without jitter, measured = local work + predict, within the injector's error, while the store answers within half
+    an RTT. With concurrency it
     charges every byte serially, as if transfers shared one link, while the sleeping model lets them overlap.
     """
     return counts.serial_round_trips * model.rtt_ms + model.transfer_ms(counts.total_bytes)
