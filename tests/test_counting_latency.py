@@ -156,8 +156,14 @@ def test_the_alarm_thread_ends_when_idle_and_lets_its_loop_go(monkeypatch: pytes
     def alarms() -> list[threading.Thread]:
         return [t for t in threading.enumerate() if t.name == "kvq-latency-alarm"]
 
+    async def cancelled() -> None:  # a wait cancelled half way leaves no timer behind either
+        task = asyncio.ensure_future(sleep_until(asyncio.get_running_loop().time() + 0.5))
+        await asyncio.sleep(0.002)
+        task.cancel()
+
     loop = asyncio.new_event_loop()
     loop.run_until_complete(wait())
+    loop.run_until_complete(cancelled())
     assert alarms()
     loop.close()
     deadline = time.monotonic() + 5.0

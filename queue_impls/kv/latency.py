@@ -51,9 +51,14 @@ class PreciseTimer:
         if deadline <= loop.time():
             return None
         future: asyncio.Future[None] = loop.create_future()
+        future.add_done_callback(self._on_done)
         heapq.heappush(self._heap, (deadline, next(self._order), future))
         self._arm(loop)
         return future
+
+    def _on_done(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled():  # re-arm for the waiters left, or drop the timers (they hold the loop) if none
+            self._arm(future.get_loop())
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
         heap = self._heap
