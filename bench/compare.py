@@ -20,6 +20,8 @@ from bench.results import load
 from bench.significance import Sample, TTest, welch
 
 KEY = ["benchmark", "metric"]
+#: Derived figures computed from a measured time (worker_throughput's N / mean time): as noisy as the time itself.
+FROM_TIME = frozenset({"jobs_per_s"})
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,9 @@ class Change:
 
     def significance_text(self) -> str:
         if self.test is None:
-            return "n/a (fewer than 2 values)" if self.kind == "time" else "exact"
+            if self.kind == "time":
+                return "n/a (fewer than 2 values)"
+            return "not exact: derived from the time (see its row)" if self.metric in FROM_TIME else "exact"
         word = "significant" if self.test.significant else "not significant"
         return f"{word} (p={self.test.p:.2g})"
 

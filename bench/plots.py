@@ -5,7 +5,9 @@ Every plot gives a layout the same colour and marker, so a reader learns them on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import textwrap
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import matplotlib
@@ -130,24 +132,41 @@ def time_vs_n(df: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def time_vs_rtt(df: pd.DataFrame) -> Figure | None:
-    """rtt_sweep: measured time per call (points) and the round-trip model's prediction (lines) against RTT."""
+def rtt_points(df: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame] | None:
+    """rtt_sweep at its most swept parameter point: per layout and RTT the measured mean time (s) and its stdev, the
+    model's network time (``predicted_s``), the local work (the layout's time at RTT 0, when swept) and their sum."""
     measured = select(df, "rtt_sweep", "time")
     if measured.empty:
         return None
     keys = ["N", *SLICE_PARAMS]
     point: tuple[Any, ...] = measured.groupby(keys, dropna=False).size().idxmax()  # type: ignore[assignment]
     params = dict(zip(keys, point, strict=True))  # one parameter point, if several were swept
-    measured, predicted = select(df, "rtt_sweep", "time", **params), select(df, "rtt_sweep", "predicted_s", **params)
-    scale, unit = time_unit(measured["value"].tolist())
+    times = select(df, "rtt_sweep", "time", **params).set_index(["layout", "rtt_ms"])
+    model = select(df, "rtt_sweep", "predicted_s", **params).set_index(["layout", "rtt_ms"])["value"]
+    out = pd.DataFrame({"measured": times["value"], "stdev": times["stdev"], "model": model}).reset_index()
+    local = out[out["rtt_ms"] == 0].set_index("layout")["measured"]
+    out["local"] = out["layout"].map(local)
+    out["predicted"] = out["model"] + out["local"]
+    return params, out
+
+
+def time_vs_rtt(df: pd.DataFrame) -> Figure | None:
+    """rtt_sweep: measured time per call (points) and the prediction (lines) against RTT: the round-trip model's
+    network time plus the local work measured at RTT 0 (the bare model where RTT 0 was not swept)."""
+    found = rtt_points(df)
+    if found is None:
+        return None
+    params, rows = found
+    scale, unit = time_unit(rows["measured"].tolist())
     fig, (ax,) = _figure(width=7.0, height=5.0)
-    for layout in layouts_of(measured):
-        part = measured[measured["layout"] == layout].sort_values("rtt_ms")
+    for layout in layouts_of(rows):
+        part = rows[rows["layout"] == layout].sort_values("rtt_ms")
         marks = {**style(layout), "label": f"{layout} measured", "linestyle": "none"}
-        ax.plot(part["rtt_ms"], part["value"] / scale, zorder=3, **marks)
-        pred = predicted[(predicted["layout"] == layout) & (predicted["value"] > 0)].sort_values("rtt_ms")
+        ax.plot(part["rtt_ms"], part["measured"] / scale, zorder=3, **marks)
+        predicted = part["predicted"].fillna(part["model"])
+        keep = predicted > 0
         lines = {**style(layout), "marker": None, "linestyle": "--", "label": f"{layout} predicted"}
-        ax.plot(pred["rtt_ms"], pred["value"] / scale, **lines)
+        ax.plot(part["rtt_ms"][keep], predicted[keep] / scale, **lines)
     ax.set(
         yscale="log",
         xlabel="simulated network round-trip time, RTT (ms)",
@@ -157,7 +176,7 @@ def time_vs_rtt(df: pd.DataFrame) -> Figure | None:
         f"Time per list_jobs call vs RTT, measured (markers) and predicted (dashed)\n(N={params['N']:g}, "
         f"{describe(params)})"
     )
-    ax.set_xticks(sorted(measured["rtt_ms"].unique()))
+    ax.set_xticks(sorted(rows["rtt_ms"].unique()))
     ax.grid(True, which="both", alpha=0.3)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize="small")
     return fig
@@ -179,8 +198,14 @@ def speedup_heatmap(df: pd.DataFrame) -> Figure | None:
         image = _heat(ax, speedups[layout], top)
         ax.set_title(f"{layout} over naive")
     fig.colorbar(image, ax=axes, label="speedup (naive time / layout time)")
-    fig.suptitle(f"Speedup over naive, time per list_jobs call ({describe(fixed)}); grey: not measured")
+    title = f"Speedup over naive, time per list_jobs call ({describe(fixed)}); grey: not measured"
+    fig.suptitle(_wrap(fig, title))
     return fig
+
+
+def _wrap(fig: Figure, title: str) -> str:
+    """A figure title broken into lines that fit the figure's width (about 10 characters per inch at 12 pt)."""
+    return textwrap.fill(title, width=max(int(fig.get_figwidth() * 10), 20))
 
 
 def _heat(ax: Axes, table: pd.DataFrame, top: float) -> Any:
@@ -260,10 +285,12 @@ def break_even(df: pd.DataFrame) -> Figure | None:
     if not panels:
         return None
     fig, axes = _figure(len(panels), width=5.6)
-    ratios = np.logspace(-2, 2, 200)
     for ax, (unit, costs) in zip(axes, panels, strict=True):
-        for layout, (r, w) in costs.items():
-            ax.plot(ratios, r * ratios + w, linestyle=LINESTYLES.get(layout, "-"), **{**style(layout), "marker": None})
+        ratios = np.logspace(*_break_even_span(costs), 200)
+        for i, (layout, (r, w)) in enumerate(costs.items()):
+            # markers at staggered positions: lines that coincide (same costs) still show every layout's marker
+            marks = {**style(layout), "linestyle": LINESTYLES.get(layout, "-"), "markevery": (4 + 7 * i, 28)}
+            ax.plot(ratios, r * ratios + w, **marks)
         _mark_break_evens(ax, costs)
         label = "round trips" if unit == "round_trips" else "bytes"
         ax.set(
@@ -279,12 +306,102 @@ def break_even(df: pd.DataFrame) -> Figure | None:
     return fig
 
 
+def _break_evens(costs: Costs) -> dict[str, float]:
+    """Each layout's break-even against naive, where there is a crossing (not "never", not "always")."""
+    ratios = {layout: layout_break_even(costs, layout) for layout in costs if layout != "naive"}
+    return {layout: ratio for layout, ratio in ratios.items() if ratio}
+
+
+def _break_even_span(costs: Costs) -> tuple[float, float]:
+    """log10 of the x range: 0.01 to 100 pages per job, widened to show every break-even with a decade around it."""
+    found = [math.log10(r) for r in _break_evens(costs).values()]
+    return min([-2.0, *(f - 1 for f in found)]), max([2.0, *(f + 1 for f in found)])
+
+
 def _mark_break_evens(ax: Axes, costs: Costs) -> None:
-    for layout in costs:
-        ratio = None if layout == "naive" else layout_break_even(costs, layout)
-        if ratio is not None and 1e-2 <= ratio <= 1e2:
-            read, write = costs["naive"]
-            ax.scatter([ratio], [read * ratio + write], color=colour(layout), edgecolor="black", zorder=4)
+    """A dot in the layout's marker at each break-even, larger first so that one on top of another leaves a ring,
+    and its ratio written beside it, one line lower per layout so that labels of close points do not overlap."""
+    read, write = costs["naive"]
+    for i, (layout, ratio) in enumerate(_break_evens(costs).items()):
+        dot = style(layout)
+        ax.plot([ratio], [read * ratio + write], marker=dot["marker"], color=dot["color"],
+                markersize=dot["markersize"] + 4, markeredgecolor="black", linestyle="none", zorder=4 + i)  # fmt: skip
+        ax.annotate(
+            f"{layout}: {ratio:.3g}",
+            (ratio, read * ratio + write),
+            xytext=(10, -12 - 12 * i),
+            textcoords="offset points",
+            fontsize=8,
+            color=dot["color"],
+        )
+
+
+# -- slicing the frame by hand (the notebook) ---------------------------------------------------------------------
+
+#: Columns a slice can leave free besides the parameters: several scenarios or metrics at once.
+_SLICE_COLUMNS = ("scenario", "metric", "N", "K", "limit", "offset", "status", "op", "concurrency", "rtt_ms")
+
+
+def slice_rows(df: pd.DataFrame, selection: Mapping[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    """The rows whose columns equal ``selection``, and the columns that still vary among them: every row is one
+    benchmark's metric, so a table indexed by all of those (and the layout) has one value per cell, never a mean."""
+    mask = pd.Series(True, index=df.index)
+    for column, value in selection.items():
+        mask &= df[column] == value
+    part = df[mask]
+    free = [c for c in _SLICE_COLUMNS if c not in selection and part[c].nunique(dropna=True) > 1]
+    return part, free
+
+
+def slice_table(df: pd.DataFrame, selection: Mapping[str, Any]) -> pd.DataFrame:
+    """``slice_rows`` as a table: one row per combination of the free columns, one column per layout."""
+    part, free = slice_rows(df, selection)
+    if part.empty:
+        return pd.DataFrame()
+    index = free or ["metric"]
+    filled = part.assign(**{c: part[c].astype(object).where(part[c].notna(), "–") for c in index})
+    table = filled.pivot_table(index=index, columns="layout", values="value", aggfunc=_one)
+    return table[[lay for lay in layouts_of(part) if lay in table.columns]]
+
+
+def _one(values: pd.Series) -> Any:
+    if len(values) != 1:
+        raise ValueError(f"{len(values)} values in one cell of a slice: a free column is missing from its index")
+    return values.iloc[0]
+
+
+def slice_plot(df: pd.DataFrame, selection: Mapping[str, Any], x: str = "N") -> Figure | None:
+    """The slice against ``x`` (log-log): one line per layout and combination of the other free columns. A layout
+    keeps its colour family; its lines get distinct shades, markers and line styles."""
+    part, free = slice_rows(df, selection)
+    others = [c for c in free if c != x]
+    if part.empty or x not in free:
+        return None
+    fig, (ax,) = _figure(width=7.0)
+    for layout in layouts_of(part):
+        mine = part[part["layout"] == layout]
+        groups = list(mine.groupby(others, dropna=False)) if others else [((), mine)]
+        for i, (key, group) in enumerate(groups):
+            values = key if isinstance(key, tuple) else (key,)
+            label = ", ".join([layout, *(f"{c}={v:g}" if isinstance(v, float) else f"{c}={v}" for c, v in
+                                         zip(others, values, strict=True))])  # fmt: skip
+            ax.plot(*group.sort_values(x)[[x, "value"]].T.to_numpy(), label=label, color=shade(layout, i, len(groups)),
+                    marker="osD^vP*X"[i % 8], linestyle=("-", "--", "-.", ":")[i % 4])  # fmt: skip
+    metric = selection.get("metric", "value")
+    ax.set(xscale="log", yscale="log", xlabel=x, ylabel=str(metric), title=_wrap(fig, str(dict(selection))))
+    ax.grid(True, which="both", alpha=0.3)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize="small")
+    return fig
+
+
+def shade(layout: str, i: int, n: int) -> tuple[float, float, float]:
+    """The i-th of n distinct shades of a layout's colour: from darker (i=0) to lighter."""
+    base = np.array(matplotlib.colors.to_rgb(colour(layout)))
+    if n <= 1:
+        return (float(base[0]), float(base[1]), float(base[2]))
+    t = i / (n - 1)  # 0 .. 1: darkened by 40% at 0, lightened by 55% towards white at 1
+    mixed = base * (1 - 0.4 * (1 - t)) + (np.ones(3) - base) * 0.55 * t
+    return (float(mixed[0]), float(mixed[1]), float(mixed[2]))
 
 
 PLOTS: tuple[tuple[str, str, Callable[[pd.DataFrame], Figure | None]], ...] = (

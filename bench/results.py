@@ -315,9 +315,25 @@ def _time_rows(bench: pyperf.Benchmark, base: dict[str, Any]) -> Iterator[dict[s
 
 def export_csv(source: str | os.PathLike[str], destination: str | os.PathLike[str] | None) -> int:
     """Write load(source) as CSV to ``destination`` (None: standard output); returns the number of rows."""
-    frame = load(source)
+    frame = _integers_as_integers(load(source))
     if destination is None:
         frame.to_csv(sys.stdout, index=False)
     else:
         write_text(Path(destination), frame.to_csv(index=False))
     return len(frame)
+
+
+def _integers_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """For CSV: exact counts and whole-number parameters as ``1001``, not ``1001.0`` (load keeps floats for pandas)."""
+    out = frame.copy()
+    counts = out["kind"] == "count"
+    values = [
+        int(v) if is_count and math.isfinite(v) and float(v).is_integer() else v
+        for v, is_count in zip(out["value"], counts, strict=True)
+    ]
+    out["value"] = pd.Series(values, index=out.index, dtype=object)  # a float column would turn 1001 back into 1001.0
+    for column in ("N", "K", "limit", "offset", "concurrency", "rtt_ms"):
+        given = out[column].dropna()
+        if len(given) and (given % 1 == 0).all():
+            out[column] = out[column].astype("Int64")
+    return out

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from queue_impls.jobs import JobQueueError
 from queue_impls.kv import KvError
 
+from . import latency_accuracy
 from .errors import BenchmarkFailed, UsageError
 from .files import check_file_target
 from .measure import Measured, measure_case
@@ -167,12 +168,14 @@ def _run(
         backend_version=backend_version(options.backend),
         rtt_ms=options.rtt_ms,
     )
+    rtt_metadata = {**metadata, **_latency_model_check(options, echo)}
     timing = SUITE_SPECS[options.suite].timing
     with tqdm(total=len(cases), unit="bench", disable=_no_bar(options.progress), dynamic_ncols=True) as bar:
         for done, case in enumerate(cases):
             allowance = (deadline - time.monotonic()) / (len(cases) - done)
             try:
-                bench = _run_case(runner, case, sources[case.name], timing, allowance, run_dir, metadata)
+                meta = rtt_metadata if case.scenario == "rtt_sweep" else metadata
+                bench = _run_case(runner, case, sources[case.name], timing, allowance, run_dir, meta)
             except SystemExit as exc:  # pyperf exits(1) on Ctrl-C in a worker, and on a calibration failure
                 if interrupted[0]:
                     raise KeyboardInterrupt from None
@@ -185,6 +188,16 @@ def _run(
             else:
                 bar.write(line)  # above the bar
             bar.update()
+
+
+def _latency_model_check(options: RunOptions, echo: Callable[[str], None]) -> dict[str, str]:
+    """The latency injector's own error, recorded on the rtt_sweep benchmarks for the report (none without them)."""
+    if "rtt_sweep" not in options.scenarios:
+        return {}
+    points = latency_accuracy.for_suite(options.suite)
+    worst = max(points, key=lambda p: abs(p.ratio - 1))
+    echo(f"latency injector: measured/predicted per round trip, worst {worst.ratio:.3f} at RTT {worst.rtt_ms:g} ms")
+    return {"kvq_latency_model": compact_json([p.to_json() for p in points])}
 
 
 def _no_bar(progress: bool | None) -> bool | None:

@@ -29,7 +29,7 @@ from .latency import (
 )
 from .limits import check_consistency
 from .nplusone import NPlusOneFinding, detect_n_plus_one
-from .trace import Fingerprinter, TraceEvent, caller_site, key_fingerprint, keys_fingerprint
+from .trace import SPAWN_SITE, Fingerprinter, TraceEvent, caller_site, key_fingerprint, keys_fingerprint, spawn_site
 from .types import Check, CommitResult, Consistency, KvEntry, Mutation, RawEntry, ReadRange
 
 __all__ = [
@@ -115,15 +115,21 @@ class _ForkingTaskFactory:
 
     def __call__(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
         context = kwargs.get("context")
+        spawned = spawn_site(coro)  # a task running KV layer code itself: its trace site is where it was made
         if context is not None:  # the task runs in this very context, not in a copy: fork there, for good
             # (a context already entered somewhere cannot be run in: left as it is, the task will fail on it itself)
             with contextlib.suppress(RuntimeError):
                 context.run(_fork_lanes, loop, False)
+                if spawned is not None:
+                    context.run(SPAWN_SITE.set, spawned)
             return self._create(loop, coro, kwargs)
         forked = _fork_lanes(loop, True)
+        site_token = SPAWN_SITE.set(spawned) if spawned is not None else None
         try:
             return self._create(loop, coro, kwargs)
         finally:
+            if site_token is not None:
+                SPAWN_SITE.reset(site_token)
             for var, token in reversed(forked):
                 var.reset(token)
 
@@ -160,6 +166,11 @@ def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
     factory = loop.get_task_factory()
     if not isinstance(factory, _ForkingTaskFactory):
         loop.set_task_factory(_ForkingTaskFactory(factory))
+
+
+def _install_on_running_loop() -> None:
+    with contextlib.suppress(RuntimeError):
+        _install_task_factory(asyncio.get_running_loop())
 
 
 class CountingKv(Kv):
@@ -211,6 +222,8 @@ class CountingKv(Kv):
         self._root_loop: asyncio.AbstractEventLoop | None = None
         self._plain_atomic = False
         self._pulling: TraceEvent | None = None  # set by a traced list iterator around its next()
+        if trace:
+            _install_on_running_loop()  # so tasks made before the first call already carry their creation site
 
     def __repr__(self) -> str:
         return f"CountingKv({self.inner!r}, latency={self.latency!r}, trace={self.tracing})"
@@ -228,8 +241,8 @@ class CountingKv(Kv):
             if latency is None:
                 results = await inner._snapshot_read(ranges, consistency)
             else:
-                rtt = latency.round_trip_ms(self._rng)
-                await latency.sleep(rtt / 2)
+                trip = latency.start(self._rng)
+                await trip.send()
                 results = await inner._snapshot_read(ranges, consistency)
             entries = nbytes = 0
             for rows in results:
@@ -241,7 +254,7 @@ class CountingKv(Kv):
             if event is not None:
                 _attribute_read(event, results, entries, nbytes)
             if latency is not None:
-                await latency.sleep(rtt / 2 + latency.transfer_ms(nbytes))
+                await trip.receive(nbytes)
             return results
         finally:
             self._end_round_trip(lane, end)
@@ -259,12 +272,12 @@ class CountingKv(Kv):
             if event is not None:
                 event.round_trips += 1
                 event.bytes_written += written
-            if self.latency is not None:
-                rtt = self.latency.round_trip_ms(self._rng)
-                await self.latency.sleep(rtt / 2 + self.latency.transfer_ms(written))
+            if self.latency is None:
+                return await inner._atomic_write(checks, mutations)
+            trip = self.latency.start(self._rng, written)
+            await trip.send()
             versionstamp = await inner._atomic_write(checks, mutations)
-            if self.latency is not None:
-                await self.latency.sleep(rtt / 2)
+            await trip.receive()
             return versionstamp
         finally:
             self._end_round_trip(lane, end)
@@ -361,6 +374,7 @@ class CountingKv(Kv):
     # -- tracing ---------------------------------------------------------------------------------------
 
     def _event(self, op: str, keys: tuple[Key, ...], fingerprint: str) -> TraceEvent:
+        _install_on_running_loop()
         state = self._lane_var.get()
         wave = state.clock if state is not None else self._completed
         event = TraceEvent(len(self.trace), op, keys, fingerprint, caller_site(2), wave)
@@ -601,6 +615,8 @@ class Measurement:
         self._saved_tracing = kv.tracing
         if self._trace_option is not None:
             kv.tracing = self._trace_option
+        if kv.tracing:
+            _install_on_running_loop()
         self._start = kv.counts.snapshot()
         self._first_event = len(kv.trace)
         self._started = time.perf_counter()

@@ -7,10 +7,14 @@ character, long strings) is a varying value and prints as ``?``. So ``("jobs", "
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import sys
+import sysconfig
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -67,7 +71,7 @@ class TraceEvent:
     #: get/set/delete: the key; get_many: the keys; list: the selector keys; commit: check then mutation keys.
     keys: tuple[Key, ...]
     fingerprint: str
-    #: ``file:line`` of the first frame outside the KV library.
+    #: ``file:line`` of the first frame outside the KV layer, asyncio and the standard library (docs/counting.md).
     site: str
     #: Serial-round-trip clock when the call started (calls in one concurrent wave share it).
     wave: int = 0
@@ -97,7 +101,32 @@ class TraceEvent:
 
 
 _LIBRARY_DIR = str(Path(__file__).resolve().parent) + os.sep
-_SKIPPED = (_LIBRARY_DIR, str(Path(os.__file__).resolve().parent / "asyncio") + os.sep, "<frozen ")
+
+
+def _dirs(*paths: str) -> tuple[str, ...]:
+    """Each directory as given and resolved, with a trailing separator (co_filename may be either)."""
+    return tuple(dict.fromkeys(os.path.join(p, "") for path in paths if path for p in (path, os.path.realpath(path))))
+
+
+_PATHS = sysconfig.get_paths()
+_STDLIB = _dirs(_PATHS["stdlib"], _PATHS["platstdlib"], os.path.dirname(os.__file__))
+_THIRD_PARTY = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+_SKIPPED: dict[str, bool] = {}
+
+#: Where the current task was created, when its coroutine is the KV layer's own (``asyncio.gather(kv.get(k), ...)``):
+#: set by the task factory of ``counting.py`` for the new task's context (see ``spawn_site``).
+SPAWN_SITE: ContextVar[str | None] = ContextVar("kvq_spawn_site", default=None)
+
+
+def is_toolkit_frame(filename: str) -> bool:
+    """True for code a call site looks through: the KV layer (queue_impls/kv/), the standard library (asyncio
+    included) and frozen modules. Third-party packages (site-packages) and everything else are callers."""
+    skipped = _SKIPPED.get(filename)
+    if skipped is None:
+        skipped = _SKIPPED[filename] = filename.startswith((_LIBRARY_DIR, "<frozen ")) or (
+            filename.startswith(_STDLIB) and not any(part in filename for part in _THIRD_PARTY)
+        )
+    return skipped
 
 
 _DISPLAY: dict[tuple[str, str], str] = {}
@@ -116,20 +145,52 @@ def _display_path(filename: str) -> str:
     return shown
 
 
-def caller_site(skip: int = 2) -> str:
-    """``file:line`` of the nearest frame outside queue_impls/kv/ and asyncio's internals.
-
-    When the whole stack is library code (a call made from inside queue_impls/kv/), the outermost library frame.
-    """
-    frame: FrameType | None = sys._getframe(skip)
+def _first_caller(frame: FrameType | None) -> tuple[FrameType | None, FrameType | None]:
+    """(the first frame outside the toolkit, the outermost KV layer frame) in the current task's stack, from ``frame``
+    outward; the walk stops at the task's own coroutine, whose caller is the event loop, not the code that made it."""
+    root = None
+    with contextlib.suppress(RuntimeError):  # no running loop: the whole stack is the caller's
+        task = asyncio.current_task()
+        root = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
     outermost: FrameType | None = None
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not filename.startswith(_SKIPPED):
-            return f"{_display_path(filename)}:{frame.f_lineno}"
+        if not is_toolkit_frame(filename):
+            return frame, outermost
         if filename.startswith(_LIBRARY_DIR):
             outermost = frame
+        if frame is root:
+            break
         frame = frame.f_back
-    if outermost is None:
-        return "<unknown>:0"
-    return f"{_display_path(outermost.f_code.co_filename)}:{outermost.f_lineno}"
+    return None, outermost
+
+
+def _site(frame: FrameType) -> str:
+    return f"{_display_path(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+def caller_site(skip: int = 2) -> str:
+    """``file:line`` of the first frame outside the KV layer, asyncio and the standard library (docs/counting.md).
+
+    Looked for in the current task's stack; when that is all toolkit code (a task running ``kv.get(...)`` itself, made
+    by ``gather``, ``create_task`` or a TaskGroup), the site where the task was created. When there is none either (a
+    call made from inside queue_impls/kv/), the outermost KV layer frame.
+    """
+    caller, outermost = _first_caller(sys._getframe(skip))
+    if caller is not None:
+        return _site(caller)
+    spawned = SPAWN_SITE.get()
+    if spawned is not None:
+        return spawned
+    return "<unknown>:0" if outermost is None else _site(outermost)
+
+
+def spawn_site(coro: object, skip: int = 2) -> str | None:
+    """For a task about to be created on ``coro``: where it is being created, if ``coro`` is toolkit code (the KV
+    layer's, or the standard library's such as ``asyncio.wait_for``); else None, since the task's own stack will hold
+    its caller. Called by the task factory, in the creator's stack."""
+    code = getattr(coro, "cr_code", None)
+    if code is None or not is_toolkit_frame(code.co_filename):
+        return None
+    caller, _ = _first_caller(sys._getframe(skip))
+    return _site(caller) if caller is not None else SPAWN_SITE.get()
