@@ -11,10 +11,11 @@ import base64
 import json
 import math
 import struct
+import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
-from .errors import InvalidKeyError, InvalidValueError
+from .errors import InvalidKeyError, InvalidValueError, short_repr
 
 KeyPart = bytes | str | int | float | bool
 Key = tuple[KeyPart, ...]
@@ -36,7 +37,7 @@ class KvU64:
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidValueError(f"KvU64 value must be an int, got {type(value).__name__}")
         if not 0 <= value <= _U64_MAX:
-            raise InvalidValueError(f"KvU64 value must be in 0..2**64-1, got {value}")
+            raise InvalidValueError(f"KvU64 value must be in 0..2**64-1, got {short_repr(value)}")
         self._value = value
 
     @property
@@ -216,42 +217,93 @@ def decode_key(buf: bytes) -> Key:
 # JSON keeps int and float apart (1 vs 1.0) and writes NaN/Infinity, so every scalar round-trips.
 
 
+#: The deepest nesting of lists and dicts a value may have (the value itself is depth 0). Fixed, so that what one
+#: process accepts every process can read back: decoding is recursive, and a tagged value is twice as deep in JSON.
+MAX_VALUE_DEPTH: Final = 100
+_SUPPORTED = "None, bool, int, float, str, bytes, list, dict with str keys, KvU64"
+
+
 class _NeedsTags(Exception):
     pass
 
 
-def _check_plain(value: Any) -> None:
-    """Raise _NeedsTags if the value holds bytes/KvU64, InvalidValueError if it holds anything unsupported."""
+class _Refused(Exception):
+    """Raised inside the walk; encode_value finds the offending node's path (errors only, off the hot path)."""
+
+
+def _check_plain(value: Any, depth: int) -> None:
+    """Raise _NeedsTags if the value holds bytes/KvU64, _Refused if it holds anything the codec cannot store."""
     if value is None or isinstance(value, bool | int | float | str):
         return
     if isinstance(value, list):
+        if depth >= MAX_VALUE_DEPTH:
+            raise _Refused
         for item in value:
-            _check_plain(item)
+            _check_plain(item, depth + 1)
         return
     if isinstance(value, dict):
+        if depth >= MAX_VALUE_DEPTH:
+            raise _Refused
         for k, item in value.items():
             if not isinstance(k, str):
-                raise InvalidValueError(f"Dict keys in values must be str, got {type(k).__name__} ({k!r})")
-            _check_plain(item)
+                raise _Refused
+            _check_plain(item, depth + 1)
         return
     if isinstance(value, bytes | KvU64):
         raise _NeedsTags
-    raise InvalidValueError(
-        f"Unsupported value type {type(value).__name__}: "
-        "expected None, bool, int, float, str, bytes, list, dict with str keys, or KvU64"
-    )
+    raise _Refused
 
 
-def _tag(value: Any) -> Any:
+def _tag(value: Any, depth: int) -> Any:
+    """The tagged form of a value holding bytes/KvU64; validates the whole value as it goes (_Refused)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
     if isinstance(value, list):
-        return ["l", [_tag(v) for v in value]]
+        if depth >= MAX_VALUE_DEPTH:
+            raise _Refused
+        return ["l", [_tag(v, depth + 1) for v in value]]
     if isinstance(value, dict):
-        return ["d", {k: _tag(v) for k, v in value.items()}]
+        if depth >= MAX_VALUE_DEPTH or not all(isinstance(k, str) for k in value):
+            raise _Refused
+        return ["d", {k: _tag(v, depth + 1) for k, v in value.items()}]
     if isinstance(value, bytes):
         return ["b", base64.b64encode(value).decode("ascii")]
     if isinstance(value, KvU64):
         return ["u", str(value.value)]
-    return value
+    raise _Refused
+
+
+def _refusal(value: Any, path: str, depth: int) -> tuple[str, str] | None:
+    """(path, why) of the first node the codec cannot store; None when there is none."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            str(value)
+        except ValueError:
+            return path, f"is an int of more than {sys.get_int_max_str_digits()} digits (sys.get_int_max_str_digits())"
+        return None
+    if value is None or isinstance(value, bool | float | str | bytes | KvU64):
+        return None
+    if isinstance(value, list | dict) and depth >= MAX_VALUE_DEPTH:
+        return path, f"is nested {depth + 1} levels deep (max {MAX_VALUE_DEPTH} levels of lists and dicts)"
+    if isinstance(value, list):
+        return next(filter(None, (_refusal(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))), None)
+    if isinstance(value, dict):
+        for k, item in value.items():
+            if not isinstance(k, str):
+                return path, f"has a dict key of type {type(k).__name__} ({short_repr(k)}): dict keys must be str"
+            found = _refusal(item, f"{path}[{short_repr(k)}]", depth + 1)
+            if found is not None:
+                return found
+        return None
+    hint = " (use a list: a tuple would read back as a list)" if isinstance(value, tuple) else ""
+    return path, f"is of type {type(value).__name__}{hint}; supported: {_SUPPORTED}"
+
+
+def _refuse(value: Any) -> InvalidValueError:
+    path, why = _refusal(value, "value", 0) or ("value", "cannot be serialised")
+    if len(path) > 100:
+        path = f"{path[:60]}...{path[-30:]}"
+    return InvalidValueError(f"Unsupported value: {path} {why}")
 
 
 def _untag(node: Any) -> Any:
@@ -284,19 +336,26 @@ def _loads_after_format_byte(payload: bytes) -> Any:
 
 
 def encode_value(value: Any) -> tuple[bytes, int]:
-    """Serialise a value; returns (payload, encoding). Raises InvalidValueError for unsupported types."""
+    """Serialise a value; returns (payload, encoding).
+
+    Raises InvalidValueError, naming the path inside the value and the type, for anything it could not read back
+    unchanged: types other than None, bool, int, float, str, bytes, list, dict with str keys and KvU64 (a tuple too:
+    it would come back as a list), dict keys that are not str, ints over sys.get_int_max_str_digits() digits, and
+    nesting deeper than MAX_VALUE_DEPTH.
+    """
     if isinstance(value, bytes):
         return value, ENC_BYTES
     if isinstance(value, KvU64):
         return value.value.to_bytes(8, "little"), ENC_U64
     try:
-        _check_plain(value)
-    except _NeedsTags:
-        return b"T" + _dumps(_tag(value)).encode("utf-8", "surrogatepass"), ENC_SERIALIZED
-    except RecursionError:
-        raise InvalidValueError("Value is nested too deeply (or contains itself)") from None
-    # surrogatepass: a lone surrogate round-trips, as in V8's serialisation (json.loads of bytes undoes it)
-    return b"J" + _dumps(value).encode("utf-8", "surrogatepass"), ENC_SERIALIZED
+        try:
+            _check_plain(value, 0)
+        except _NeedsTags:
+            return b"T" + _dumps(_tag(value, 0)).encode("utf-8", "surrogatepass"), ENC_SERIALIZED
+        # surrogatepass: a lone surrogate round-trips, as in V8's serialisation (json.loads of bytes undoes it)
+        return b"J" + _dumps(value).encode("utf-8", "surrogatepass"), ENC_SERIALIZED
+    except (_Refused, ValueError, RecursionError):  # ValueError: an int over the str conversion limit
+        raise _refuse(value) from None
 
 
 def decode_values(rows: Sequence[tuple[bytes, int]]) -> list[Any]:

@@ -17,7 +17,7 @@ from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 from .atomic import AtomicOperation
-from .base import Kv, KvListIterator, _as_key, _point_entry, _point_range
+from .base import Kv, KvListIterator, _point_entry, _point_read
 from .codec import Key
 from .counts import OPS, KvCounts, LiveCounts
 from .latency import (
@@ -27,7 +27,6 @@ from .latency import (
     LatencyModel,
     predict,
 )
-from .limits import check_consistency
 from .nplusone import NPlusOneFinding, detect_n_plus_one
 from .trace import Fingerprinter, TraceEvent, caller_site, key_fingerprint, keys_fingerprint
 from .types import Check, CommitResult, Consistency, KvEntry, Mutation, RawEntry, ReadRange
@@ -400,9 +399,8 @@ class CountingKv(Kv):
         # with _begin_round_trip/_end_round_trip written out, and the call and its round trip counted as one
         # (measured in docs/counting.md, "Overhead").
         try:
-            check_consistency(consistency)
-            key = _as_key(key)
-            ranges = [_point_range(key)]
+            key, point = _point_read(key, consistency)
+            ranges = [point]
             inner = self.inner
             if inner._closed:
                 inner._check_open()
