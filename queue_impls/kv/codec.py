@@ -175,36 +175,41 @@ def _decode_int(tag: int, buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def decode_key(buf: bytes) -> Key:
-    """Inverse of :func:`encode_key`."""
-    if buf[:1] == b"\x02" and buf.find(0) == len(buf) - 1:  # one str part, no NUL inside: a list suffix's usual shape
-        return (buf[1:-1].decode("utf-8"),)
-    parts: list[KeyPart] = []
-    pos, n = 0, len(buf)
-    while pos < n:
-        tag = buf[pos]
-        pos += 1
-        if tag in (_STRING, _BYTES):
-            nul = buf.find(b"\x00", pos)
-            if nul >= 0 and (nul + 1 == n or buf[nul + 1] != 0xFF):  # no escaped NUL inside: one slice, no call
-                raw, pos = bytes(buf[pos:nul]), nul + 1
+    """Inverse of :func:`encode_key`; InvalidKeyError for bytes that are not an encoded key."""
+    try:  # free unless raised: no extra call on the list path, which decodes every key
+        if (
+            buf[:1] == b"\x02" and buf.find(0) == len(buf) - 1
+        ):  # one str part, no NUL inside: a list suffix's usual shape
+            return (buf[1:-1].decode("utf-8"),)
+        parts: list[KeyPart] = []
+        pos, n = 0, len(buf)
+        while pos < n:
+            tag = buf[pos]
+            pos += 1
+            if tag in (_STRING, _BYTES):
+                nul = buf.find(b"\x00", pos)
+                if nul >= 0 and (nul + 1 == n or buf[nul + 1] != 0xFF):  # no escaped NUL inside: one slice, no call
+                    raw, pos = bytes(buf[pos:nul]), nul + 1
+                else:
+                    raw, pos = _read_escaped(buf, pos)
+                parts.append(raw.decode("utf-8") if tag == _STRING else raw)
+            elif _INT_LARGE_NEG <= tag <= _INT_LARGE_POS:
+                value, pos = _decode_int(tag, buf, pos)
+                parts.append(value)
+            elif tag == _FLOAT:
+                if pos + 8 > n:
+                    raise InvalidKeyError("Invalid encoded key: truncated float part")
+                bits = int.from_bytes(buf[pos : pos + 8], "big")
+                bits = bits ^ (1 << 63) if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
+                parts.append(struct.unpack(">d", bits.to_bytes(8, "big"))[0])
+                pos += 8
+            elif tag in (_FALSE, _TRUE):
+                parts.append(tag == _TRUE)
             else:
-                raw, pos = _read_escaped(buf, pos)
-            parts.append(raw.decode("utf-8") if tag == _STRING else raw)
-        elif _INT_LARGE_NEG <= tag <= _INT_LARGE_POS:
-            value, pos = _decode_int(tag, buf, pos)
-            parts.append(value)
-        elif tag == _FLOAT:
-            if pos + 8 > n:
-                raise InvalidKeyError("Invalid encoded key: truncated float part")
-            bits = int.from_bytes(buf[pos : pos + 8], "big")
-            bits = bits ^ (1 << 63) if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
-            parts.append(struct.unpack(">d", bits.to_bytes(8, "big"))[0])
-            pos += 8
-        elif tag in (_FALSE, _TRUE):
-            parts.append(tag == _TRUE)
-        else:
-            raise InvalidKeyError(f"Invalid encoded key: unknown type tag 0x{tag:02x} at byte {pos - 1}")
-    return tuple(parts)
+                raise InvalidKeyError(f"Invalid encoded key: unknown type tag 0x{tag:02x} at byte {pos - 1}")
+        return tuple(parts)
+    except (IndexError, UnicodeDecodeError, TypeError, struct.error) as exc:
+        raise InvalidKeyError(f"Invalid encoded key: {type(exc).__name__}: {exc}") from None
 
 
 # -------------------------------------------------------------------------------------------- values
@@ -331,8 +336,15 @@ def _loads_after_format_byte(payload: bytes) -> Any:
         text = payload.decode("utf-8", "surrogatepass")  # as json.loads decodes bytes
         value, end = _scan_json(text, 1)
     except (UnicodeDecodeError, StopIteration):
+        return _loads_or_refuse(payload)
+    return value if end == len(text) else _loads_or_refuse(payload)
+
+
+def _loads_or_refuse(payload: bytes) -> Any:
+    try:
         return _loads(payload[1:])
-    return value if end == len(text) else _loads(payload[1:])
+    except (ValueError, RecursionError) as exc:  # not a payload this codec wrote
+        raise InvalidValueError(f"Invalid encoded value: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def encode_value(value: Any) -> tuple[bytes, int]:
@@ -389,5 +401,10 @@ def decode_value(payload: bytes, encoding: int) -> Any:
     if payload[:1] == b"J":
         return _loads_after_format_byte(payload)
     if payload[:1] == b"T":
-        return _untag(_loads_after_format_byte(payload))
-    raise InvalidValueError(f"Unknown value format byte {payload[:1]!r}")
+        try:
+            return _untag(_loads_after_format_byte(payload))
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:  # not a payload this codec wrote
+            if isinstance(exc, InvalidValueError):
+                raise
+            raise InvalidValueError(f"Invalid tagged value: {type(exc).__name__}: {str(exc)[:200]}") from None
+    raise InvalidValueError(f"Unknown value format byte {short_repr(payload[:1])}")
