@@ -38,3 +38,41 @@ async def test_an_open_cancelled_during_setup_stops_its_connection_thread(
     for worker in workers:
         worker.join(timeout=5)
     assert not [t for t in workers if t.is_alive()], "a non-daemon worker thread left running keeps the process alive"
+
+
+CRASHING_PROGRAM = """
+import asyncio, sys
+from queue_impls.kv import open_kv
+
+async def main():
+    kv = await open_kv(sys.argv[1])
+    await kv.set(("k",), 1)
+    if sys.argv[2] == "crash":
+        raise RuntimeError("boom")
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("how", ["crash", "no-close"])
+@pytest.mark.parametrize("where", ["memory", "file"])
+def test_a_program_that_crashes_with_a_store_open_exits(tmp_path: Path, where: str, how: str) -> None:
+    """Neither an exception nor a forgotten close() may leave aiosqlite's thread keeping the process alive."""
+    import subprocess
+    import sys
+
+    url = "sqlite::memory:" if where == "memory" else f"sqlite:{tmp_path / 'kv.db'}"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CRASHING_PROGRAM, url, how], capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the program never exited ({url}, {how}): a non-daemon thread kept it alive")
+    if how == "crash":
+        assert done.returncode == 1 and "RuntimeError: boom" in done.stderr, done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
+    if where == "file":  # what was committed before the exit is there
+        check = sqlite3.connect(tmp_path / "kv.db")
+        assert check.execute("SELECT count(*) FROM kv").fetchone() == (1,)
+        check.close()

@@ -7,6 +7,7 @@ The versionstamp counter lives in the database, so processes sharing a file get 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -127,6 +128,15 @@ def _setup(conn: sqlite3.Connection, in_memory: bool) -> None:
     conn.executescript(_SCHEMA)
 
 
+def _daemonize(conn: aiosqlite.Connection) -> None:
+    """Make the connection's worker thread a daemon before it starts: a program that crashes or forgets to close the
+    store then still exits (a non-daemon thread is joined at exit, and this one waits for work forever). Committed
+    transactions are safe either way; one cut off at exit is rolled back by SQLite's journal on the next open."""
+    thread = getattr(conn, "_thread", conn)  # aiosqlite 0.20-0.22: a Thread attribute (it was the Thread itself)
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
+
+
 class SqliteKv(Kv):
     """The embedded default. Several processes may share one database file."""
 
@@ -142,6 +152,7 @@ class SqliteKv(Kv):
     @classmethod
     async def open(cls, path: str) -> SqliteKv:
         conn = aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
+        _daemonize(conn)
         try:
             await conn
             await conn._execute(_setup, conn._conn, path == ":memory:")  # type: ignore[no-untyped-call]
