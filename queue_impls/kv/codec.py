@@ -320,8 +320,10 @@ def _untag(node: Any) -> Any:
     if tag == "d":
         return {k: _untag(v) for k, v in payload.items()}
     if tag == "b":
-        return base64.b64decode(payload)
-    return KvU64(int(payload))
+        return base64.b64decode(payload, validate=True)
+    if tag == "u":
+        return KvU64(int(payload))
+    raise InvalidValueError(f"Invalid tagged value: unknown tag {short_repr(tag)}")
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
@@ -335,7 +337,7 @@ def _loads_after_format_byte(payload: bytes) -> Any:
     try:
         text = payload.decode("utf-8", "surrogatepass")  # as json.loads decodes bytes
         value, end = _scan_json(text, 1)
-    except (UnicodeDecodeError, StopIteration):
+    except (ValueError, StopIteration):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return _loads_or_refuse(payload)
     return value if end == len(text) else _loads_or_refuse(payload)
 

@@ -37,6 +37,8 @@ def check_key_type(key: Any) -> None:
                 f"Invalid key part {short_repr(part)}: expected bytes, str, int, float or bool, "
                 f"got {type(part).__name__}"
             )
+        if isinstance(part, str) and not part.isascii():
+            encode_key((part,))  # a lone surrogate: refused here, as a part type (Deno would store U+FFFD)
 
 
 def raise_first_commit_error(raw_checks: list[tuple[Any, Any]], raw_mutations: list[Any]) -> None:

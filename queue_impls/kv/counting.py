@@ -17,7 +17,7 @@ from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 from .atomic import AtomicOperation
-from .base import Kv, KvListIterator, _point_entry, _point_read
+from .base import Kv, KvListIterator, _many_keys, _point_entry, _point_read
 from .codec import Key
 from .counts import OPS, KvCounts, LiveCounts
 from .latency import (
@@ -437,7 +437,7 @@ class CountingKv(Kv):
         self._calls["get_many"] += 1
         if not self.tracing:
             return Kv.get_many(self, keys, consistency=consistency)
-        event = self._key_event("get_many", list(keys))
+        event = self._key_event("get_many", list(_many_keys(keys)))
         return self._traced(event, Kv.get_many(self, keys, consistency=consistency))
 
     def list(
