@@ -9,10 +9,11 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, NamedTuple, Self
 
 from .atomic import AtomicOperation
 from .codec import Key, decode_key, encode_key
+from .commit_order import check_key_type
 from .errors import (
     InvalidArgumentError,
     InvalidCursorError,
@@ -53,9 +54,15 @@ def _point_range(key: Key) -> ReadRange:
 
 
 def _point_read(key: Any, consistency: Any) -> tuple[Key, ReadRange]:
-    """A get's key and read range, checked in Deno's order: the key's parts, the consistency, the key's size."""
+    """A get's key and read range, checked in Deno's order: the key's part types, the consistency, the key's
+    encoding (an int part over 255 bytes) and size."""
     key = _as_key(key)
-    bound = encode_key(key) + b"\x00"
+    try:
+        bound = encode_key(key) + b"\x00"
+    except InvalidKeyError:
+        check_key_type(key)
+        check_consistency(consistency)
+        raise
     if consistency not in CONSISTENCIES:
         check_consistency(consistency)
     check_read_bound(bound)
@@ -166,11 +173,12 @@ class Kv(abc.ABC):
     async def get_many(self, keys: Sequence[Key], *, consistency: Consistency = "strong") -> list[KvEntry]:
         """At most 10 keys in one read; results in input order, duplicates allowed."""
         tuples = _many_keys(keys)
-        encoded = [encode_key(key) for key in tuples]  # Deno's order: every key's parts, consistency, count, sizes
+        for key in tuples:  # Deno's order: every key's part types, consistency, count, each key's encoding and size
+            check_key_type(key)
         check_consistency(consistency)
         if len(tuples) > MAX_READ_RANGES:
             raise TooManyRangesError(f"Too many ranges (max {MAX_READ_RANGES}): got {len(tuples)} keys")
-        ranges = [_point_bound(raw) for raw in encoded]
+        ranges = [_point_bound(encode_key(key)) for key in tuples]
         if not ranges:
             return []
         results = await self._read(ranges, consistency)
@@ -199,13 +207,13 @@ class Kv(abc.ABC):
             batch_size = positive_int(batch_size, "batchSize")
         else:
             batch_size = min(limit or DEFAULT_BATCH_SIZE, MAX_DEFAULT_BATCH_SIZE)
-        selector: Selector | KvValidationError
+        selector: Selector | _DeferredKeyError
         try:
             selector = Selector.from_keys(prefix, start, end)
         except InvalidSelectorError:
             raise
         except KvValidationError as exc:  # a key that is not a key: Deno finds it on the first next()
-            selector = exc
+            selector = _DeferredKeyError(exc, (prefix, start, end))
         return KvListIterator(self, selector, limit, bool(reverse), batch_size, cursor, consistency)
 
     # -- writes ------------------------------------------------------------------------------------
@@ -220,13 +228,20 @@ class Kv(abc.ABC):
         await self.atomic().delete(key).commit()
 
 
+class _DeferredKeyError(NamedTuple):
+    """A list() key that could not be encoded, with the keys as given: raised on the first next(), as in Deno."""
+
+    error: KvValidationError
+    keys: tuple[Any, Any, Any]
+
+
 class KvListIterator(AsyncIterator[KvEntry]):
     """Deno's KvListIterator: checks the limit before each pull, stops after a short batch."""
 
     def __init__(
         self,
         kv: Kv,
-        selector: Selector | KvValidationError,
+        selector: Selector | _DeferredKeyError,
         limit: int | None,
         reverse: bool,
         batch_size: int,
@@ -234,8 +249,8 @@ class KvListIterator(AsyncIterator[KvEntry]):
         consistency: Consistency,
     ) -> None:
         self._kv = kv
-        self._key_error: KvValidationError | None = None
-        if isinstance(selector, KvValidationError):  # raised by the first pull (after the consistency check)
+        self._key_error: _DeferredKeyError | None = None
+        if isinstance(selector, _DeferredKeyError):  # raised by the first pull, in Deno's order
             self._key_error, selector = selector, Selector(b"", None, None)
         self._selector = selector
         self._limit = limit
@@ -296,11 +311,8 @@ class KvListIterator(AsyncIterator[KvEntry]):
         return KvEntry(self._prefix_key + decode_key(raw.key[self._prefix_len :]), raw.value, raw.versionstamp)
 
     async def _pull(self) -> list[RawEntry]:
-        if self._last_key is None:  # Deno's order: consistency, key parts, bounds, cursor, key sizes, batch size
-            check_consistency(self._consistency)
-            if self._key_error is not None:
-                raise self._key_error
-            self._selector.validate()
+        if self._last_key is None:
+            self._first_pull_checks()
             first, last = self._selector.bounds(self._reverse, self._start_cursor)
             if self._batch_size > MAX_READ_ENTRIES:
                 raise InvalidLimitError(f"Too many entries (max {MAX_READ_ENTRIES}): batchSize {self._batch_size}")
@@ -308,6 +320,20 @@ class KvListIterator(AsyncIterator[KvEntry]):
             first, last = self._selector.after(self._reverse, self._last_key)
         [rows] = await self._kv._read([ReadRange(first, last, self._batch_size, self._reverse)], self._consistency)
         return rows
+
+    def _first_pull_checks(self) -> None:
+        """Deno's order on the first next(): the types of the keys and of the cursor, the consistency, the keys'
+        encoding, the selector's bounds (then, in bounds(), the cursor, its bounds and the key sizes)."""
+        if self._key_error is not None:
+            for key in self._key_error.keys:
+                if key is not None:
+                    check_key_type(key)
+        if self._start_cursor is not None and not isinstance(self._start_cursor, str):
+            raise InvalidCursorError(f"invalid cursor: a cursor is a str, got {type(self._start_cursor).__name__}")
+        check_consistency(self._consistency)
+        if self._key_error is not None:
+            raise self._key_error.error
+        self._selector.validate()
 
     async def collect(self) -> list[KvEntry]:
         """All remaining entries as a list."""
