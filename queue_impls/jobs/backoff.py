@@ -10,7 +10,7 @@ from typing import Any, Final, Literal
 from ..kv.errors import short_repr
 from .errors import InvalidJobOptionError
 
-#: The longest retry delay (base and cap), in seconds: 30 days, as the longest delay of an added job.
+#: The longest retry delay (base and cap), in seconds: 30 days (Deno's own limit on an enqueue delay).
 MAX_BACKOFF: Final = 30 * 24 * 3600.0
 #: The largest growth factor between two retries.
 MAX_FACTOR: Final = 1000.0

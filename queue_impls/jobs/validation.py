@@ -27,9 +27,9 @@ VALUE_RESERVE: Final = (MAX_ERROR_HISTORY + 1) * (MAX_ERROR_BYTES + 64) + 6 * MA
 MAX_JOB_VALUE: Final = MAX_VALUE_SIZE - VALUE_RESERVE
 #: Priorities are signed 64-bit integers (a key part: higher runs first).
 MAX_PRIORITY: Final = 2**63 - 1
-#: The longest a job may wait before its first run (delay, or run_at from now), and the longest backoff (base, cap):
-#: 30 days, Deno's own limit on an enqueue delay.
-MAX_DELAY: Final = 30 * 24 * 3600.0
+#: The longest a job may wait before its first run (delay, or run_at from now): 100 years. Far beyond any schedule
+#: (Deno's own enqueue allows 30 days), and it keeps every due time a small integer of milliseconds.
+MAX_DELAY: Final = 100 * 365 * 24 * 3600.0
 #: The longest lease a worker may take on a job, and the longest poll interval: one day.
 MAX_LEASE: Final = 24 * 3600.0
 #: The most attempts a job may be given.
@@ -99,7 +99,7 @@ def check_run_at(now: float, delay: Any, run_at: Any) -> float:
     """When the job may first run: ``run_at`` (an absolute time) or ``now + delay``, never both."""
     if not is_number(delay) or not 0 <= delay <= MAX_DELAY:
         raise InvalidJobOptionError(
-            f"delay must be a number of seconds in 0..{MAX_DELAY:.0f} (30 days), got {short_repr(delay)}"
+            f"delay must be a number of seconds in 0..{MAX_DELAY:.0f} (100 years), got {short_repr(delay)}"
         )
     if run_at is None:
         return now + float(delay)
@@ -107,7 +107,7 @@ def check_run_at(now: float, delay: Any, run_at: Any) -> float:
         raise InvalidJobOptionError("give delay or run_at, not both")
     if not is_number(run_at) or not 0 <= run_at <= now + MAX_DELAY:
         raise InvalidJobOptionError(
-            f"run_at must be a time in seconds since the epoch, at most 30 days ({MAX_DELAY:.0f} s) from now, "
+            f"run_at must be a time in seconds since the epoch, at most 100 years ({MAX_DELAY:.0f} s) from now, "
             f"got {short_repr(run_at)}"
         )
     return float(run_at)

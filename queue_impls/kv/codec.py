@@ -228,6 +228,11 @@ MAX_VALUE_DEPTH: Final = 100
 _SUPPORTED = "None, bool, int, float, str, bytes, list, dict with str keys, KvU64"
 
 
+# Tuples built once: ``bool | int | float | str`` in an isinstance() builds a union object on every call.
+_SCALARS: Final = (bool, int, float, str)
+_TAGGED: Final = (bytes, KvU64)
+
+
 class _NeedsTags(Exception):
     pass
 
@@ -238,7 +243,7 @@ class _Refused(Exception):
 
 def _check_plain(value: Any, depth: int) -> None:
     """Raise _NeedsTags if the value holds bytes/KvU64, _Refused if it holds anything the codec cannot store."""
-    if value is None or isinstance(value, bool | int | float | str):
+    if value is None or isinstance(value, _SCALARS):
         return
     if isinstance(value, list):
         if depth >= MAX_VALUE_DEPTH:
@@ -254,23 +259,28 @@ def _check_plain(value: Any, depth: int) -> None:
                 raise _Refused
             _check_plain(item, depth + 1)
         return
-    if isinstance(value, bytes | KvU64):
+    if isinstance(value, _TAGGED):
         raise _NeedsTags
     raise _Refused
 
 
 def _tag(value: Any, depth: int) -> Any:
     """The tagged form of a value holding bytes/KvU64; validates the whole value as it goes (_Refused)."""
-    if value is None or isinstance(value, bool | int | float | str):
+    if value is None or isinstance(value, _SCALARS):
         return value
     if isinstance(value, list):
         if depth >= MAX_VALUE_DEPTH:
             raise _Refused
         return ["l", [_tag(v, depth + 1) for v in value]]
     if isinstance(value, dict):
-        if depth >= MAX_VALUE_DEPTH or not all(isinstance(k, str) for k in value):
+        if depth >= MAX_VALUE_DEPTH:
             raise _Refused
-        return ["d", {k: _tag(v, depth + 1) for k, v in value.items()}]
+        tagged = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _Refused
+            tagged[k] = _tag(v, depth + 1)
+        return ["d", tagged]
     if isinstance(value, bytes):
         return ["b", base64.b64encode(value).decode("ascii")]
     if isinstance(value, KvU64):
