@@ -446,5 +446,5 @@ def _u64(entry: KvEntry) -> int:
 
 def _check_filter_name(name: Any) -> str | None:
     if name is not None and not isinstance(name, str):
-        raise InvalidJobOptionError(f"name must be a str or None, got {name!r}")
+        raise InvalidJobOptionError(f"name must be a str or None, got {short_repr(name)}")
     return name

@@ -206,7 +206,7 @@ def _check_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
         raise UnknownHandlerError("handlers must be a non-empty mapping of job name -> callable")
     for name, handler in handlers.items():
         if not isinstance(name, str) or not name:
-            raise UnknownHandlerError(f"handler names must be non-empty str, got {name!r}")
+            raise UnknownHandlerError(f"handler names must be non-empty str, got {short_repr(name)}")
         if not callable(handler):
-            raise UnknownHandlerError(f"handler for job {name!r} is not callable: {handler!r}")
+            raise UnknownHandlerError(f"handler for job {name!r} is not callable: {short_repr(handler)}")
     return dict(handlers)

@@ -132,7 +132,7 @@ def encode_key(key: Key) -> bytes:
             out.append(0)
         else:
             raise InvalidKeyError(
-                f"Invalid key part {part!r}: expected bytes, str, int, float or bool, got {type(part).__name__}"
+                f"Invalid key part {short_repr(part)}: expected bytes, str, int, float or bool, got {type(part).__name__}"
             )
     return bytes(out)
 

@@ -34,7 +34,9 @@ def _split(url: str) -> tuple[str, str]:
     if sep and scheme in _BACKENDS:
         return scheme, rest
     if sep and len(scheme) > 1 and scheme.isalpha():
-        raise InvalidArgumentError(f"Unknown KV URL scheme {scheme!r} in {url!r}; expected one of {URL_FORMS}")
+        raise InvalidArgumentError(
+            f"Unknown KV URL scheme {short_repr(scheme)} in {short_repr(url)}; expected one of {URL_FORMS}"
+        )
     return "sqlite", url
 
 
@@ -49,6 +51,6 @@ async def open_kv(url: str = "memory:", **options: Any) -> Kv:
     try:
         inspect.signature(factory).bind(rest, **options)
     except TypeError as exc:
-        raise InvalidArgumentError(f"open_kv({url!r}): {exc}") from None
+        raise InvalidArgumentError(f"open_kv({short_repr(url)}): {exc}") from None
     kv: Kv = await factory(rest, **options)
     return kv
