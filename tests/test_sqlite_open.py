@@ -55,13 +55,14 @@ asyncio.run(main())
 
 
 @pytest.mark.parametrize("how", ["crash", "no-close"])
-@pytest.mark.parametrize("where", ["memory", "file"])
+@pytest.mark.parametrize("where", ["memory", "file", pytest.param("deno", marks=pytest.mark.deno)])
 def test_a_program_that_crashes_with_a_store_open_exits(tmp_path: Path, where: str, how: str) -> None:
-    """Neither an exception nor a forgotten close() may leave aiosqlite's thread keeping the process alive."""
+    """Neither an exception nor a forgotten close() may leave a store's thread (aiosqlite's) or subprocess (deno)
+    keeping the process alive."""
     import subprocess
     import sys
 
-    url = "sqlite::memory:" if where == "memory" else f"sqlite:{tmp_path / 'kv.db'}"
+    url = {"memory": "sqlite::memory:", "file": f"sqlite:{tmp_path / 'kv.db'}", "deno": "deno::memory:"}[where]
     try:
         done = subprocess.run(
             [sys.executable, "-c", CRASHING_PROGRAM, url, how], capture_output=True, text=True, timeout=60
