@@ -45,7 +45,6 @@ from .validation import (
     check_error,
     check_job_id,
     check_lease,
-    check_lease_arg,
     check_max_attempts,
     check_name,
     check_names,
@@ -442,6 +441,13 @@ def _count(op: AtomicOperation, old: JobStatus | None, new: JobStatus | None) ->
 
 def _u64(entry: KvEntry) -> int:
     return entry.value.value if isinstance(entry.value, KvU64) else 0
+
+
+def check_lease_arg(held: Any) -> Lease:
+    """A Lease as claim() returned it: renew, complete and fail take nothing else."""
+    if not isinstance(held, Lease):
+        raise InvalidJobOptionError(f"expected a Lease returned by claim(), got {short_repr(held)}")
+    return held
 
 
 def _check_filter_name(name: Any) -> str | None:

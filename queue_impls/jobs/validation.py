@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from ..kv import Key, KvValidationError, encode_key, encode_value
 from ..kv.errors import short_repr
@@ -14,9 +14,6 @@ from .errors import InvalidJobOptionError, JobTooLargeError
 from .keys import active_key, limit_key
 from .layouts import Layout
 from .model import MAX_ERROR_BYTES, MAX_ERROR_HISTORY, Job, JobStatus
-
-if TYPE_CHECKING:
-    from .queue import Lease
 
 #: Worker ids are stored in every job they run; keep them short.
 MAX_WORKER_ID_CHARS: Final = 200
@@ -204,12 +201,3 @@ def check_queue_parts(kv: Any, clock: Any, rng: Any, on_event: Any) -> None:
         raise InvalidJobOptionError(f"rng must be a random.Random, got {short_repr(rng)}")
     if on_event is not None and not callable(on_event):
         raise InvalidJobOptionError(f"on_event must be callable or None, got {short_repr(on_event)}")
-
-
-def check_lease_arg(held: Any) -> Lease:
-    """A Lease as claim() returned it (renew, complete and fail take nothing else)."""
-    from .queue import Lease
-
-    if not isinstance(held, Lease):
-        raise InvalidJobOptionError(f"expected a Lease returned by claim(), got {short_repr(held)}")
-    return held
