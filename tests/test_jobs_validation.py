@@ -159,3 +159,23 @@ def test_bad_workers_are_typed_errors(mem_queue: Queue) -> None:
 def test_backoff_ceiling_is_capped_exponential() -> None:
     b = Backoff(base=0.5, factor=2.0, cap=3.0, jitter="none")
     assert [b.ceiling(n) for n in (1, 2, 3, 4, 5, 10_000)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+
+
+async def test_the_deepest_data_allowed_runs_and_one_level_more_is_refused(mem_queue: Queue) -> None:
+    def deep(levels: int) -> Any:
+        value: Any = "leaf"
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    with pytest.raises(InvalidJobOptionError, match="levels deep"):
+        await mem_queue.add("a", deep(100))  # the record is one level more
+    await assert_nothing_written(mem_queue.kv)
+    job_id = await mem_queue.add("a", deep(99), max_attempts=1)
+
+    async def fail(job: Job) -> None:
+        raise RuntimeError("to the dead-letter queue")
+
+    await Worker(mem_queue, {"a": fail}).run_until_idle()
+    [dead] = await mem_queue.list_dead_letters()
+    assert dead.id == job_id and dead.data == deep(99)
