@@ -77,3 +77,13 @@ def test_a_program_that_crashes_with_a_store_open_exits(tmp_path: Path, where: s
         check = sqlite3.connect(tmp_path / "kv.db")
         assert check.execute("SELECT count(*) FROM kv").fetchone() == (1,)
         check.close()
+
+
+async def test_an_open_that_fails_leaves_no_connection_thread(tmp_path: Path) -> None:
+    """The worker thread is stopped before open() raises, while the event loop it answers on still runs."""
+    from queue_impls.kv import BackendError, open_kv
+
+    before = set(threading.enumerate())
+    with pytest.raises(BackendError, match="Cannot open SQLite database"):
+        await open_kv(f"sqlite:{tmp_path / 'missing-dir' / 'kv.db'}")
+    assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []

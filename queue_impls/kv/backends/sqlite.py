@@ -6,6 +6,7 @@ The versionstamp counter lives in the database, so processes sharing a file get 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -137,6 +138,17 @@ def _daemonize(conn: aiosqlite.Connection) -> None:
         thread.daemon = True
 
 
+async def _stopped(conn: aiosqlite.Connection) -> None:
+    """Wait (at most 5 s) for the worker thread of a connection that failed to open to finish: aiosqlite has asked it
+    to stop, and it answers on this event loop, which must still be running when it does."""
+    thread = getattr(conn, "_thread", conn)
+    if isinstance(thread, threading.Thread):
+        for _ in range(500):
+            if not thread.is_alive():
+                return
+            await asyncio.sleep(0.01)
+
+
 class SqliteKv(Kv):
     """The embedded default. Several processes may share one database file."""
 
@@ -158,6 +170,7 @@ class SqliteKv(Kv):
             await conn._execute(_setup, conn._conn, path == ":memory:")  # type: ignore[no-untyped-call]
         except sqlite3.Error as exc:
             await conn.close()
+            await _stopped(conn)
             raise BackendError(f"Cannot open SQLite database {path!r}: {exc}") from exc
         except BaseException:
             # Cancelled or interrupted while opening (Ctrl-C in qbench): nobody will ever close this connection, and
