@@ -29,7 +29,7 @@ from queue_impls.kv import (
     open_kv,
 )
 from queue_impls.kv.backends.deno import BRIDGE, TOKEN_ENV, DenoKv, deno_argv, find_deno
-from queue_impls.kv.errors import DenoBridgeError, DenoNotFoundError
+from queue_impls.kv.errors import DenoBridgeError, DenoNotFoundError, InvalidArgumentError
 from queue_impls.kv.types import ReadRange
 
 pytestmark = pytest.mark.deno
@@ -378,3 +378,30 @@ async def test_ping_is_a_round_trip_that_touches_no_store(dkv: DenoKv) -> None:
     await dkv.close()
     with pytest.raises(KvClosedError):
         await dkv.ping()
+
+
+async def test_a_stopped_deno_times_out_instead_of_hanging_its_callers() -> None:
+    from queue_impls.kv.errors import DenoTimeoutError
+
+    kv = await open_kv("deno::memory:", request_timeout=0.5)
+    try:
+        assert isinstance(kv, DenoKv)
+        await kv.set(("k",), 1)
+        os.kill(kv.pid, signal.SIGSTOP)  # alive but silent, as a wedged or paused process
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        pending = [asyncio.create_task(kv.get(("k",))), asyncio.create_task(kv.set(("j",), 2))]
+        for task in pending:
+            with pytest.raises(DenoTimeoutError, match=r"did not answer within 0.5 s \(request_timeout"):
+                await asyncio.wait_for(task, 30)
+        assert loop.time() - started < 10
+        with pytest.raises(DenoTimeoutError):  # the bridge is stopped: later calls fail at once
+            await kv.get(("k",))
+    finally:
+        await asyncio.wait_for(kv.close(), 30)
+
+
+@pytest.mark.parametrize("bad", [0, -1, "5", True, float("nan"), 1e9])
+async def test_a_bad_request_timeout_is_a_typed_error(bad: Any) -> None:
+    with pytest.raises(InvalidArgumentError, match="request_timeout must be"):
+        await open_kv("deno::memory:", request_timeout=bad)

@@ -1,6 +1,8 @@
 """Differential test: random operation sequences give identical results on memory, SQLite and the real Deno KV.
 
 Values, keys, order, ok flags, cursors and error types must match; versionstamps are compared by their order.
+List calls mix invalid options in with valid ones. Which error a call with several invalid arguments raises is
+checked against the real Deno, called directly with no checks of ours in front, by test_differential_errors.py.
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ mutations = st.one_of(
 checks = st.tuples(keys, st.sampled_from(["missing", "current", "stale"]))
 list_options = st.fixed_dictionaries(
     {
-        "limit": st.one_of(st.none(), st.integers(1, 6)),
+        "limit": st.one_of(st.none(), st.integers(1, 6), st.sampled_from([0, -1, 1.5, 2.0])),
         "reverse": st.booleans(),
-        "batch_size": st.one_of(st.none(), st.integers(1, 4)),
+        "batch_size": st.one_of(st.none(), st.integers(1, 4), st.sampled_from([0, 1.5, 1001])),
+        "consistency": st.sampled_from(["strong", "strong", "eventual", "bogus"]),
     }
 )
 heads = st.sampled_from([(), ("a",), ("b",)])

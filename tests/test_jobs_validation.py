@@ -49,14 +49,22 @@ def test_unknown_layout_names_the_known_ones(clock: FakeClock) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"delay": -1}, "delay must be a finite number of seconds >= 0"),
+        ({"delay": -1}, "delay must be a number of seconds in 0..3153600000"),
+        ({"delay": 1e306}, "delay must be a number of seconds in 0..3153600000"),
+        ({"delay": 100 * 365 * 86400 + 1}, "delay must be a number of seconds in 0..3153600000"),
+        ({"run_at": 1e306}, "at most 100 years"),
+        ({"run_at": -1e306}, "run_at must be a time"),
+        ({"max_attempts": 10**5000}, "max_attempts must be an int in 1..10000"),
+        ({"backoff": {"base": 1e308, "cap": 1e308}}, "backoff base must be a number in 0.0..2592000"),
+        ({"backoff": {"cap": 1e308}}, "backoff cap must be a number in 0.0..2592000"),
+        ({"backoff": {"factor": 1e300}}, "backoff factor must be a number in 1.0..1000"),
         ({"delay": float("nan")}, "delay must be"),
-        ({"max_attempts": 0}, "max_attempts must be an int >= 1"),
-        ({"max_attempts": 2.5}, "max_attempts must be an int >= 1"),
+        ({"max_attempts": 0}, "max_attempts must be an int in 1..10000"),
+        ({"max_attempts": 2.5}, "max_attempts must be an int in 1..10000"),
         ({"priority": 1.5}, "priority must be an int"),
         ({"priority": 2**63}, "priority must be an int"),
         ({"priority": True}, "priority must be an int"),
-        ({"run_at": "tomorrow"}, "run_at must be a finite number"),
+        ({"run_at": "tomorrow"}, "run_at must be a time in seconds since the epoch"),
         ({"delay": 5, "run_at": 1.0}, "not both"),
         ({"backoff": {"base": -1}}, "backoff base must be"),
         ({"backoff": {"factor": 0.5}}, "backoff factor must be"),
@@ -151,3 +159,23 @@ def test_bad_workers_are_typed_errors(mem_queue: Queue) -> None:
 def test_backoff_ceiling_is_capped_exponential() -> None:
     b = Backoff(base=0.5, factor=2.0, cap=3.0, jitter="none")
     assert [b.ceiling(n) for n in (1, 2, 3, 4, 5, 10_000)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+
+
+async def test_the_deepest_data_allowed_runs_and_one_level_more_is_refused(mem_queue: Queue) -> None:
+    def deep(levels: int) -> Any:
+        value: Any = "leaf"
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    with pytest.raises(InvalidJobOptionError, match="levels deep"):
+        await mem_queue.add("a", deep(100))  # the record is one level more
+    await assert_nothing_written(mem_queue.kv)
+    job_id = await mem_queue.add("a", deep(99), max_attempts=1)
+
+    async def fail(job: Job) -> None:
+        raise RuntimeError("to the dead-letter queue")
+
+    await Worker(mem_queue, {"a": fail}).run_until_idle()
+    [dead] = await mem_queue.list_dead_letters()
+    assert dead.id == job_id and dead.data == deep(99)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from queue_impls.kv import InvalidValueError, Kv, KvU64, decode_value, encode_value
-from queue_impls.kv.codec import decode_values
+from queue_impls.kv.codec import MAX_VALUE_DEPTH, decode_values
 
 from .kv_vectors import expect_error
 
@@ -24,6 +24,17 @@ scalars = st.one_of(
     st.binary(max_size=16),
 )
 u64s = st.integers(min_value=0, max_value=2**64 - 1).map(KvU64)
+# Containers mixing tagged nodes (bytes) with plain ones at every level, as the tagged format must keep them apart.
+mixed = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(_text, inner, max_size=4)
+        | st.tuples(st.binary(max_size=3), inner).map(list)
+        | st.fixed_dictionaries({"b": st.binary(max_size=3), "v": inner})
+    ),
+    max_leaves=16,
+)
 # What every backend stores: a KvU64 only as a whole value (Deno clones a nested one into a plain object).
 values = (
     st.recursive(
@@ -32,10 +43,11 @@ values = (
         max_leaves=12,
     )
     | u64s
+    | mixed
 )
 # What this project's codec stores: a KvU64 anywhere (backends with nested_u64_values).
 codec_values = st.recursive(
-    scalars | u64s,
+    scalars | u64s | mixed,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
     max_leaves=12,
 )
@@ -113,6 +125,31 @@ async def test_value_round_trip_property(kv: Kv, value: Any) -> None:
     assert same(entry.value, value), (entry.value, value)
 
 
+def _nested_u64(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(isinstance(v, KvU64) or _nested_u64(v) for v in value)
+    if isinstance(value, dict):
+        return _nested_u64(list(value.values()))
+    return False
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=codec_values)
+async def test_get_of_set_is_the_value_with_tagged_shapes_anywhere(kv: Kv, value: Any) -> None:
+    """get(set(v)) == v for values mixing bytes and KvU64 into lists and dicts at any depth; a backend that cannot
+    hold a nested KvU64 (Deno) refuses the value and keeps the old one."""
+    await kv.set(("t",), "old")
+    if _nested_u64(value) and not kv.nested_u64_values:
+        with pytest.raises(InvalidValueError, match="KvU64"):
+            await kv.set(("t",), value)
+        assert (await kv.get(("t",))).value == "old"
+        return
+    await kv.set(("t",), value)
+    assert same((await kv.get(("t",))).value, value)
+    [many] = await kv.get_many([("t",)])
+    assert same(many.value, value)
+
+
 async def test_nested_u64_round_trips_or_is_rejected_per_capability(kv: Kv) -> None:
     value = {"n": [KvU64(7)]}
     if kv.nested_u64_values:
@@ -137,18 +174,63 @@ def test_bytes_and_u64_are_stored_as_deno_stores_them() -> None:
     assert encoding == 1 and payload == b'J{"a":1}'
 
 
+def _deep(levels: int) -> Any:
+    value: Any = 0
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+_cycle: list[Any] = []
+_cycle.append(_cycle)
+# (value, where the refusal points, what it names): what the codec cannot read back unchanged is refused whole,
+# even after a bytes or KvU64 has made the value tagged.
+REFUSED: dict[str, tuple[Any, str, str]] = {
+    "object": (object(), "value ", "object"),
+    "int-dict-key": ({1: "x"}, "value ", "dict key of type int"),
+    "tuple": ((1, 2), "value ", "tuple"),
+    "nested-set": ({"a": {1}}, "value['a'] ", "set"),
+    "bytearray": (bytearray(b"x"), "value ", "bytearray"),
+    "tuple-after-bytes": ([b"x", (7, 8)], "value[1] ", "tuple"),
+    "tuple-pair-after-bytes": ([b"x", ("b", "AAAA")], "value[1] ", "tuple"),
+    "tuple-in-dict-with-bytes": ({"blob": b"\x00", "pair": (3,)}, "value['pair'] ", "tuple"),
+    "set-after-u64": ([KvU64(1), {2}], "value[1] ", "set"),
+    "key-after-bytes": ([b"x", {3: 4}], "value[1] ", "dict key of type int"),
+    "object-deep-after-bytes": ({"a": [b"", {"b": [object()]}]}, "value['a'][1]['b'][0] ", "object"),
+    "huge-int": (10**5000, "value ", "more than 4300 digits"),
+    "huge-int-after-bytes": ([b"", -(10**5000)], "value[1] ", "more than 4300 digits"),
+    "too-deep": (_deep(MAX_VALUE_DEPTH + 1), "levels deep", f"max {MAX_VALUE_DEPTH}"),
+    "too-deep-tagged": ([b"", _deep(MAX_VALUE_DEPTH)], "levels deep", f"max {MAX_VALUE_DEPTH}"),
+    "cycle": (_cycle, "levels deep", f"max {MAX_VALUE_DEPTH}"),
+    "function": (len, "value ", "builtin_function_or_method"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_the_codec_refuses_what_it_cannot_read_back_naming_path_and_type(case: str) -> None:
+    value, path, what = REFUSED[case]
+    with pytest.raises(InvalidValueError) as caught:
+        encode_value(value)
+    message = str(caught.value)
+    assert path in message and what in message and "\n" not in message and len(message) < 400, message
+
+
+def test_the_deepest_value_allowed_round_trips() -> None:
+    for value in (_deep(MAX_VALUE_DEPTH), [b"x", _deep(MAX_VALUE_DEPTH - 1)], {"u": [KvU64(1), _deep(98)]}):
+        assert same(decode_value(*encode_value(value)), value)
+
+
 async def test_unsupported_values_are_rejected_and_nothing_written(kv: Kv) -> None:
-    cases = {
-        "object": object(),
-        "int-dict-key": {1: "x"},
-        "tuple": (1, 2),
-        "nested-set": {"a": {1}},
-        "bytearray": bytearray(b"x"),
-    }
-    for case, bad in cases.items():
-        op = kv.atomic().set(("before",), 1).set(("bad",), bad)
-        await expect_error(case, InvalidValueError, "", op.commit)
-    assert (await kv.get(("before",))).value is None
+    await kv.set(("kept",), [b"old", 1])
+    before = [(e.key, e.value, e.versionstamp) for e in await kv.list(prefix=()).collect()]
+    for case, (bad, _, what) in REFUSED.items():
+        # refused when set() is called (as Deno serialises it then), with the rest of the commit never sent
+        await expect_error(
+            case, InvalidValueError, what, lambda bad=bad: kv.atomic().set(("before",), 1).set(("bad",), bad)
+        )
+        await expect_error(case, InvalidValueError, what, lambda bad=bad: kv.set(("kept",), bad))
+    after = [(e.key, e.value, e.versionstamp) for e in await kv.list(prefix=()).collect()]
+    assert after == before
 
 
 @pytest.mark.parametrize("bad", [-1, 2**64, 1.0, True, "1"])

@@ -38,3 +38,52 @@ async def test_an_open_cancelled_during_setup_stops_its_connection_thread(
     for worker in workers:
         worker.join(timeout=5)
     assert not [t for t in workers if t.is_alive()], "a non-daemon worker thread left running keeps the process alive"
+
+
+CRASHING_PROGRAM = """
+import asyncio, sys
+from queue_impls.kv import open_kv
+
+async def main():
+    kv = await open_kv(sys.argv[1])
+    await kv.set(("k",), 1)
+    if sys.argv[2] == "crash":
+        raise RuntimeError("boom")
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("how", ["crash", "no-close"])
+@pytest.mark.parametrize("where", ["memory", "file", pytest.param("deno", marks=pytest.mark.deno)])
+def test_a_program_that_crashes_with_a_store_open_exits(tmp_path: Path, where: str, how: str) -> None:
+    """Neither an exception nor a forgotten close() may leave a store's thread (aiosqlite's) or subprocess (deno)
+    keeping the process alive."""
+    import subprocess
+    import sys
+
+    url = {"memory": "sqlite::memory:", "file": f"sqlite:{tmp_path / 'kv.db'}", "deno": "deno::memory:"}[where]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CRASHING_PROGRAM, url, how], capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the program never exited ({url}, {how}): a non-daemon thread kept it alive")
+    if how == "crash":
+        assert done.returncode == 1 and "RuntimeError: boom" in done.stderr, done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
+    if where == "file":  # what was committed before the exit is there
+        check = sqlite3.connect(tmp_path / "kv.db")
+        assert check.execute("SELECT count(*) FROM kv").fetchone() == (1,)
+        check.close()
+
+
+async def test_an_open_that_fails_leaves_no_connection_thread(tmp_path: Path) -> None:
+    """The worker thread is stopped before open() raises, while the event loop it answers on still runs."""
+    from queue_impls.kv import BackendError, open_kv
+
+    before = set(threading.enumerate())
+    with pytest.raises(BackendError, match="Cannot open SQLite database"):
+        await open_kv(f"sqlite:{tmp_path / 'missing-dir' / 'kv.db'}")
+    assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []

@@ -5,9 +5,15 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
+from ..kv.errors import short_repr
 from .errors import InvalidJobOptionError
+
+#: The longest retry delay (base and cap), in seconds: 30 days (Deno's own limit on an enqueue delay).
+MAX_BACKOFF: Final = 30 * 24 * 3600.0
+#: The largest growth factor between two retries.
+MAX_FACTOR: Final = 1000.0
 
 Jitter = Literal["full", "equal", "none"]
 JITTERS: tuple[Jitter, ...] = ("full", "equal", "none")
@@ -26,11 +32,18 @@ class Backoff:
     jitter: Jitter = "full"
 
     def __post_init__(self) -> None:
-        for what, value, low in (("base", self.base, 0.0), ("factor", self.factor, 1.0), ("cap", self.cap, 0.0)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < low:
-                raise InvalidJobOptionError(f"backoff {what} must be a finite number >= {low}, got {value!r}")
-        if self.jitter not in JITTERS:
-            raise InvalidJobOptionError(f"backoff jitter must be one of {JITTERS}, got {self.jitter!r}")
+        limits = (("base", self.base, 0.0, MAX_BACKOFF), ("factor", self.factor, 1.0, MAX_FACTOR))
+        for what, value, low, high in (*limits, ("cap", self.cap, 0.0, MAX_BACKOFF)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise InvalidJobOptionError(
+                    f"backoff {what} must be a number in {low}..{high:.0f}, got {short_repr(value)}"
+                )
+            if not low <= value <= high:
+                raise InvalidJobOptionError(
+                    f"backoff {what} must be a number in {low}..{high:.0f}, got {short_repr(value)}"
+                )
+        if not isinstance(self.jitter, str) or self.jitter not in JITTERS:
+            raise InvalidJobOptionError(f"backoff jitter must be one of {JITTERS}, got {short_repr(self.jitter)}")
 
     def ceiling(self, attempt: int) -> float:
         """The delay before jitter after failed attempt number ``attempt`` (1-based)."""
@@ -60,4 +73,6 @@ class Backoff:
             return value
         if isinstance(value, dict) and set(value) <= {"base", "factor", "cap", "jitter"}:
             return cls(**value)
-        raise InvalidJobOptionError(f"backoff must be a Backoff or a dict of base/factor/cap/jitter, got {value!r}")
+        raise InvalidJobOptionError(
+            f"backoff must be a Backoff or a dict of base/factor/cap/jitter, got {short_repr(value)}"
+        )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from ..kv import AtomicOperation, Kv, KvEntry, KvU64
+from ..kv.errors import short_repr
 from .backoff import Backoff
 from .clock import Clock, SystemClock
 from .errors import ContentionError, InvalidJobOptionError, JobNotFoundError, JobStateError, LeaseLostError
@@ -37,15 +38,23 @@ from .keys import (
 )
 from .layouts import JobPage, Layout, make_layout
 from .model import Job, JobEvent, JobEventType, JobStatus, cut_error, new_job_id, with_error
+from .poison import dead_letter, describe_error
 from .validation import (
+    MAX_CONCURRENCY,
+    check_cursor,
+    check_error,
+    check_job_id,
+    check_lease,
     check_max_attempts,
     check_name,
+    check_names,
     check_page,
-    check_positive,
     check_priority,
+    check_queue_parts,
     check_run_at,
     check_status,
     check_value,
+    check_worker_id,
     is_int,
 )
 
@@ -89,8 +98,9 @@ class Queue:
         rng: random.Random | None = None,
         on_event: EventHook | None = None,
     ) -> None:
-        self.kv = kv
         self.layout: Layout = make_layout(layout)
+        check_queue_parts(kv, clock, rng, on_event)
+        self.kv = kv
         self.clock: Clock = clock or SystemClock()
         self.backoff = Backoff.from_value(backoff)
         self.rng = rng or random.Random()
@@ -141,7 +151,7 @@ class Queue:
         return str(name)
 
     async def get_job(self, job_id: str) -> Job | None:
-        job, _ = await self.layout.get(self.kv, job_id)
+        job, _ = await self.layout.get(self.kv, check_job_id(job_id))
         return job
 
     async def list_jobs(
@@ -158,7 +168,7 @@ class Queue:
         The indexed layout resumes from a KV cursor; the others re-read everything before the page."""
         limit, _ = check_page(limit, 0)
         status_, name_ = check_status(status), _check_filter_name(name)
-        return await self.layout.list_jobs_page(self.kv, status_, name_, limit, cursor)
+        return await self.layout.list_jobs_page(self.kv, status_, name_, limit, check_cursor(cursor))
 
     async def list_dead_letters(self, limit: int = 50) -> list[Job]:
         """Failed jobs in the dead-letter queue, oldest first, with their error history (one list call)."""
@@ -175,6 +185,7 @@ class Queue:
 
     async def retry(self, job_id: str) -> None:
         """Redrive a failed job from the dead-letter queue: pending now, attempts reset (as in the seed)."""
+        check_job_id(job_id)
         for _ in range(MAX_CAS_ATTEMPTS):
             job, entry = await self.layout.get(self.kv, job_id)
             if job is None:
@@ -196,6 +207,7 @@ class Queue:
 
     async def delete(self, job_id: str) -> bool:
         """Delete a job in any status with all its keys; False if there was none. A running job's worker is fenced."""
+        check_job_id(job_id)
         for _ in range(MAX_CAS_ATTEMPTS):
             entry, lease = await self.kv.get_many([record_key(job_id), lease_key(job_id)])
             job = Job.from_value(entry.value)
@@ -215,9 +227,10 @@ class Queue:
         if limit is None:
             await self.kv.delete(limit_key(name))
             return
-        if not is_int(limit) or limit < 1:
+        if not is_int(limit) or not 1 <= limit <= MAX_CONCURRENCY:
             raise InvalidJobOptionError(
-                f"a concurrency limit must be an int >= 1 (or None for no limit), got {limit!r}"
+                f"a concurrency limit must be an int in 1..{MAX_CONCURRENCY} (or None for no limit), "
+                f"got {short_repr(limit)}"
             )
         await self.kv.set(limit_key(name), int(limit))
 
@@ -227,9 +240,9 @@ class Queue:
         self, worker: str, names: Collection[str] | None = None, *, lease: float = 30.0, max_jobs: int = 1
     ) -> list[Lease]:
         """Claim up to ``max_jobs`` ready jobs (of ``names``), best priority first, each with a compare-and-set."""
-        lease = check_positive(lease, "lease")
-        if not is_int(max_jobs) or max_jobs < 1:
-            raise InvalidJobOptionError(f"max_jobs must be an int >= 1, got {max_jobs!r}")
+        worker, lease, names = check_worker_id(worker, "worker"), check_lease(lease), check_names(names)
+        if not is_int(max_jobs) or not 1 <= max_jobs <= MAX_CONCURRENCY:
+            raise InvalidJobOptionError(f"max_jobs must be an int in 1..{MAX_CONCURRENCY}, got {short_repr(max_jobs)}")
         leases: list[Lease] = []
         saturated: set[str] = set()
         cursor, batch = None, min(2 * max_jobs + CLAIM_HEAD_EXTRA, CLAIM_SCAN_BATCH)
@@ -278,8 +291,8 @@ class Queue:
 
     async def renew(self, held: Lease, lease: float = 30.0) -> Lease:
         """Extend a lease; LeaseLostError if it was lost (reaped after expiry, or the job deleted)."""
-        job_id = held.job.id
-        until_ms = ms_ceil(self.clock.now() + check_positive(lease, "lease"))
+        job_id = check_lease_arg(held).job.id
+        until_ms = ms_ceil(self.clock.now() + check_lease(lease))
         op = self.kv.atomic().check(lease_key(job_id), held.lease_versionstamp)
         op.set(lease_key(job_id), {"worker": held.worker, "until_ms": until_ms, "name": held.job.name})
         op.delete(expiry_key(held.until_ms, job_id)).set(expiry_key(until_ms, job_id), held.job.name)
@@ -290,14 +303,14 @@ class Queue:
 
     async def complete(self, held: Lease) -> Job:
         """Mark a claimed job completed, fenced by the lease (LeaseLostError if it was lost)."""
-        new = held.job.replace(status=JobStatus.COMPLETED, completed_at=self.clock.now())
+        new = check_lease_arg(held).job.replace(status=JobStatus.COMPLETED, completed_at=self.clock.now())
         await self._finish(held, new)
         await self._emit(JobEventType.COMPLETED, new)
         return new
 
     async def fail(self, held: Lease, error: str) -> Job:
         """Record a failed attempt: pending again after a backoff, or failed and dead-lettered after the last one."""
-        new = self._after_failure(held.job, error)
+        new = self._after_failure(check_lease_arg(held).job, check_error(error))
         await self._finish(held, new)
         await self._emit_failure(new, error)
         return new
@@ -320,8 +333,18 @@ class Queue:
         end = (*EXPIRY, ms_floor(self.clock.now()) + 1)
         reaped = 0
         for entry in await self.kv.list(prefix=EXPIRY, end=end, limit=REAP_BATCH).collect():
-            reaped += await self._reap_one(entry)
+            try:
+                reaped += await self._reap_one(entry)
+            except Exception as exc:  # one job that cannot be put back must not stop the reaping of the others
+                reaped += await self._bury_expired(entry, exc)
         return reaped
+
+    async def _bury_expired(self, expiry: KvEntry, exc: Exception) -> int:
+        job_id = expiry.key[-1]
+        reason = f"its lease expired and it could not be scheduled again: {describe_error(exc)}"
+        log.error("job %s: %s", job_id, reason)
+        # If not even the dead letter can be written, the next sweep tries again.
+        return 1 if isinstance(job_id, str) and await dead_letter(self, job_id, reason) else 0
 
     async def _reap_one(self, expiry: KvEntry) -> int:
         job_id = expiry.key[-1]
@@ -420,7 +443,14 @@ def _u64(entry: KvEntry) -> int:
     return entry.value.value if isinstance(entry.value, KvU64) else 0
 
 
+def check_lease_arg(held: Any) -> Lease:
+    """A Lease as claim() returned it: renew, complete and fail take nothing else."""
+    if not isinstance(held, Lease):
+        raise InvalidJobOptionError(f"expected a Lease returned by claim(), got {short_repr(held)}")
+    return held
+
+
 def _check_filter_name(name: Any) -> str | None:
     if name is not None and not isinstance(name, str):
-        raise InvalidJobOptionError(f"name must be a str or None, got {name!r}")
+        raise InvalidJobOptionError(f"name must be a str or None, got {short_repr(name)}")
     return name

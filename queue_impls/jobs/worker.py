@@ -13,10 +13,12 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from ..kv.errors import short_repr
 from .errors import InvalidJobOptionError, LeaseLostError, UnknownHandlerError
 from .model import Job
+from .poison import dead_letter, describe_error
 from .queue import Lease, Queue
-from .validation import MAX_WORKER_ID_CHARS, check_positive, is_int
+from .validation import MAX_CONCURRENCY, MAX_WORKER_ID_CHARS, check_lease, check_worker_id, is_int
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +48,18 @@ class Worker:
     ) -> None:
         self.queue = queue
         self.handlers = _check_handlers(handlers)
-        if not is_int(concurrency) or concurrency < 1:
-            raise InvalidJobOptionError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        if not is_int(concurrency) or not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise InvalidJobOptionError(
+                f"concurrency must be an int in 1..{MAX_CONCURRENCY}, got {short_repr(concurrency)}"
+            )
         self.concurrency = int(concurrency)
-        self.poll_interval = check_positive(poll_interval, "poll_interval")
-        self.lease = check_positive(lease, "lease")
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        if not isinstance(self.worker_id, str) or len(self.worker_id) > MAX_WORKER_ID_CHARS:
-            raise InvalidJobOptionError(f"worker_id must be a str of at most {MAX_WORKER_ID_CHARS} characters")
+        self.poll_interval = check_lease(poll_interval, "poll_interval")
+        self.lease = check_lease(lease)
+        default_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[-MAX_WORKER_ID_CHARS:]
+        self.worker_id = check_worker_id(default_id if worker_id is None else worker_id)
         self.processed = 0  # attempts whose outcome this worker committed
         self.lost = 0  # attempts whose lease was lost before the outcome could be written
+        self.dead_lettered = 0  # jobs this worker dead-lettered because their outcome could not be recorded
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -155,7 +159,7 @@ class Worker:
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = describe_error(exc)
         finally:
             async with held.lock:  # never cancel a renewal mid-commit: its new versionstamp would be lost
                 renewer.cancel()
@@ -172,6 +176,17 @@ class Worker:
         except LeaseLostError as exc:
             self.lost += 1
             log.warning("%s", exc)
+        except Exception as exc:  # the outcome could not be written (a backoff past every limit, a store error)
+            await self._bury(lease, error, exc)
+
+    async def _bury(self, lease: Lease, error: str | None, exc: Exception) -> None:
+        """Dead-letter a job whose outcome could not be recorded, with both errors; the worker goes on."""
+        outcome = "completed" if error is None else f"failed ({error})"
+        reason = f"the attempt {outcome} but could not be recorded: {describe_error(exc)}"
+        log.error("job %s: %s", lease.job.id, reason)
+        if await dead_letter(self.queue, lease.job.id, reason):
+            self.processed += 1
+            self.dead_lettered += 1
 
     async def _keep_renewed(self, held: _Held) -> None:
         while True:
@@ -191,7 +206,7 @@ def _check_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
         raise UnknownHandlerError("handlers must be a non-empty mapping of job name -> callable")
     for name, handler in handlers.items():
         if not isinstance(name, str) or not name:
-            raise UnknownHandlerError(f"handler names must be non-empty str, got {name!r}")
+            raise UnknownHandlerError(f"handler names must be non-empty str, got {short_repr(name)}")
         if not callable(handler):
-            raise UnknownHandlerError(f"handler for job {name!r} is not callable: {handler!r}")
+            raise UnknownHandlerError(f"handler for job {name!r} is not callable: {short_repr(handler)}")
     return dict(handlers)

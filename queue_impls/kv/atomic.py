@@ -7,18 +7,22 @@ import time
 from typing import TYPE_CHECKING, Any, Self
 
 from .codec import ENC_U64, Key, KvU64, encode_key, encode_value
+from .commit_order import raise_first_commit_error
 from .errors import (
     InvalidCheckError,
     InvalidKeyError,
     InvalidMutationError,
+    KvValidationError,
     MutationTypeError,
     TooManyChecksError,
     TooManyMutationsError,
     TotalKeySizeError,
     TotalMutationSizeError,
+    short_repr,
 )
 from .limits import (
     MAX_CHECKS,
+    MAX_EXPIRE_AT_MS,
     MAX_MUTATIONS,
     MAX_TOTAL_KEY_SIZE,
     MAX_TOTAL_MUTATION_SIZE,
@@ -33,6 +37,10 @@ if TYPE_CHECKING:
 _HEX20 = re.compile(r"^[0-9a-fA-F]{20}$")
 _U64 = 2**64
 _UNSET: Any = object()
+_NO_VALUE: tuple[bytes, int] = (b"", 0)
+
+#: A mutation as the builder records it: (kind, key, value, expire_at_ms, (payload, encoding), expire_in).
+RawMutation = tuple[MutationKind, Any, Any, int | None, tuple[bytes, int], Any]
 
 
 def u64_operand(value: Any) -> int:
@@ -40,7 +48,7 @@ def u64_operand(value: Any) -> int:
         return value.value
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _U64:
         return value
-    raise InvalidMutationError(f"sum/min/max operand must be a KvU64 or an int in 0..2**64-1, got {value!r}")
+    raise InvalidMutationError(f"sum/min/max operand must be a KvU64 or an int in 0..2**64-1, got {short_repr(value)}")
 
 
 def apply_u64(kind: MutationKind, old: tuple[bytes, int] | None, operand: int) -> bytes:
@@ -62,14 +70,24 @@ def apply_u64(kind: MutationKind, old: tuple[bytes, int] | None, operand: int) -
 
 
 def expire_at(expire_in: Any) -> int | None:
+    """The expiry time in unix ms of a set with ``expire_in`` ms (checked as Deno checks it when set() is called)."""
     if expire_in is None:
         return None
     integral = isinstance(expire_in, int) or (isinstance(expire_in, float) and expire_in.is_integer())
     if isinstance(expire_in, bool) or not integral or expire_in < 0:  # Deno accepts 2.0, not 1.5 or true
         raise InvalidMutationError(
-            f"expireIn must be a non-negative integer: received {expire_in!r} (expire_in, in milliseconds)"
+            f"expireIn must be a non-negative integer: received {short_repr(expire_in)} (expire_in, in milliseconds)"
         )
     return int(time.time() * 1000) + int(expire_in)
+
+
+def check_expire_at(expire_at_ms: int | None, expire_in: Any) -> None:
+    """Deno's commit-time check: the expiry must be a time its clock type can hold (MAX_EXPIRE_AT_MS)."""
+    if expire_at_ms is not None and expire_at_ms > MAX_EXPIRE_AT_MS:
+        raise InvalidMutationError(
+            f"Invalid mutation: expireIn is too large: {short_repr(expire_in)} (expire_in, in milliseconds: "
+            f"now + expire_in may be at most {MAX_EXPIRE_AT_MS}, the end of year 262143)"
+        )
 
 
 class AtomicOperation:
@@ -78,7 +96,9 @@ class AtomicOperation:
     def __init__(self, kv: Kv) -> None:
         self._kv = kv
         self._checks: list[tuple[Any, Any]] = []
-        self._mutations: list[tuple[MutationKind, Any, Any, Any]] = []
+        # (kind, key, value, expire_at_ms, encoded value, expire_in as given): a set's value is encoded (and refused)
+        # when set() is called, as Deno serialises it then; keys are checked at commit, as Deno does.
+        self._mutations: list[RawMutation] = []
 
     def check(self, key_or_entry: Key | KvEntry, versionstamp: str | None = _UNSET) -> Self:
         """Require ``key`` to be at ``versionstamp`` (None: must not exist); pass a read entry to use its own."""
@@ -93,23 +113,27 @@ class AtomicOperation:
         return self
 
     def set(self, key: Key, value: Any, *, expire_in: int | None = None) -> Self:
-        self._mutations.append(("set", key, value, expire_at(expire_in)))
+        expire = expire_at(expire_in)
+        self._mutations.append(("set", key, value, expire, encode_value(value), expire_in))
         return self
 
     def delete(self, key: Key) -> Self:
-        self._mutations.append(("delete", key, None, None))
+        self._mutations.append(("delete", key, None, None, _NO_VALUE, None))
         return self
 
     def sum(self, key: Key, n: KvU64 | int) -> Self:
-        self._mutations.append(("sum", key, u64_operand(n), None))
+        operand = u64_operand(n)
+        self._mutations.append(("sum", key, operand, None, (operand.to_bytes(8, "little"), ENC_U64), None))
         return self
 
     def min(self, key: Key, n: KvU64 | int) -> Self:
-        self._mutations.append(("min", key, u64_operand(n), None))
+        operand = u64_operand(n)
+        self._mutations.append(("min", key, operand, None, (operand.to_bytes(8, "little"), ENC_U64), None))
         return self
 
     def max(self, key: Key, n: KvU64 | int) -> Self:
-        self._mutations.append(("max", key, u64_operand(n), None))
+        operand = u64_operand(n)
+        self._mutations.append(("max", key, operand, None, (operand.to_bytes(8, "little"), ENC_U64), None))
         return self
 
     async def commit(self) -> CommitResult:
@@ -132,31 +156,53 @@ def _prepare_check(key: Any, versionstamp: Any) -> Check:
     if versionstamp is None:
         return Check(encoded, None)
     if not isinstance(versionstamp, str) or not _HEX20.match(versionstamp):
-        raise InvalidCheckError(f"Invalid check: versionstamp must be 20 hex characters, got {versionstamp!r}")
+        raise InvalidCheckError(
+            f"Invalid check: versionstamp must be 20 hex characters, got {short_repr(versionstamp)}"
+        )
     return Check(encoded, versionstamp.lower())
 
 
-def _prepare_mutation(kind: MutationKind, key: Any, value: Any, expire: int | None) -> Mutation:
+def _prepare_mutation(m: RawMutation) -> Mutation:
+    kind, key, value, expire, (payload, encoding), expire_in = m
     encoded = _encode_write_key(key)
     if kind == "set":
-        payload, encoding = encode_value(value)
+        check_expire_at(expire, expire_in)
         check_value_size(len(payload), tuple(key))
         return Mutation(kind, encoded, value, payload, encoding, expire)
     if kind == "delete":
         return Mutation(kind, encoded)
-    return Mutation(kind, encoded, value, value.to_bytes(8, "little"), ENC_U64)
+    return Mutation(kind, encoded, value, payload, encoding)
 
 
 def prepare_commit(
-    raw_checks: list[tuple[Any, Any]], raw_mutations: list[tuple[MutationKind, Any, Any, Any]]
+    raw_checks: list[tuple[Any, Any]], raw_mutations: list[RawMutation]
 ) -> tuple[list[Check], list[Mutation]]:
-    """Encode and validate a whole commit, in Deno's order of checks, before anything is written."""
+    """Encode and validate a whole commit before anything is written.
+
+    With several errors in one commit, the one raised is the one Deno raises (see commit_order.py); finding it
+    costs a second pass, made only when there is an error.
+    """
+    try:
+        return _prepare_commit(raw_checks, raw_mutations)
+    except KvValidationError:
+        raise_first_commit_error(raw_checks, raw_mutations)
+        raise
+
+
+def _prepare_commit(
+    raw_checks: list[tuple[Any, Any]], raw_mutations: list[RawMutation]
+) -> tuple[list[Check], list[Mutation]]:
     if len(raw_checks) > MAX_CHECKS:
         raise TooManyChecksError(f"Too many checks (max {MAX_CHECKS}): got {len(raw_checks)}")
     if len(raw_mutations) > MAX_MUTATIONS:
         raise TooManyMutationsError(f"Too many mutations (max {MAX_MUTATIONS}): got {len(raw_mutations)}")
     checks = [_prepare_check(k, vs) for k, vs in raw_checks]
-    mutations = [_prepare_mutation(*m) for m in raw_mutations]
+    mutations = [_prepare_mutation(m) for m in raw_mutations]
+    check_totals(checks, mutations)
+    return checks, mutations
+
+
+def check_totals(checks: list[Check], mutations: list[Mutation]) -> None:
     total = sum(len(c.key) for c in checks) + sum(len(m.key) for m in mutations)
     key_total = 0
     for m in mutations:
@@ -169,4 +215,3 @@ def prepare_commit(
         )
     if key_total > MAX_TOTAL_KEY_SIZE:
         raise TotalKeySizeError(f"Total key size too large (max {MAX_TOTAL_KEY_SIZE} bytes): got {key_total} bytes")
-    return checks, mutations

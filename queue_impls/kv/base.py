@@ -9,12 +9,23 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, NamedTuple, Self
 
 from .atomic import AtomicOperation
 from .codec import Key, decode_key, encode_key
-from .errors import InvalidCursorError, InvalidKeyError, InvalidLimitError, KvClosedError, TooManyRangesError
+from .commit_order import check_key_type
+from .errors import (
+    InvalidArgumentError,
+    InvalidCursorError,
+    InvalidKeyError,
+    InvalidLimitError,
+    InvalidSelectorError,
+    KvClosedError,
+    KvValidationError,
+    TooManyRangesError,
+)
 from .limits import (
+    CONSISTENCIES,
     DEFAULT_BATCH_SIZE,
     MAX_DEFAULT_BATCH_SIZE,
     MAX_READ_ENTRIES,
@@ -32,7 +43,7 @@ def _as_key(key: Any) -> Key:
         return key
     if isinstance(key, list):
         return tuple(key)
-    raise InvalidKeyError(f"A key must be a tuple of parts, got {type(key).__name__}")
+    raise InvalidKeyError(f"A key must be a tuple (or list) of parts, got {type(key).__name__}")
 
 
 def _point_range(key: Key) -> ReadRange:
@@ -40,6 +51,36 @@ def _point_range(key: Key) -> ReadRange:
     bound = encode_key(key) + b"\x00"
     check_read_bound(bound)
     return ReadRange(bound[:-1], bound, 1)
+
+
+def _point_read(key: Any, consistency: Any) -> tuple[Key, ReadRange]:
+    """A get's key and read range, checked in Deno's order: the key's part types, the consistency, the key's
+    encoding (an int part over 255 bytes) and size."""
+    key = _as_key(key)
+    try:
+        bound = encode_key(key) + b"\x00"
+    except InvalidKeyError:
+        check_key_type(key)
+        check_consistency(consistency)
+        raise
+    if consistency not in CONSISTENCIES:
+        check_consistency(consistency)
+    check_read_bound(bound)
+    return key, ReadRange(bound[:-1], bound, 1)
+
+
+def _many_keys(keys: Any) -> list[Key]:
+    if not isinstance(keys, list | tuple):
+        raise InvalidArgumentError(
+            f"get_many takes a list of at most {MAX_READ_RANGES} keys, got {type(keys).__name__}"
+        )
+    return [_as_key(k) for k in keys]
+
+
+def _point_bound(encoded: bytes) -> ReadRange:
+    bound = encoded + b"\x00"
+    check_read_bound(bound)
+    return ReadRange(encoded, bound, 1)
 
 
 def _point_entry(key: Key, rows: list[RawEntry]) -> KvEntry:
@@ -125,18 +166,19 @@ class Kv(abc.ABC):
 
     async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
         """One read. A missing key gives an entry whose value and versionstamp are None."""
-        check_consistency(consistency)
-        key = _as_key(key)
-        [rows] = await self._read([_point_range(key)], consistency)
+        key, point = _point_read(key, consistency)
+        [rows] = await self._read([point], consistency)
         return _point_entry(key, rows)
 
     async def get_many(self, keys: Sequence[Key], *, consistency: Consistency = "strong") -> list[KvEntry]:
         """At most 10 keys in one read; results in input order, duplicates allowed."""
+        tuples = _many_keys(keys)
+        for key in tuples:  # Deno's order: every key's part types, consistency, count, each key's encoding and size
+            check_key_type(key)
         check_consistency(consistency)
-        if len(keys) > MAX_READ_RANGES:
-            raise TooManyRangesError(f"Too many ranges (max {MAX_READ_RANGES}): got {len(keys)} keys")
-        tuples = [_as_key(k) for k in keys]
-        ranges = [_point_range(key) for key in tuples]
+        if len(tuples) > MAX_READ_RANGES:
+            raise TooManyRangesError(f"Too many ranges (max {MAX_READ_RANGES}): got {len(tuples)} keys")
+        ranges = [_point_bound(encode_key(key)) for key in tuples]
         if not ranges:
             return []
         results = await self._read(ranges, consistency)
@@ -154,14 +196,24 @@ class Kv(abc.ABC):
         batch_size: int | None = None,
         consistency: Consistency = "strong",
     ) -> KvListIterator:
-        """Entries of a selector in key order, pulled in batches as Deno does (see docs/kv.md)."""
-        selector = Selector.from_keys(prefix, start, end)
+        """Entries of a selector in key order, pulled in batches as Deno does (see docs/kv.md).
+
+        Raises here, in Deno's order: limit, batch_size, the selector's shape. Everything else (consistency, key
+        parts, bounds, cursor, key sizes, batch_size over 1000) raises on the first iteration, as in Deno.
+        """
         if limit is not None:
             limit = positive_int(limit, "Limit")
         if batch_size is not None:
             batch_size = positive_int(batch_size, "batchSize")
         else:
             batch_size = min(limit or DEFAULT_BATCH_SIZE, MAX_DEFAULT_BATCH_SIZE)
+        selector: Selector | _DeferredKeyError
+        try:
+            selector = Selector.from_keys(prefix, start, end)
+        except InvalidSelectorError:
+            raise
+        except KvValidationError as exc:  # a key that is not a key: Deno finds it on the first next()
+            selector = _DeferredKeyError(exc, (prefix, start, end))
         return KvListIterator(self, selector, limit, bool(reverse), batch_size, cursor, consistency)
 
     # -- writes ------------------------------------------------------------------------------------
@@ -176,13 +228,20 @@ class Kv(abc.ABC):
         await self.atomic().delete(key).commit()
 
 
+class _DeferredKeyError(NamedTuple):
+    """A list() key that could not be encoded, with the keys as given: raised on the first next(), as in Deno."""
+
+    error: KvValidationError
+    keys: tuple[Any, Any, Any]
+
+
 class KvListIterator(AsyncIterator[KvEntry]):
     """Deno's KvListIterator: checks the limit before each pull, stops after a short batch."""
 
     def __init__(
         self,
         kv: Kv,
-        selector: Selector,
+        selector: Selector | _DeferredKeyError,
         limit: int | None,
         reverse: bool,
         batch_size: int,
@@ -190,6 +249,9 @@ class KvListIterator(AsyncIterator[KvEntry]):
         consistency: Consistency,
     ) -> None:
         self._kv = kv
+        self._key_error: _DeferredKeyError | None = None
+        if isinstance(selector, _DeferredKeyError):  # raised by the first pull, in Deno's order
+            self._key_error, selector = selector, Selector(b"", None, None)
         self._selector = selector
         self._limit = limit
         self._reverse = reverse
@@ -250,15 +312,28 @@ class KvListIterator(AsyncIterator[KvEntry]):
 
     async def _pull(self) -> list[RawEntry]:
         if self._last_key is None:
-            check_consistency(self._consistency)
-            self._selector.validate()
+            self._first_pull_checks()
+            first, last = self._selector.bounds(self._reverse, self._start_cursor)
             if self._batch_size > MAX_READ_ENTRIES:
                 raise InvalidLimitError(f"Too many entries (max {MAX_READ_ENTRIES}): batchSize {self._batch_size}")
-            first, last = self._selector.bounds(self._reverse, self._start_cursor)
         else:
             first, last = self._selector.after(self._reverse, self._last_key)
         [rows] = await self._kv._read([ReadRange(first, last, self._batch_size, self._reverse)], self._consistency)
         return rows
+
+    def _first_pull_checks(self) -> None:
+        """Deno's order on the first next(): the types of the keys and of the cursor, the consistency, the keys'
+        encoding, the selector's bounds (then, in bounds(), the cursor, its bounds and the key sizes)."""
+        if self._key_error is not None:
+            for key in self._key_error.keys:
+                if key is not None:
+                    check_key_type(key)
+        if self._start_cursor is not None and not isinstance(self._start_cursor, str):
+            raise InvalidCursorError(f"invalid cursor: a cursor is a str, got {type(self._start_cursor).__name__}")
+        check_consistency(self._consistency)
+        if self._key_error is not None:
+            raise self._key_error.error
+        self._selector.validate()
 
     async def collect(self) -> list[KvEntry]:
         """All remaining entries as a list."""

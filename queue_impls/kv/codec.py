@@ -11,10 +11,11 @@ import base64
 import json
 import math
 import struct
+import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
-from .errors import InvalidKeyError, InvalidValueError
+from .errors import InvalidKeyError, InvalidValueError, short_repr
 
 KeyPart = bytes | str | int | float | bool
 Key = tuple[KeyPart, ...]
@@ -36,7 +37,7 @@ class KvU64:
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidValueError(f"KvU64 value must be an int, got {type(value).__name__}")
         if not 0 <= value <= _U64_MAX:
-            raise InvalidValueError(f"KvU64 value must be in 0..2**64-1, got {value}")
+            raise InvalidValueError(f"KvU64 value must be in 0..2**64-1, got {short_repr(value)}")
         self._value = value
 
     @property
@@ -131,7 +132,7 @@ def encode_key(key: Key) -> bytes:
             out.append(0)
         else:
             raise InvalidKeyError(
-                f"Invalid key part {part!r}: expected bytes, str, int, float or bool, got {type(part).__name__}"
+                f"Invalid key part {short_repr(part)}: expected bytes, str, int, float or bool, got {type(part).__name__}"
             )
     return bytes(out)
 
@@ -174,36 +175,41 @@ def _decode_int(tag: int, buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def decode_key(buf: bytes) -> Key:
-    """Inverse of :func:`encode_key`."""
-    if buf[:1] == b"\x02" and buf.find(0) == len(buf) - 1:  # one str part, no NUL inside: a list suffix's usual shape
-        return (buf[1:-1].decode("utf-8"),)
-    parts: list[KeyPart] = []
-    pos, n = 0, len(buf)
-    while pos < n:
-        tag = buf[pos]
-        pos += 1
-        if tag in (_STRING, _BYTES):
-            nul = buf.find(b"\x00", pos)
-            if nul >= 0 and (nul + 1 == n or buf[nul + 1] != 0xFF):  # no escaped NUL inside: one slice, no call
-                raw, pos = bytes(buf[pos:nul]), nul + 1
+    """Inverse of :func:`encode_key`; InvalidKeyError for bytes that are not an encoded key."""
+    try:  # free unless raised: no extra call on the list path, which decodes every key
+        if (
+            buf[:1] == b"\x02" and buf.find(0) == len(buf) - 1
+        ):  # one str part, no NUL inside: a list suffix's usual shape
+            return (buf[1:-1].decode("utf-8"),)
+        parts: list[KeyPart] = []
+        pos, n = 0, len(buf)
+        while pos < n:
+            tag = buf[pos]
+            pos += 1
+            if tag in (_STRING, _BYTES):
+                nul = buf.find(b"\x00", pos)
+                if nul >= 0 and (nul + 1 == n or buf[nul + 1] != 0xFF):  # no escaped NUL inside: one slice, no call
+                    raw, pos = bytes(buf[pos:nul]), nul + 1
+                else:
+                    raw, pos = _read_escaped(buf, pos)
+                parts.append(raw.decode("utf-8") if tag == _STRING else raw)
+            elif _INT_LARGE_NEG <= tag <= _INT_LARGE_POS:
+                value, pos = _decode_int(tag, buf, pos)
+                parts.append(value)
+            elif tag == _FLOAT:
+                if pos + 8 > n:
+                    raise InvalidKeyError("Invalid encoded key: truncated float part")
+                bits = int.from_bytes(buf[pos : pos + 8], "big")
+                bits = bits ^ (1 << 63) if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
+                parts.append(struct.unpack(">d", bits.to_bytes(8, "big"))[0])
+                pos += 8
+            elif tag in (_FALSE, _TRUE):
+                parts.append(tag == _TRUE)
             else:
-                raw, pos = _read_escaped(buf, pos)
-            parts.append(raw.decode("utf-8") if tag == _STRING else raw)
-        elif _INT_LARGE_NEG <= tag <= _INT_LARGE_POS:
-            value, pos = _decode_int(tag, buf, pos)
-            parts.append(value)
-        elif tag == _FLOAT:
-            if pos + 8 > n:
-                raise InvalidKeyError("Invalid encoded key: truncated float part")
-            bits = int.from_bytes(buf[pos : pos + 8], "big")
-            bits = bits ^ (1 << 63) if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
-            parts.append(struct.unpack(">d", bits.to_bytes(8, "big"))[0])
-            pos += 8
-        elif tag in (_FALSE, _TRUE):
-            parts.append(tag == _TRUE)
-        else:
-            raise InvalidKeyError(f"Invalid encoded key: unknown type tag 0x{tag:02x} at byte {pos - 1}")
-    return tuple(parts)
+                raise InvalidKeyError(f"Invalid encoded key: unknown type tag 0x{tag:02x} at byte {pos - 1}")
+        return tuple(parts)
+    except (IndexError, UnicodeDecodeError, TypeError, struct.error) as exc:
+        raise InvalidKeyError(f"Invalid encoded key: {type(exc).__name__}: {exc}") from None
 
 
 # -------------------------------------------------------------------------------------------- values
@@ -216,42 +222,103 @@ def decode_key(buf: bytes) -> Key:
 # JSON keeps int and float apart (1 vs 1.0) and writes NaN/Infinity, so every scalar round-trips.
 
 
+#: The deepest nesting of lists and dicts a value may have (the value itself is depth 0). Fixed, so that what one
+#: process accepts every process can read back: decoding is recursive, and a tagged value is twice as deep in JSON.
+MAX_VALUE_DEPTH: Final = 100
+_SUPPORTED = "None, bool, int, float, str, bytes, list, dict with str keys, KvU64"
+
+
+# Tuples built once: ``bool | int | float | str`` in an isinstance() builds a union object on every call.
+_SCALARS: Final = (bool, int, float, str)
+_TAGGED: Final = (bytes, KvU64)
+
+
 class _NeedsTags(Exception):
     pass
 
 
-def _check_plain(value: Any) -> None:
-    """Raise _NeedsTags if the value holds bytes/KvU64, InvalidValueError if it holds anything unsupported."""
-    if value is None or isinstance(value, bool | int | float | str):
+class _Refused(Exception):
+    """Raised inside the walk; encode_value finds the offending node's path (errors only, off the hot path)."""
+
+
+def _check_plain(value: Any, depth: int) -> None:
+    """Raise _NeedsTags if the value holds bytes/KvU64, _Refused if it holds anything the codec cannot store."""
+    if value is None or isinstance(value, _SCALARS):
         return
     if isinstance(value, list):
+        if depth >= MAX_VALUE_DEPTH:
+            raise _Refused
         for item in value:
-            _check_plain(item)
+            _check_plain(item, depth + 1)
         return
     if isinstance(value, dict):
+        if depth >= MAX_VALUE_DEPTH:
+            raise _Refused
         for k, item in value.items():
             if not isinstance(k, str):
-                raise InvalidValueError(f"Dict keys in values must be str, got {type(k).__name__} ({k!r})")
-            _check_plain(item)
+                raise _Refused
+            _check_plain(item, depth + 1)
         return
-    if isinstance(value, bytes | KvU64):
+    if isinstance(value, _TAGGED):
         raise _NeedsTags
-    raise InvalidValueError(
-        f"Unsupported value type {type(value).__name__}: "
-        "expected None, bool, int, float, str, bytes, list, dict with str keys, or KvU64"
-    )
+    raise _Refused
 
 
-def _tag(value: Any) -> Any:
+def _tag(value: Any, depth: int) -> Any:
+    """The tagged form of a value holding bytes/KvU64; validates the whole value as it goes (_Refused)."""
+    if value is None or isinstance(value, _SCALARS):
+        return value
     if isinstance(value, list):
-        return ["l", [_tag(v) for v in value]]
+        if depth >= MAX_VALUE_DEPTH:
+            raise _Refused
+        return ["l", [_tag(v, depth + 1) for v in value]]
     if isinstance(value, dict):
-        return ["d", {k: _tag(v) for k, v in value.items()}]
+        if depth >= MAX_VALUE_DEPTH:
+            raise _Refused
+        tagged = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _Refused
+            tagged[k] = _tag(v, depth + 1)
+        return ["d", tagged]
     if isinstance(value, bytes):
         return ["b", base64.b64encode(value).decode("ascii")]
     if isinstance(value, KvU64):
         return ["u", str(value.value)]
-    return value
+    raise _Refused
+
+
+def _refusal(value: Any, path: str, depth: int) -> tuple[str, str] | None:
+    """(path, why) of the first node the codec cannot store; None when there is none."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            str(value)
+        except ValueError:
+            return path, f"is an int of more than {sys.get_int_max_str_digits()} digits (sys.get_int_max_str_digits())"
+        return None
+    if value is None or isinstance(value, bool | float | str | bytes | KvU64):
+        return None
+    if isinstance(value, list | dict) and depth >= MAX_VALUE_DEPTH:
+        return path, f"is nested {depth + 1} levels deep (max {MAX_VALUE_DEPTH} levels of lists and dicts)"
+    if isinstance(value, list):
+        return next(filter(None, (_refusal(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))), None)
+    if isinstance(value, dict):
+        for k, item in value.items():
+            if not isinstance(k, str):
+                return path, f"has a dict key of type {type(k).__name__} ({short_repr(k)}): dict keys must be str"
+            found = _refusal(item, f"{path}[{short_repr(k)}]", depth + 1)
+            if found is not None:
+                return found
+        return None
+    hint = " (use a list: a tuple would read back as a list)" if isinstance(value, tuple) else ""
+    return path, f"is of type {type(value).__name__}{hint}; supported: {_SUPPORTED}"
+
+
+def _refuse(value: Any) -> InvalidValueError:
+    path, why = _refusal(value, "value", 0) or ("value", "cannot be serialised")
+    if len(path) > 100:
+        path = f"{path[:60]}...{path[-30:]}"
+    return InvalidValueError(f"Unsupported value: {path} {why}")
 
 
 def _untag(node: Any) -> Any:
@@ -263,8 +330,10 @@ def _untag(node: Any) -> Any:
     if tag == "d":
         return {k: _untag(v) for k, v in payload.items()}
     if tag == "b":
-        return base64.b64decode(payload)
-    return KvU64(int(payload))
+        return base64.b64decode(payload, validate=True)
+    if tag == "u":
+        return KvU64(int(payload))
+    raise InvalidValueError(f"Invalid tagged value: unknown tag {short_repr(tag)}")
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
@@ -278,25 +347,39 @@ def _loads_after_format_byte(payload: bytes) -> Any:
     try:
         text = payload.decode("utf-8", "surrogatepass")  # as json.loads decodes bytes
         value, end = _scan_json(text, 1)
-    except (UnicodeDecodeError, StopIteration):
+    except (ValueError, StopIteration):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return _loads_or_refuse(payload)
+    return value if end == len(text) else _loads_or_refuse(payload)
+
+
+def _loads_or_refuse(payload: bytes) -> Any:
+    try:
         return _loads(payload[1:])
-    return value if end == len(text) else _loads(payload[1:])
+    except (ValueError, RecursionError) as exc:  # not a payload this codec wrote
+        raise InvalidValueError(f"Invalid encoded value: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def encode_value(value: Any) -> tuple[bytes, int]:
-    """Serialise a value; returns (payload, encoding). Raises InvalidValueError for unsupported types."""
+    """Serialise a value; returns (payload, encoding).
+
+    Raises InvalidValueError, naming the path inside the value and the type, for anything it could not read back
+    unchanged: types other than None, bool, int, float, str, bytes, list, dict with str keys and KvU64 (a tuple too:
+    it would come back as a list), dict keys that are not str, ints over sys.get_int_max_str_digits() digits, and
+    nesting deeper than MAX_VALUE_DEPTH.
+    """
     if isinstance(value, bytes):
         return value, ENC_BYTES
     if isinstance(value, KvU64):
         return value.value.to_bytes(8, "little"), ENC_U64
     try:
-        _check_plain(value)
-    except _NeedsTags:
-        return b"T" + _dumps(_tag(value)).encode("utf-8", "surrogatepass"), ENC_SERIALIZED
-    except RecursionError:
-        raise InvalidValueError("Value is nested too deeply (or contains itself)") from None
-    # surrogatepass: a lone surrogate round-trips, as in V8's serialisation (json.loads of bytes undoes it)
-    return b"J" + _dumps(value).encode("utf-8", "surrogatepass"), ENC_SERIALIZED
+        try:
+            _check_plain(value, 0)
+        except _NeedsTags:
+            return b"T" + _dumps(_tag(value, 0)).encode("utf-8", "surrogatepass"), ENC_SERIALIZED
+        # surrogatepass: a lone surrogate round-trips, as in V8's serialisation (json.loads of bytes undoes it)
+        return b"J" + _dumps(value).encode("utf-8", "surrogatepass"), ENC_SERIALIZED
+    except (_Refused, ValueError, RecursionError):  # ValueError: an int over the str conversion limit
+        raise _refuse(value) from None
 
 
 def decode_values(rows: Sequence[tuple[bytes, int]]) -> list[Any]:
@@ -330,5 +413,10 @@ def decode_value(payload: bytes, encoding: int) -> Any:
     if payload[:1] == b"J":
         return _loads_after_format_byte(payload)
     if payload[:1] == b"T":
-        return _untag(_loads_after_format_byte(payload))
-    raise InvalidValueError(f"Unknown value format byte {payload[:1]!r}")
+        try:
+            return _untag(_loads_after_format_byte(payload))
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:  # not a payload this codec wrote
+            if isinstance(exc, InvalidValueError):
+                raise
+            raise InvalidValueError(f"Invalid tagged value: {type(exc).__name__}: {str(exc)[:200]}") from None
+    raise InvalidValueError(f"Unknown value format byte {short_repr(payload[:1])}")

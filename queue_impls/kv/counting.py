@@ -17,7 +17,7 @@ from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 from .atomic import AtomicOperation
-from .base import Kv, KvListIterator, _as_key, _point_entry, _point_range
+from .base import Kv, KvListIterator, _many_keys, _point_entry, _point_read
 from .codec import Key
 from .counts import OPS, KvCounts, LiveCounts
 from .latency import (
@@ -27,7 +27,6 @@ from .latency import (
     LatencyModel,
     predict,
 )
-from .limits import check_consistency
 from .nplusone import NPlusOneFinding, detect_n_plus_one
 from .trace import SPAWN_SITE, Fingerprinter, TraceEvent, caller_site, key_fingerprint, keys_fingerprint, spawn_site
 from .types import Check, CommitResult, Consistency, KvEntry, Mutation, RawEntry, ReadRange
@@ -414,9 +413,8 @@ class CountingKv(Kv):
         # with _begin_round_trip/_end_round_trip written out, and the call and its round trip counted as one
         # (measured in docs/counting.md, "Overhead").
         try:
-            check_consistency(consistency)
-            key = _as_key(key)
-            ranges = [_point_range(key)]
+            key, point = _point_read(key, consistency)
+            ranges = [point]
             inner = self.inner
             if inner._closed:
                 inner._check_open()
@@ -453,7 +451,7 @@ class CountingKv(Kv):
         self._calls["get_many"] += 1
         if not self.tracing:
             return Kv.get_many(self, keys, consistency=consistency)
-        event = self._key_event("get_many", list(keys))
+        event = self._key_event("get_many", list(_many_keys(keys)))
         return self._traced(event, Kv.get_many(self, keys, consistency=consistency))
 
     def list(

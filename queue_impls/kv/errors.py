@@ -24,9 +24,25 @@ KvError
 └── BackendError                        the backend failed (driver error, dead subprocess)
     ├── DenoNotFoundError               no deno executable for a deno: URL (how to install it is in the message)
     └── DenoBridgeError                 the deno subprocess died, exited or answered garbage (with its stderr tail)
+        └── DenoTimeoutError            deno did not answer within the request timeout (it was stopped)
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+_REPR_MAX = 80
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to 80 characters, for messages; never raises (an int too long to print is described)."""
+    try:
+        text = repr(value)
+    except Exception:  # an int over sys.get_int_max_str_digits, or a __repr__ that fails
+        if isinstance(value, int):
+            return f"<int of {value.bit_length()} bits>"
+        return f"<{type(value).__name__} object>"
+    return text if len(text) <= _REPR_MAX else text[: _REPR_MAX - 3] + "..."
 
 
 class KvError(Exception):
@@ -123,3 +139,7 @@ class DenoNotFoundError(BackendError):
 
 class DenoBridgeError(BackendError):
     """The deno subprocess behind a deno: store died, exited or answered garbage; the message has its stderr tail."""
+
+
+class DenoTimeoutError(DenoBridgeError):
+    """A request to the deno subprocess got no answer within the store's request timeout; the bridge was stopped."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from .codec import Key
-from .errors import InvalidArgumentError, InvalidLimitError, KeyTooLargeError, ValueTooLargeError
+from .errors import InvalidArgumentError, InvalidLimitError, KeyTooLargeError, ValueTooLargeError, short_repr
 
 MAX_WRITE_KEY_SIZE: Final = 2048
 MAX_READ_KEY_SIZE: Final = 2049
@@ -19,6 +19,9 @@ MAX_TOTAL_KEY_SIZE: Final = 81920
 DEFAULT_BATCH_SIZE: Final = 100
 MAX_DEFAULT_BATCH_SIZE: Final = 500
 CONSISTENCIES: Final = ("strong", "eventual")
+#: The latest expiry a set may ask for, in unix ms: the end of year 262143, the last instant of Deno's clock type
+#: (chrono). Deno refuses a later one with "Invalid mutation: expireIn is too large" (so even expireIn 2**53).
+MAX_EXPIRE_AT_MS: Final = 8210266876799999
 
 
 def check_write_key(encoded: bytes, key: Key) -> int:
@@ -46,7 +49,7 @@ def check_value_size(size: int, key: Key) -> int:
 
 def check_consistency(consistency: Any) -> None:
     if consistency not in CONSISTENCIES:
-        raise InvalidArgumentError(f"consistency must be 'strong' or 'eventual', got {consistency!r}")
+        raise InvalidArgumentError(f"consistency must be 'strong' or 'eventual', got {short_repr(consistency)}")
 
 
 def positive_int(value: Any, what: str) -> int:
@@ -55,10 +58,9 @@ def positive_int(value: Any, what: str) -> int:
         (isinstance(value, int) and value > 0) or (isinstance(value, float) and value.is_integer() and value > 0)
     )
     if not ok:
-        raise InvalidLimitError(f"{what} must be a positive integer: received {value!r}")
+        raise InvalidLimitError(f"{what} must be a positive integer: received {short_repr(value)}")
     return int(value)
 
 
 def _short(key: Key) -> str:
-    text = repr(key)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return short_repr(key)

@@ -6,9 +6,10 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from .codec import Key, encode_key
-from .errors import CursorOutOfBoundsError, InvalidCursorError, InvalidSelectorError
+from .errors import CursorOutOfBoundsError, InvalidCursorError, InvalidKeyError, InvalidSelectorError, short_repr
 from .limits import check_read_bound
 
 _URLSAFE_B64 = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
@@ -33,9 +34,9 @@ class Selector:
         elif start is None or end is None:
             raise InvalidSelectorError("Selector must specify either 'prefix' or both 'start' and 'end' key")
         return cls(
-            None if prefix is None else encode_key(tuple(prefix)),
-            None if start is None else encode_key(tuple(start)),
-            None if end is None else encode_key(tuple(end)),
+            None if prefix is None else encode_key(_key(prefix, "prefix")),
+            None if start is None else encode_key(_key(start, "start")),
+            None if end is None else encode_key(_key(end, "end")),
         )
 
     def validate(self) -> None:
@@ -97,14 +98,22 @@ class Selector:
         return base64.urlsafe_b64encode(key[len(self.common_prefix) :]).decode("ascii")
 
 
+def _key(key: Any, what: str) -> Key:
+    if isinstance(key, tuple):
+        return key
+    if isinstance(key, list):
+        return tuple(key)
+    raise InvalidKeyError(f"list() {what} must be a key (a tuple or list of parts), got {short_repr(key)}")
+
+
 def decode_cursor(cursor: str) -> bytes:
     """Strict URL-safe base64 with padding and canonical trailing bits, as Deno's decoder."""
     if not isinstance(cursor, str) or len(cursor) % 4 or not _URLSAFE_B64.match(cursor):
-        raise InvalidCursorError(f"invalid cursor: {cursor!r}")
+        raise InvalidCursorError(f"invalid cursor: {short_repr(cursor)}")
     try:
         raw = base64.urlsafe_b64decode(cursor)
     except (binascii.Error, ValueError):
-        raise InvalidCursorError(f"invalid cursor: {cursor!r}") from None
+        raise InvalidCursorError(f"invalid cursor: {short_repr(cursor)}") from None
     if base64.urlsafe_b64encode(raw).decode("ascii") != cursor:
-        raise InvalidCursorError(f"invalid cursor: {cursor!r} (non-canonical encoding)")
+        raise InvalidCursorError(f"invalid cursor: {short_repr(cursor)} (non-canonical encoding)")
     return raw

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from .base import Kv
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, short_repr
 
 # scheme -> "module:factory"; a factory is an async callable taking the rest of the URL.
 _BACKENDS = {
@@ -33,7 +34,9 @@ def _split(url: str) -> tuple[str, str]:
     if sep and scheme in _BACKENDS:
         return scheme, rest
     if sep and len(scheme) > 1 and scheme.isalpha():
-        raise InvalidArgumentError(f"Unknown KV URL scheme {scheme!r} in {url!r}; expected one of {URL_FORMS}")
+        raise InvalidArgumentError(
+            f"Unknown KV URL scheme {short_repr(scheme)} in {short_repr(url)}; expected one of {URL_FORMS}"
+        )
     return "sqlite", url
 
 
@@ -41,9 +44,13 @@ async def open_kv(url: str = "memory:", **options: Any) -> Kv:
     """Open a store: ``memory:``, ``sqlite:PATH``, ``sqlite::memory:``, ``deno:PATH``, ``deno::memory:``,
     ``deno+https://...`` or a bare path (SQLite)."""
     if not isinstance(url, str) or not url:
-        raise InvalidArgumentError(f"A KV URL must be a non-empty string, got {url!r}; forms: {URL_FORMS}")
+        raise InvalidArgumentError(f"A KV URL must be a non-empty string, got {short_repr(url)}; forms: {URL_FORMS}")
     scheme, rest = _split(url)
     module_name, _, factory_name = _BACKENDS[scheme].partition(":")
     factory = getattr(importlib.import_module(module_name), factory_name)
+    try:
+        inspect.signature(factory).bind(rest, **options)
+    except TypeError as exc:
+        raise InvalidArgumentError(f"open_kv({short_repr(url)}): {exc}") from None
     kv: Kv = await factory(rest, **options)
     return kv

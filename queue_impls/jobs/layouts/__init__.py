@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ...kv.errors import short_repr
 from ..errors import UnknownLayoutError
 from .base import JobPage, Layout
 from .batched import BatchedLayout
@@ -21,7 +22,7 @@ def make_layout(name: str) -> Layout:
     """The layout called ``name``; UnknownLayoutError names the known ones."""
     cls = _BY_NAME.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise UnknownLayoutError(f"Unknown layout {name!r}: expected one of {', '.join(LAYOUTS)}")
+        raise UnknownLayoutError(f"Unknown layout {short_repr(name)}: expected one of {', '.join(LAYOUTS)}")
     return cls()
 
 

@@ -90,8 +90,8 @@ def parse_offset_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0
     digits = cursor.removeprefix(_OFFSET_CURSOR)
-    if not cursor.startswith(_OFFSET_CURSOR) or not digits.isdigit():
-        raise InvalidJobOptionError(f"invalid cursor {cursor!r}: this layout's cursors look like 'offset:<n>'")
+    if not cursor.startswith(_OFFSET_CURSOR) or not (digits.isascii() and digits.isdigit() and len(digits) <= 16):
+        raise InvalidJobOptionError(f"invalid cursor {cursor[:40]!r}: this layout's cursors look like 'offset:<n>'")
     return int(digits)
 
 

@@ -57,6 +57,6 @@ class IndexedLayout(Layout):
         try:
             entries = await it.collect()
         except KvValidationError as exc:
-            raise InvalidJobOptionError(f"invalid cursor {cursor!r}: {exc}") from exc
+            raise InvalidJobOptionError(f"invalid cursor {(cursor or '')[:40]!r}: {exc}") from exc
         jobs = [job for job in (Job.from_value(entry.value) for entry in entries) if job is not None]
         return JobPage(jobs, it.cursor if len(entries) == limit else None)

@@ -21,7 +21,14 @@ from urllib.parse import urlsplit
 
 from ..base import Kv
 from ..codec import encode_value
-from ..errors import DenoBridgeError, DenoNotFoundError, InvalidArgumentError, KvClosedError
+from ..errors import (
+    DenoBridgeError,
+    DenoNotFoundError,
+    DenoTimeoutError,
+    InvalidArgumentError,
+    KvClosedError,
+    short_repr,
+)
 from ..types import Check, Consistency, Mutation, RawEntry, ReadRange
 from .deno_wire import deno_error, frame, from_wire, parse_frames, plain_value, read_spec, write_request
 
@@ -29,6 +36,8 @@ BRIDGE = Path(__file__).with_name("deno_bridge.ts")
 TOKEN_ENV = "DENO_KV_ACCESS_TOKEN"
 _STDERR_TAIL = 4000
 _START_TIMEOUT = 60.0
+#: How long a call waits for deno's answer by default (open_kv(..., request_timeout=seconds); None: forever).
+DEFAULT_REQUEST_TIMEOUT = 60.0
 _INSTALL_HINT = (
     "set DENO=/path/to/deno, or run `npm ci` in the kvq-bench checkout (`make test` does it: package.json pins "
     "deno), or install deno on PATH (https://docs.deno.com/runtime/getting_started/installation/)"
@@ -64,6 +73,17 @@ def deno_argv(deno: str, target: str) -> list[str]:
     return [*argv, str(BRIDGE), target]
 
 
+def _check_timeout(timeout: Any) -> float | None:
+    ok = timeout is None or (
+        isinstance(timeout, int | float) and not isinstance(timeout, bool) and 0 < timeout <= 86400
+    )
+    if not ok:
+        raise InvalidArgumentError(
+            f"request_timeout must be a number of seconds in (0, 86400] or None, got {short_repr(timeout)}"
+        )
+    return None if timeout is None else float(timeout)
+
+
 def _target(rest: str) -> str:
     if rest == ":memory:" or rest.startswith(("https://", "http://")):
         return rest
@@ -81,6 +101,9 @@ class _BridgeProtocol(asyncio.SubprocessProtocol):
         self.loop = loop
         self.transport: asyncio.SubprocessTransport | None = None
         self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.sent_at: dict[int, float] = {}  # loop time each pending request was written (for the request timeout)
+        self.timeout: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         self.failure: DenoBridgeError | None = None
         self.stderr: collections.deque[bytes] = collections.deque(maxlen=64)
         self.done = loop.create_future()
@@ -98,7 +121,9 @@ class _BridgeProtocol(asyncio.SubprocessProtocol):
         try:
             messages = parse_frames(self._buf)
             for message in messages:
-                self.pending.pop(int(message[0])).set_result(message)
+                request_id = int(message[0])
+                self.sent_at.pop(request_id, None)
+                self.pending.pop(request_id).set_result(message)
         except Exception as exc:  # garbage on stdout: nothing more from this process can be trusted
             self.fail(f"deno answered garbage ({type(exc).__name__}: {exc})")
             self.kill()
@@ -125,6 +150,33 @@ class _BridgeProtocol(asyncio.SubprocessProtocol):
             if not future.done():
                 future.set_exception(self.failure)
         self.pending.clear()
+        self.sent_at.clear()
+
+    def sent(self, request_id: int) -> None:
+        """Note when a request went out; arm the watchdog that fails the bridge if it is not answered in time."""
+        if self.timeout is None:
+            return
+        self.sent_at[request_id] = self.loop.time()
+        if self._watchdog is None:
+            self._watchdog = self.loop.call_later(self.timeout, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        self._watchdog = None
+        if not self.sent_at or self.timeout is None or self.failure is not None:
+            return
+        oldest = next(iter(self.sent_at.values()))  # requests are sent in order: the first is the oldest
+        waited = self.loop.time() - oldest
+        if waited < self.timeout:
+            self._watchdog = self.loop.call_later(self.timeout - waited, self._check_timeout)
+            return
+        # A stopped or wedged deno: nothing it might still answer can be matched up safely; stop it.
+        self.failure = DenoTimeoutError(
+            f"deno did not answer within {self.timeout:g} s (request_timeout; pid "
+            f"{None if self.transport is None else self.transport.get_pid()}); the bridge was stopped and this "
+            f"store is unusable: open it again. deno stderr tail: {self.stderr_tail()}"
+        )
+        self.fail("timeout")
+        self.kill()
 
     def kill(self) -> None:
         if self.transport is not None and self.transport.get_returncode() is None:
@@ -170,6 +222,7 @@ class DenoKv(Kv):
         stdin = self._transport.get_pipe_transport(0)
         assert isinstance(stdin, asyncio.WriteTransport)
         stdin.write(frame([self._next_id, *request]))
+        protocol.sent(self._next_id)
         reply = await future
         if reply[1]:
             raise deno_error(*reply[2])
@@ -234,12 +287,20 @@ def _entry(key_hex: str, versionstamp: str, text: str | None, wire: Any = None) 
     return RawEntry(bytes.fromhex(key_hex), decoded, versionstamp, len(encode_value(decoded)[0]))
 
 
-async def open_deno(rest: str, *, deno: str | None = None) -> DenoKv:
-    """Start the bridge on ``rest`` (a path, ``:memory:`` or an https URL) and wait for its greeting."""
+async def open_deno(
+    rest: str, *, deno: str | None = None, request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+) -> DenoKv:
+    """Start the bridge on ``rest`` (a path, ``:memory:`` or an https URL) and wait for its greeting.
+
+    A call that deno does not answer within ``request_timeout`` seconds (None: no limit) raises DenoTimeoutError,
+    and so does every call after it: the subprocess is killed, as nothing it sends later can be trusted.
+    """
+    timeout = _check_timeout(request_timeout)
     target = _target(rest)
     argv = deno_argv(deno or find_deno(), target)
     loop = asyncio.get_running_loop()
     protocol = _BridgeProtocol(loop)
+    protocol.timeout = timeout
     greeting: asyncio.Future[Any] = loop.create_future()
     protocol.pending[0] = greeting
     try:

@@ -6,7 +6,9 @@ The versionstamp counter lives in the database, so processes sharing a file get 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -127,6 +129,26 @@ def _setup(conn: sqlite3.Connection, in_memory: bool) -> None:
     conn.executescript(_SCHEMA)
 
 
+def _daemonize(conn: aiosqlite.Connection) -> None:
+    """Make the connection's worker thread a daemon before it starts: a program that crashes or forgets to close the
+    store then still exits (a non-daemon thread is joined at exit, and this one waits for work forever). Committed
+    transactions are safe either way; one cut off at exit is rolled back by SQLite's journal on the next open."""
+    thread = getattr(conn, "_thread", conn)  # aiosqlite 0.20-0.22: a Thread attribute (it was the Thread itself)
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
+
+
+async def _stopped(conn: aiosqlite.Connection) -> None:
+    """Wait (at most 5 s) for the worker thread of a connection that failed to open to finish: aiosqlite has asked it
+    to stop, and it answers on this event loop, which must still be running when it does."""
+    thread = getattr(conn, "_thread", conn)
+    if isinstance(thread, threading.Thread):
+        for _ in range(500):
+            if not thread.is_alive():
+                return
+            await asyncio.sleep(0.01)
+
+
 class SqliteKv(Kv):
     """The embedded default. Several processes may share one database file."""
 
@@ -142,11 +164,13 @@ class SqliteKv(Kv):
     @classmethod
     async def open(cls, path: str) -> SqliteKv:
         conn = aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
+        _daemonize(conn)
         try:
             await conn
             await conn._execute(_setup, conn._conn, path == ":memory:")  # type: ignore[no-untyped-call]
         except sqlite3.Error as exc:
             await conn.close()
+            await _stopped(conn)
             raise BackendError(f"Cannot open SQLite database {path!r}: {exc}") from exc
         except BaseException:
             # Cancelled or interrupted while opening (Ctrl-C in qbench): nobody will ever close this connection, and
