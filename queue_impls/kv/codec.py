@@ -331,4 +331,8 @@ def decode_value(payload: bytes, encoding: int) -> Any:
         return _loads_after_format_byte(payload)
     if payload[:1] == b"T":
         return _untag(_loads_after_format_byte(payload))
+    if payload[:1] == b"\xff":  # V8's serialisation: written by a Deno program through the KV Connect server
+        from .v8 import v8_loads
+
+        return v8_loads(payload)
     raise InvalidValueError(f"Unknown value format byte {payload[:1]!r}")
