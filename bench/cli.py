@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .errors import BenchError
 from .report_cli import COMMANDS as REPORT_COMMANDS
+from .serve_cli import COMMAND as SERVE_COMMAND
 from .scenarios import BACKENDS, LAYOUTS, SCENARIOS, SUITES, parse_list, parse_rtt
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
@@ -123,6 +124,7 @@ COMMANDS: tuple[Command, ...] = (
         "export", "write a results file as a tidy CSV (one row per benchmark x metric)", configure_export, handle_export
     ),
     *(Command(*spec) for spec in REPORT_COMMANDS),  # report, compare, gate, baseline: bench/report_cli.py
+    Command(*SERVE_COMMAND),  # bench/serve_cli.py
 )
 
 
