@@ -14,8 +14,8 @@ from pathlib import Path
 
 from .errors import BenchError
 from .report_cli import COMMANDS as REPORT_COMMANDS
-from .serve_cli import COMMAND as SERVE_COMMAND
 from .scenarios import BACKENDS, LAYOUTS, SCENARIOS, SUITES, parse_list, parse_rtt
+from .serve_cli import COMMAND as SERVE_COMMAND
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130

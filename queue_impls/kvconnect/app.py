@@ -64,6 +64,8 @@ class KvConnectApp:
             status, headers, body = await self._handle(scope, receive)
         except HttpError as exc:
             status, headers, body = exc.status, _TEXT, str(exc).encode("utf-8")
+        except wire.ProtocolError as exc:
+            status, headers, body = 400, _TEXT, str(exc).encode("utf-8")
         except KvError as exc:  # the store refused the request (e.g. sum on a non-U64 value): the client's fault
             status, headers, body = 400, _TEXT, f"{type(exc).__name__}: {exc}".encode()
         if status >= 400:
