@@ -297,3 +297,15 @@ async def test_python_reads_values_deno_wrote_through_the_sqlite_file(tmp_path: 
         assert (await kv.get(("v",))).value == {"x": b"\x01\x02\x03"}
     finally:
         await kv.close()
+
+
+@pytest.mark.deno
+async def test_one_connection_serves_more_than_a_thousand_requests(tmp_path: Path) -> None:
+    """hypercorn closes a connection after 1,000 requests unless told otherwise, and Deno's client then stalls."""
+    script = (
+        'const kv = await Deno.openKv(Deno.args[0]); for (let i = 0; i < 1100; i++) await kv.get(["k"]); kv.close();'
+    )
+    async with KvConnectServer.running("memory:", token=TOKEN, trace=False) as server:
+        done = await run_deno(script, tmp_path, server.url)
+        assert done.returncode == 0, done.stderr
+        assert server.kv.counts.round_trips == 1100

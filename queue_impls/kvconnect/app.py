@@ -9,6 +9,7 @@ text), 500 only for a failure of the server itself (which Deno's client retries)
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 import uuid
@@ -26,6 +27,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+_log = logging.getLogger(__name__)
 
 PROTOCOL_VERSIONS = (1, 2, 3)
 DATA_PATH = "/v2"
@@ -68,6 +71,9 @@ class KvConnectApp:
             status, headers, body = 400, _TEXT, str(exc).encode("utf-8")
         except KvError as exc:  # the store refused the request (e.g. sum on a non-U64 value): the client's fault
             status, headers, body = 400, _TEXT, f"{type(exc).__name__}: {exc}".encode()
+        except Exception as exc:  # a fault of this server: logged; Deno's client retries a 5xx (with backoff)
+            _log.exception("KV Connect request %s %s failed", scope.get("method"), scope.get("path"))
+            status, headers, body = 500, _TEXT, f"internal error: {type(exc).__name__}: {exc}".encode()
         if status >= 400:
             self.errors[status] = self.errors.get(status, 0) + 1
         await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -90,6 +90,8 @@ class KvConnectServer:
         config.errorlog = None
         config.graceful_timeout = 1.0
         config.keep_alive_timeout = 3600.0
+        # hypercorn closes a connection after 1,000 requests by default; Deno's client then stalls (measured)
+        config.keep_alive_max_requests = 2**62
         stop = asyncio.Event()
         task = asyncio.ensure_future(serve(self.app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
         try:
