@@ -24,7 +24,7 @@ from typing import Any, Final
 import pyperf
 
 from queue_impls.jobs import FakeClock, Queue
-from queue_impls.kv import open_kv
+from queue_impls.kv import KvError, open_kv
 from queue_impls.kv.backends.deno import find_deno
 from queue_impls.kv.counting import CountingKv
 from queue_impls.kv.counts import KvCounts
@@ -133,20 +133,13 @@ def run_deno_case(case: Case, timing: Timing, metadata: dict[str, str]) -> pyper
     p = case.params
     if p["status"] != "none":
         raise BenchmarkFailed(f"{case.name}: the TypeScript seed queue lists without a status filter only")
-    probe = asyncio.run(measure_deno_listing(case.layout, N=p["N"], K=p["K"], limit=p["limit"], offset=p["offset"]))
-    loops = 1
-    listing = asyncio.run(
-        measure_deno_listing(
-            case.layout,
-            N=p["N"],
-            K=p["K"],
-            limit=p["limit"],
-            offset=p["offset"],
-            warmups=timing.warmups,
-            values=max(timing.values, 3),
-            loops=loops,
-        )
-    )
+    point = {"N": p["N"], "K": p["K"], "limit": p["limit"], "offset": p["offset"]}
+    try:
+        probe = asyncio.run(measure_deno_listing(case.layout, **point))
+        values = max(timing.values, 3)
+        listing = asyncio.run(measure_deno_listing(case.layout, **point, warmups=timing.warmups, values=values))
+    except KvError as exc:  # no deno, or the store failed
+        raise BenchmarkFailed(f"{case.name}: {type(exc).__name__}: {exc}") from exc
     if listing.counts.snapshot() != probe.counts.snapshot():
         raise BenchmarkFailed(f"{case.name}: two listings of fresh stores counted differently")
     run = pyperf.Run(
