@@ -56,9 +56,11 @@ class DenoListing:
     loops: int = 1
 
 
-async def run_program(server: KvConnectServer, *args: Any, program: Path = PROGRAM) -> dict[str, Any]:
-    """Run ``program URL ARGS...`` with the narrowest permissions; its one line of JSON output, parsed."""
-    argv = [find_deno(), "run", "--unstable-kv", "--no-prompt", "--no-config", "--no-lock", "--quiet"]
+async def run_program(
+    server: KvConnectServer, *args: Any, program: Path = PROGRAM, allow: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Run ``program URL ARGS...`` with the narrowest permissions (plus ``allow``); its last line of JSON, parsed."""
+    argv = [find_deno(), "run", "--unstable-kv", "--no-prompt", "--no-config", "--no-lock", "--quiet", *allow]
     argv += [f"--allow-net={server.host}:{server.port}", f"--allow-env={TOKEN_ENV}", str(program), server.url]
     env = {**os.environ, TOKEN_ENV: server.token, "NO_COLOR": "1"}
     proc = await asyncio.create_subprocess_exec(*argv, *map(str, args), env=env, stdout=-1, stderr=-1)
