@@ -309,3 +309,23 @@ async def test_one_connection_serves_more_than_a_thousand_requests(tmp_path: Pat
         done = await run_deno(script, tmp_path, server.url)
         assert done.returncode == 0, done.stderr
         assert server.kv.counts.round_trips == 1100
+
+
+@pytest.mark.deno
+async def test_deno_watch_fails_with_the_servers_message(tmp_path: Path) -> None:
+    script = """
+const kv = await Deno.openKv(Deno.args[0]);
+try {
+  for await (const _ of kv.watch([["a"]])) break;
+  console.log("watched");
+} catch (e) {
+  console.log(String(e));
+}
+kv.close();
+"""
+    async with KvConnectServer.running("memory:", token=TOKEN) as server:
+        done = await run_deno(script, tmp_path, server.url)
+        assert done.returncode == 0, done.stderr
+        assert "(status=400 Bad Request): watch is not supported by this KV Connect server" in done.stdout
+        assert server.recorder.requests["watch"] == 1
+        assert server.app.errors == {400: 1}
