@@ -329,3 +329,18 @@ kv.close();
         assert "(status=400 Bad Request): watch is not supported by this KV Connect server" in done.stdout
         assert server.recorder.requests["watch"] == 1
         assert server.app.errors == {400: 1}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["memory:", "--port", "70000"], "--port must be 0..65535, got 70000"),
+        (["bogus:x", "--port", "0"], "cannot serve bogus:x: Unknown KV URL scheme 'bogus'"),
+        (["memory:", "--latency", "-1"], "--latency must be a non-negative number of milliseconds"),
+    ],
+)
+def test_qbench_serve_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "bench", "serve", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"qbench serve: error: {message}")
+    assert len(done.stderr.strip().splitlines()) == 1
