@@ -19,6 +19,12 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="the access token clients send (DENO_KV_ACCESS_TOKEN); default: a new one")
     parser.add_argument("--latency", type=float, metavar="RTT_MS", help="add this round-trip time to every request")
     parser.add_argument("--trace", type=Path, metavar="FILE", help="write the request trace (JSON) here at exit")
+    parser.add_argument(
+        "--http-server",
+        choices=("hypercorn", "granian"),
+        default="hypercorn",
+        help="hypercorn (default) or granian (HTTP in Rust: about half the added cost per request; experimental)",
+    )
 
 
 def handle_serve(args: argparse.Namespace) -> int:
@@ -36,7 +42,13 @@ def handle_serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(
             serve_until_stopped(
-                args.store, host=args.host, port=args.port, token=args.token, latency=latency, trace_file=args.trace
+                args.store,
+                host=args.host,
+                port=args.port,
+                token=args.token,
+                latency=latency,
+                trace_file=args.trace,
+                http_server=args.http_server,
             )
         )
     except (KvError, OSError) as exc:

@@ -48,9 +48,13 @@ kv.close();
 """
 
 
-@pytest.fixture(params=["memory:", "sqlite:{dir}/served.db"], ids=["memory", "sqlite"])
+@pytest.fixture(
+    params=[("memory:", "hypercorn"), ("sqlite:{dir}/served.db", "hypercorn"), ("sqlite:{dir}/served.db", "granian")],
+    ids=["memory", "sqlite", "granian(sqlite)"],
+)
 async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KvConnectServer]:
-    async with KvConnectServer.running(request.param.format(dir=tmp_path), token=TOKEN) as running:
+    url, http_server = request.param
+    async with KvConnectServer.running(url.format(dir=tmp_path), token=TOKEN, http_server=http_server) as running:
         yield running
 
 

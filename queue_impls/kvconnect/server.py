@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,6 +30,26 @@ from .app import KvConnectApp
 from .recorder import RequestRecorder
 
 TOKEN_ENV = "DENO_KV_ACCESS_TOKEN"
+HTTP_SERVERS = ("hypercorn", "granian")
+
+
+async def _wait_listening(host: str, port: int, task: asyncio.Future[Any], timeout_s: float = 10.0) -> None:
+    """Until a TCP connection to host:port succeeds (the server binds in the background), or the server failed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if task.done():
+            task.result()
+            raise OSError(f"the HTTP server stopped before listening on {host}:{port}")
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.02)
+        else:
+            writer.close()
+            await writer.wait_closed()
+            return
 
 
 class KvConnectServer:
@@ -58,13 +79,21 @@ class KvConnectServer:
         latency: LatencyModel | None = None,
         trace: bool = True,
         metadata_ttl_s: float = 3600.0,
+        http_server: str = "hypercorn",
     ) -> AsyncIterator[KvConnectServer]:
-        """Serve ``store`` (a KV URL, opened and closed here, or an open store, left open) until the block exits."""
+        """Serve ``store`` (a KV URL, opened and closed here, or an open store, left open) until the block exits.
+
+        ``http_server``: ``"hypercorn"`` (pure Python, the default) or ``"granian"`` (HTTP in Rust, faster; its
+        embedded mode is marked experimental by granian, and it binds the port itself: port 0 picks a free one first).
+        """
+        if http_server not in HTTP_SERVERS:
+            raise ValueError(f"Unknown HTTP server {http_server!r}: expected one of {', '.join(HTTP_SERVERS)}")
         inner = await open_kv(store) if isinstance(store, str) else store
         kv = CountingKv(inner, latency=latency, trace=trace, owns_inner=isinstance(store, str))
         try:
             server = cls(kv, token or secrets.token_urlsafe(18), metadata_ttl_s=metadata_ttl_s)
-            async with server._serving(host, port):
+            serving = server._serving if http_server == "hypercorn" else server._serving_granian
+            async with serving(host, port):
                 yield server
         finally:
             await kv.close()
@@ -101,6 +130,30 @@ class KvConnectServer:
             yield
         finally:
             stop.set()
+            try:
+                await asyncio.wait_for(task, 10.0)
+            except TimeoutError:
+                task.cancel()
+
+    @contextlib.asynccontextmanager
+    async def _serving_granian(self, host: str, port: int) -> AsyncIterator[None]:
+        from granian.constants import HTTPModes, Interfaces
+        from granian.server.embed import Server
+
+        if port == 0:
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind((host, 0))
+                port = probe.getsockname()[1]
+        self.host, self.port = host, port
+        server = Server(
+            self.app, address=host, port=port, interface=Interfaces.ASGINL, http=HTTPModes.auto, log_enabled=False
+        )
+        task = asyncio.ensure_future(server.serve())
+        try:
+            await _wait_listening(host, port, task)
+            yield
+        finally:
+            server.stop()  # type: ignore[no-untyped-call]
             try:
                 await asyncio.wait_for(task, 10.0)
             except TimeoutError:
@@ -176,6 +229,7 @@ async def serve_until_stopped(
     latency: LatencyModel | None = None,
     trace_file: Path | None = None,
     out: TextIO = sys.stdout,
+    http_server: str = "hypercorn",
 ) -> None:
     """``qbench serve``: serve until SIGINT or SIGTERM, then print counts and N+1 findings (and write the trace)."""
     stop = asyncio.Event()
@@ -183,8 +237,14 @@ async def serve_until_stopped(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with KvConnectServer.running(store_url, host=host, port=port, token=token, latency=latency) as server:
-            print(f"qbench serve: {store_url} on {server.url} (KV Connect, protocol 1-3, HTTP/1.1 and h2c)", file=out)
+        running = KvConnectServer.running(
+            store_url, host=host, port=port, token=token, latency=latency, http_server=http_server
+        )
+        async with running as server:
+            print(
+                f"qbench serve: {store_url} on {server.url} (KV Connect, protocol 1-3, HTTP/1.1 and h2c, {http_server})",
+                file=out,
+            )
             if token is None:
                 print(f"  {TOKEN_ENV}={server.token}", file=out)
             print(f"  Deno: Deno.openKv({server.url!r}); stop with Ctrl-C or SIGTERM", file=out, flush=True)
