@@ -252,7 +252,10 @@ kv.close();
         [finding] = server.findings()
         assert (finding.count, finding.fingerprint) == (5, 'get ("jobs", ?)')
         assert finding.source.label == 'list ("jobs_by_name", "email", *)'
-        assert 'N+1: 5 x get ("jobs", ?)' in server.summary()
+        summary = server.summary()
+        assert 'N+1: 5 x get ("jobs", ?)' in summary
+        assert '        5 x get ("jobs", ?) (5 round trips)' in summary
+        assert '        1 x list ("jobs_by_name", "email", *) (1 round trips)' in summary
 
 
 @pytest.mark.deno

@@ -31,6 +31,7 @@ from .recorder import RequestRecorder
 
 TOKEN_ENV = "DENO_KV_ACCESS_TOKEN"
 HTTP_SERVERS = ("hypercorn", "granian")
+_TOP = 10  # fingerprints in the summary
 
 
 async def _wait_listening(host: str, port: int, task: asyncio.Future[Any], timeout_s: float = 10.0) -> None:
@@ -172,6 +173,17 @@ class KvConnectServer:
             f"counts: {counts}",
             *(f"  {op:<10} {n:,}" for op, n in counts.calls.items() if n),
         ]
+        by_label: dict[str, list[int]] = {}
+        for event in self.kv.trace:
+            tally = by_label.setdefault(event.label, [0, 0])
+            tally[0] += 1
+            tally[1] += event.round_trips
+        if by_label:
+            lines.append("by fingerprint (calls, round trips):")
+            ranked = sorted(by_label.items(), key=lambda item: -item[1][1])
+            lines += [f"  {calls:>7,} x {label} ({trips:,} round trips)" for label, (calls, trips) in ranked[:_TOP]]
+            if len(ranked) > _TOP:
+                lines.append(f"  ... and {len(ranked) - _TOP:,} more fingerprints (--trace FILE has every request)")
         if self.app.errors:
             lines.append("refused: " + ", ".join(f"HTTP {s} x{n}" for s, n in sorted(self.app.errors.items())))
         findings = self.findings()
