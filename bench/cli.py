@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .errors import BenchError
 from .report_cli import COMMANDS as REPORT_COMMANDS
-from .scenarios import BACKENDS, LAYOUTS, SCENARIOS, SUITES, parse_list, parse_rtt
+from .scenarios import BACKENDS, LAYOUTS, OPT_IN_SCENARIOS, SCENARIOS, SUITES, parse_list, parse_rtt
+from .serve_cli import COMMAND as SERVE_COMMAND
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
@@ -47,7 +48,9 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
         "--layouts", metavar="L1,L2", help=f"comma-separated subset of {','.join(LAYOUTS)} (default: all)"
     )
     parser.add_argument(
-        "--scenarios", metavar="S1,S2", help=f"comma-separated subset of {','.join(SCENARIOS)} (default: all)"
+        "--scenarios",
+        metavar="S1,S2",
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (default: all); opt-in: {','.join(OPT_IN_SCENARIOS)}",
     )
     parser.add_argument("--rtt", metavar="MS,...", help="rtt_sweep's round-trip times in ms (default: 0,1,5,20)")
     parser.add_argument(
@@ -77,6 +80,13 @@ def parse_affinity(text: str) -> str:
     return text
 
 
+def _scenarios(value: str | None) -> tuple[str, ...]:
+    """--scenarios: by default (or "all") every scenario but the opt-in ones, which run only when named."""
+    if value is None or value.strip() == "all":
+        return SCENARIOS
+    return parse_list(value, known=(*SCENARIOS, *OPT_IN_SCENARIOS), what="scenario")
+
+
 def handle_run(args: argparse.Namespace) -> int:
     from .files import check_directory
     from .runner import RunOptions, run_suite
@@ -88,7 +98,7 @@ def handle_run(args: argparse.Namespace) -> int:
         backend=args.backend,
         layouts=parse_list(args.layouts, known=LAYOUTS, what="layout"),
         rtt_ms=parse_rtt(args.rtt, suite=args.suite),
-        scenarios=parse_list(args.scenarios, known=SCENARIOS, what="scenario"),
+        scenarios=_scenarios(args.scenarios),
         output=args.output,
         cache_dir=args.cache_dir,
         progress=args.progress,
@@ -129,6 +139,7 @@ COMMANDS: tuple[Command, ...] = (
         "export", "write a results file as a tidy CSV (one row per benchmark x metric)", configure_export, handle_export
     ),
     *(Command(*spec) for spec in REPORT_COMMANDS),  # report, compare, gate, baseline: bench/report_cli.py
+    Command(*SERVE_COMMAND),  # bench/serve_cli.py
 )
 
 

@@ -17,6 +17,7 @@ from bench import latency_accuracy, plots
 from bench.complexity import classify
 from bench.document import Block, Figure, Heading, Paragraph, Table, fmt_time, to_html, to_markdown
 from bench.files import replace_directory
+from bench.report_deno import typescript_section
 from bench.results import benchmark_info, load, load_suite
 
 HEADLINE_METRICS = (
@@ -311,6 +312,7 @@ def build(df: pd.DataFrame, suite: pyperf.BenchmarkSuite, results: Path, figures
         ),
     ]
     blocks += [Heading("Headline: the seed's case"), *headline(df)]
+    blocks += typescript_section(df)  # bench/report_deno.py: only with deno_seed_case benchmarks
     blocks += [Heading("Cost against the number of jobs"), *_figs(figures, "counts_vs_n")]
     blocks += [Heading("Complexity class per layout", 3), *complexity(df), *_figs(figures, "time_vs_n")]
     blocks += [Heading("Network round-trip time"), *_figs(figures, "time_vs_rtt"), *rtt_blocks(df, suite)]

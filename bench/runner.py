@@ -301,6 +301,10 @@ def _run_case(
     run_dir: Path,
     metadata: dict[str, str],
 ) -> pyperf.Benchmark:
+    if case.scenario == "deno_seed_case":  # a TypeScript program on its own server, timed by Deno itself
+        from .deno_program import run_deno_case
+
+        return run_deno_case(case, timing, metadata)
     started = time.monotonic()
     try:
         measured = asyncio.run(measure_case(case, source, private_dir=run_dir / "measure"))

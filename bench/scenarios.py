@@ -15,6 +15,10 @@ from queue_impls.jobs.layouts import LAYOUTS
 from .errors import UsageError
 
 SCENARIOS: Final = ("list_by_name", "seed_case", "write_path", "worker_throughput", "rtt_sweep", "mixed")
+#: Scenarios run only when named in --scenarios: deno_seed_case is the seed's own TypeScript queue, run by the real
+#: Deno against a fresh KV Connect server (bench/deno_program.py), in the layouts it transcribes.
+OPT_IN_SCENARIOS: Final = ("deno_seed_case",)
+SCENARIO_LAYOUTS: Final[dict[str, tuple[str, ...]]] = {"deno_seed_case": ("naive", "optimized")}
 SUITES: Final = ("smoke", "quick", "full")
 BACKENDS: Final = ("sqlite", "memory", "deno")
 #: Status filters of list_by_name: none, one that 1% of a name's jobs match (failed), one that half match (pending).
@@ -27,6 +31,7 @@ _LISTING: Final = ("N", "K", "limit", "offset", "status")
 PARAM_ORDER: Final[dict[str, tuple[str, ...]]] = {
     "list_by_name": _LISTING,
     "seed_case": _LISTING,
+    "deno_seed_case": _LISTING,
     "rtt_sweep": (*_LISTING, "rtt_ms"),
     "write_path": ("op",),
     "worker_throughput": ("N", "concurrency"),
@@ -70,7 +75,7 @@ class Case:
     @property
     def seed(self) -> SeedSpec | None:
         """The seeded store the case reads, or None for a case that starts from an empty store."""
-        if self.scenario in ("write_path", "worker_throughput"):
+        if self.scenario in ("write_path", "worker_throughput", "deno_seed_case"):  # deno_seed_case: seeds itself
             return None
         return SeedSpec(self.params["N"], self.params["K"], self.layout)
 
@@ -203,7 +208,7 @@ def scenario_points(spec: SuiteSpec, scenario: str, rtt_ms: Sequence[float]) -> 
     """The parameter points a suite runs for one scenario."""
     if scenario == "list_by_name":
         return _unique([*one_at_a_time(spec.list_base, spec.list_axes), *map(dict, spec.extra_points)])
-    if scenario == "seed_case":
+    if scenario in ("seed_case", "deno_seed_case"):
         return [dict(SEED_POINT)]
     if scenario == "rtt_sweep":
         return [{**spec.rtt_point, "rtt_ms": rtt} for rtt in rtt_ms]
@@ -224,6 +229,7 @@ def build_cases(
         for scenario in scenarios
         for point in scenario_points(spec, scenario, rtt_ms)
         for layout in layouts
+        if layout in SCENARIO_LAYOUTS.get(scenario, (layout,))
     ]
 
 

@@ -6,7 +6,8 @@ Each entry: (id, factory, marks). A factory is an async context manager taking t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,41 @@ def counting_factory(inner: KvFactory, **options: Any) -> KvFactory:
     return factory
 
 
+def kvconnect_factory(store_url: str) -> KvFactory:
+    """Our ``deno+http://`` backend (the real Deno client, in the bridge) through a KV Connect server on ``store_url``.
+
+    The server runs in the test's event loop on an ephemeral port and is stopped when the store closes.
+    """
+
+    @contextlib.asynccontextmanager
+    async def factory(tmp_path: Path) -> AsyncIterator[Kv]:
+        from queue_impls.kvconnect import KvConnectServer
+
+        async with KvConnectServer.running(store_url.format(dir=tmp_path), trace=False) as server:
+            with deno_token(server.token):
+                kv = await open_kv(f"deno+{server.url}")
+            try:
+                yield kv
+            finally:
+                await kv.close()
+
+    return factory
+
+
+@contextlib.contextmanager
+def deno_token(token: str) -> Iterator[None]:
+    """DENO_KV_ACCESS_TOKEN set for the deno processes started inside the block."""
+    saved = os.environ.get("DENO_KV_ACCESS_TOKEN")
+    os.environ["DENO_KV_ACCESS_TOKEN"] = token
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["DENO_KV_ACCESS_TOKEN"]
+        else:
+            os.environ["DENO_KV_ACCESS_TOKEN"] = saved
+
+
 BACKENDS: list[tuple[str, KvFactory, list[Any]]] = [
     ("memory", url_factory(lambda _: "memory:"), []),
     ("sqlite", url_factory(lambda p: f"sqlite:{p / 'kv.db'}"), []),
@@ -57,6 +93,8 @@ BACKENDS: list[tuple[str, KvFactory, list[Any]]] = [
     ("counting(memory)", counting_factory(url_factory(lambda _: "memory:")), []),
     ("traced(sqlite)", counting_factory(url_factory(lambda p: f"sqlite:{p / 'kv.db'}"), trace=True), []),
     ("counting(deno-mem)", counting_factory(url_factory(lambda _: "deno::memory:")), [pytest.mark.deno]),
+    # The real Deno client speaking KV Connect to our server (queue_impls/kvconnect) in front of SQLite.
+    ("deno+http(sqlite)", kvconnect_factory("sqlite:{dir}/served.db"), [pytest.mark.deno]),
 ]
 
 

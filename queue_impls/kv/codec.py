@@ -419,4 +419,8 @@ def decode_value(payload: bytes, encoding: int) -> Any:
             if isinstance(exc, InvalidValueError):
                 raise
             raise InvalidValueError(f"Invalid tagged value: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if payload[:1] == b"\xff":  # V8's serialisation: written by a Deno program through the KV Connect server
+        from .v8 import v8_loads
+
+        return v8_loads(payload)
     raise InvalidValueError(f"Unknown value format byte {short_repr(payload[:1])}")

@@ -7,7 +7,8 @@ from typing import Any, Literal, NamedTuple
 
 from .codec import Key
 
-MutationKind = Literal["set", "delete", "sum", "min", "max"]
+# "set_suffix_versionstamp" (KV Connect's M_SET_SUFFIX_VERSIONSTAMPED_KEY): set key + the commit's versionstamp.
+MutationKind = Literal["set", "delete", "sum", "min", "max", "set_suffix_versionstamp"]
 Consistency = Literal["strong", "eventual"]
 
 
@@ -79,6 +80,7 @@ class Mutation:
 
     For ``set``: ``value`` is the Python value, ``payload``/``encoding`` its serialised form.
     For ``sum``/``min``/``max``: ``value`` is the u64 operand (int). For ``delete`` both are unused.
+    ``set_suffix_versionstamp`` is a ``set`` of ``key`` + :func:`versionstamp_suffix` of the commit's versionstamp.
     """
 
     kind: MutationKind
@@ -87,3 +89,8 @@ class Mutation:
     payload: bytes = b""
     encoding: int = 0
     expire_at_ms: int | None = None
+
+
+def versionstamp_suffix(versionstamp: str) -> bytes:
+    """The key part a versionstamped-key set appends: the versionstamp's 20 hex characters as a string part."""
+    return b"\x02" + versionstamp.encode("ascii") + b"\x00"

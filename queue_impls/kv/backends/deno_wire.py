@@ -216,6 +216,8 @@ def write_request(checks: Sequence[Check], mutations: Sequence[Mutation], now_ms
     wire_mutations: list[Any] = []
     size = sum(len(c.key) for c in checks)
     for m in mutations:
+        if m.kind == "set_suffix_versionstamp":  # not in Deno's public API (atomic().mutate refuses the type)
+            raise BackendError("Deno KV offers no versionstamped-key set through its API; use a memory or SQLite store")
         size += len(m.key) if m.kind == "delete" else 2 * len(m.key) + len(m.payload)
         if m.kind == "set":
             expire = None if m.expire_at_ms is None else max(0, m.expire_at_ms - now_ms)

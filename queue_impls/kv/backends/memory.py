@@ -10,7 +10,7 @@ from ..atomic import apply_u64
 from ..base import Kv
 from ..codec import ENC_U64, decode_value
 from ..errors import InvalidArgumentError
-from ..types import Check, Consistency, Mutation, RawEntry, ReadRange
+from ..types import Check, Consistency, Mutation, RawEntry, ReadRange, versionstamp_suffix
 
 
 class _Stored(NamedTuple):
@@ -90,6 +90,10 @@ class MemoryKv(Kv):
         for m in mutations:  # stage first: a failing sum/min/max leaves the store untouched
             if m.kind == "set":
                 staged[m.key] = _Stored(m.payload, m.encoding, versionstamp, m.expire_at_ms)
+            elif m.kind == "set_suffix_versionstamp":
+                staged[m.key + versionstamp_suffix(versionstamp)] = _Stored(
+                    m.payload, m.encoding, versionstamp, m.expire_at_ms
+                )
             elif m.kind == "delete":
                 staged[m.key] = None
             else:

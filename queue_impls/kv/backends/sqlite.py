@@ -19,7 +19,7 @@ from ..atomic import apply_u64
 from ..base import Kv
 from ..codec import ENC_U64, decode_value, decode_values
 from ..errors import BackendError, MutationTypeError
-from ..types import Check, Consistency, Mutation, RawEntry, ReadRange
+from ..types import Check, Consistency, Mutation, RawEntry, ReadRange, versionstamp_suffix
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -113,6 +113,8 @@ def _write(conn: sqlite3.Connection, checks: Sequence[Check], mutations: Sequenc
 def _apply(conn: sqlite3.Connection, m: Mutation, stamp: bytes, now: int) -> None:
     if m.kind == "set":
         conn.execute(_UPSERT, (m.key, m.payload, m.encoding, stamp, m.expire_at_ms))
+    elif m.kind == "set_suffix_versionstamp":
+        conn.execute(_UPSERT, (m.key + versionstamp_suffix(stamp.hex()), m.payload, m.encoding, stamp, m.expire_at_ms))
     elif m.kind == "delete":
         conn.execute("DELETE FROM kv WHERE k = ?", (m.key,))
     else:

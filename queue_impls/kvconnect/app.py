@@ -1,0 +1,185 @@
+"""The KV Connect protocol as an ASGI application in front of a store (protocol versions 1 to 3).
+
+``POST /`` is the metadata exchange (JSON, checked against the access token); ``POST /v2/snapshot_read`` and
+``POST /v2/atomic_write`` are the data path (protobuf, checked against the token the exchange handed out, until it
+expires). Errors are plain text: 401 for a bad token, 400 for a request the server refuses (Deno's client shows the
+text), 500 only for a failure of the server itself (which Deno's client retries). See docs/kvconnect.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from queue_impls.kv.errors import KvError
+
+from . import datapath_pb2 as pb
+from . import wire
+from .recorder import RequestRecorder
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_log = logging.getLogger(__name__)
+
+PROTOCOL_VERSIONS = (1, 2, 3)
+DATA_PATH = "/v2"
+MAX_BODY = 16 * 1024 * 1024
+_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+_PROTOBUF = [(b"content-type", b"application/x-protobuf")]
+_JSON = [(b"content-type", b"application/json")]
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class KvConnectApp:
+    """An ASGI app serving one store. ``token`` is the access token clients must present (DENO_KV_ACCESS_TOKEN)."""
+
+    def __init__(self, recorder: RequestRecorder, token: str, *, metadata_ttl_s: float = 3600.0) -> None:
+        if not token:
+            raise ValueError("a KV Connect server needs a non-empty access token")
+        self.recorder = recorder
+        self.token = token
+        self.metadata_ttl_s = metadata_ttl_s
+        self.database_id = str(uuid.uuid4())
+        self._data_tokens: dict[str, float] = {}  # token handed out by a metadata exchange -> expiry (unix s)
+        self.errors: dict[int, int] = {}  # responses by error status
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            status, headers, body = await self._handle(scope, receive)
+        except HttpError as exc:
+            status, headers, body = exc.status, _TEXT, str(exc).encode("utf-8")
+        except wire.ProtocolError as exc:
+            status, headers, body = 400, _TEXT, str(exc).encode("utf-8")
+        except KvError as exc:  # the store refused the request (e.g. sum on a non-U64 value): the client's fault
+            status, headers, body = 400, _TEXT, f"{type(exc).__name__}: {exc}".encode()
+        except Exception as exc:  # a fault of this server: logged; Deno's client retries a 5xx (with backoff)
+            _log.exception("KV Connect request %s %s failed", scope.get("method"), scope.get("path"))
+            status, headers, body = 500, _TEXT, f"internal error: {type(exc).__name__}: {exc}".encode()
+        if status >= 400:
+            self.errors[status] = self.errors.get(status, 0) + 1
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        if scope["method"] != "POST":
+            raise HttpError(405, f"KV Connect takes POST requests, got {scope['method']} {scope['path']}")
+        path = scope["path"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        body = await _body(receive)
+        if path in ("", "/"):
+            self._authorize(headers, lambda t: secrets.compare_digest(t, self.token), "access token")
+            return 200, _JSON, self._metadata(headers, body, scope)
+        self._authorize(headers, self._valid_data_token, "data path token (from the metadata exchange)")
+        self._check_database(headers)
+        site = headers.get("user-agent", "kv-connect client")
+        if path == f"{DATA_PATH}/snapshot_read":
+            ranges = wire.read_ranges(wire.parse(pb.SnapshotRead, body))
+            results = await self.recorder.snapshot_read(ranges, "strong", site)
+            return 200, _PROTOBUF, wire.read_output(results)
+        if path == f"{DATA_PATH}/atomic_write":
+            checks, mutations = wire.atomic_write(wire.parse(pb.AtomicWrite, body))
+            versionstamp = await self.recorder.atomic_write(checks, mutations, site)
+            return 200, _PROTOBUF, wire.write_output(versionstamp)
+        if path == f"{DATA_PATH}/watch":
+            self.recorder.requests["watch"] += 1
+            raise HttpError(400, "watch is not supported by this KV Connect server (qbench serve): Kv.watch() fails")
+        raise HttpError(404, f"No KV Connect endpoint at {path} (data path: {DATA_PATH}/snapshot_read, atomic_write)")
+
+    # -- authentication and metadata -----------------------------------------------------------------------
+
+    def _authorize(self, headers: dict[str, str], valid: Callable[[str], bool], what: str) -> None:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise HttpError(401, f"Missing bearer token: send 'Authorization: Bearer <{what}>'")
+        if not valid(token.strip()):
+            raise HttpError(401, f"Invalid or expired {what}")
+
+    def _valid_data_token(self, token: str) -> bool:
+        expiry = self._data_tokens.get(token)
+        return expiry is not None and expiry > time.time()
+
+    def _check_database(self, headers: dict[str, str]) -> None:
+        given = headers.get("x-denokv-database-id") or headers.get("x-transaction-domain-id")
+        if given is not None and given != self.database_id:
+            raise HttpError(400, f"Unknown database id {given!r}: this server serves {self.database_id}")
+
+    def _metadata(self, headers: dict[str, str], body: bytes, scope: Scope) -> bytes:
+        version = _negotiate(body)
+        now = time.time()
+        self._data_tokens = {t: e for t, e in self._data_tokens.items() if e > now}
+        token = secrets.token_urlsafe(24)
+        expires = now + self.metadata_ttl_s
+        self._data_tokens[token] = expires
+        host = headers.get("host") or headers.get(":authority") or "{}:{}".format(*scope["server"])
+        metadata = {
+            "version": version,
+            "databaseId": self.database_id,
+            "endpoints": [{"url": f"{scope.get('scheme', 'http')}://{host}{DATA_PATH}", "consistency": "strong"}],
+            "token": token,
+            "expiresAt": datetime.fromtimestamp(expires, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        return json.dumps(metadata).encode("utf-8")
+
+
+def _negotiate(body: bytes) -> int:
+    """The highest protocol version both sides support; no body means the client speaks version 1 only."""
+    if not body.strip():
+        return 1
+    try:
+        request = json.loads(body)
+        versions = request["supportedVersions"]
+        if not isinstance(versions, list):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise HttpError(400, 'Invalid metadata exchange request: expected {"supportedVersions": [1, 2, 3]}') from None
+    common = [v for v in PROTOCOL_VERSIONS if v in versions]
+    if not common:
+        raise HttpError(
+            400, f"No common KV Connect protocol version: client {versions}, server {list(PROTOCOL_VERSIONS)}"
+        )
+    return max(common)
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpError(400, "client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HttpError(413, f"Request body too large (max {MAX_BODY} bytes)")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,182 @@
+"""KV Connect data-path messages <-> the store primitives' types (ReadRange, Check, Mutation, RawEntry).
+
+Everything a client sends is checked against Deno's limits here, before the store sees it; a violation raises
+``ProtocolError`` (answered 400 with its message, which the Deno client shows as the error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from queue_impls.kv.codec import ENC_BYTES, ENC_SERIALIZED, ENC_U64, KvU64
+from queue_impls.kv.errors import InvalidValueError, KvError
+from queue_impls.kv.limits import (
+    MAX_CHECKS,
+    MAX_MUTATIONS,
+    MAX_READ_ENTRIES,
+    MAX_READ_KEY_SIZE,
+    MAX_READ_RANGES,
+    MAX_TOTAL_KEY_SIZE,
+    MAX_TOTAL_MUTATION_SIZE,
+    MAX_VALUE_SIZE,
+    MAX_WRITE_KEY_SIZE,
+)
+from queue_impls.kv.types import Check, Mutation, MutationKind, RawEntry, ReadRange
+from queue_impls.kv.v8 import v8_dumps, v8_loads
+
+from . import datapath_pb2 as pb
+
+_KINDS: dict[int, MutationKind] = {
+    pb.M_SET: "set",
+    pb.M_DELETE: "delete",
+    pb.M_SUM: "sum",
+    pb.M_MIN: "min",
+    pb.M_MAX: "max",
+    pb.M_SET_SUFFIX_VERSIONSTAMPED_KEY: "set_suffix_versionstamp",
+}
+
+
+class ProtocolError(KvError):
+    """A request this server refuses: malformed, over a limit, or asking for something it does not support."""
+
+
+def parse(message_type: Any, body: bytes) -> Any:
+    message = message_type()
+    try:
+        message.ParseFromString(body)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ProtocolError(f"Invalid {message_type.__name__} protobuf message ({len(body)} bytes): {exc}") from None
+    return message
+
+
+def read_ranges(request: pb.SnapshotRead) -> list[ReadRange]:
+    """The ranges of a SnapshotRead, checked: at most 10, limits positive and 1000 in total, keys <= 2049 bytes."""
+    if len(request.ranges) > MAX_READ_RANGES:
+        raise ProtocolError(f"Too many ranges (max {MAX_READ_RANGES}): got {len(request.ranges)}")
+    ranges = []
+    for r in request.ranges:
+        if r.limit <= 0:
+            raise ProtocolError(f"Invalid read range limit {r.limit}: must be a positive integer")
+        for name, key in (("start", r.start), ("end", r.end)):
+            if len(key) > MAX_READ_KEY_SIZE:
+                raise ProtocolError(
+                    f"Key too large for read (max {MAX_READ_KEY_SIZE} bytes): range {name} of {len(key)} bytes"
+                )
+        ranges.append(ReadRange(r.start, r.end, r.limit, r.reverse))
+    total = sum(r.limit for r in ranges)
+    if total > MAX_READ_ENTRIES:
+        raise ProtocolError(f"Too many entries (max {MAX_READ_ENTRIES}): the ranges ask for {total}")
+    return ranges
+
+
+def read_output(results: Sequence[Sequence[RawEntry]]) -> bytes:
+    out = pb.SnapshotReadOutput(read_is_strongly_consistent=True, status=pb.SR_SUCCESS)
+    for rows in results:
+        values = out.ranges.add().values
+        for raw in rows:
+            data, encoding = wire_value(raw.value)
+            values.add(key=raw.key, value=data, encoding=encoding, versionstamp=bytes.fromhex(raw.versionstamp))
+    return out.SerializeToString()
+
+
+def wire_value(value: Any) -> tuple[bytes, int]:
+    """A stored value as the wire carries it: raw bytes, a little-endian u64, or V8's serialisation."""
+    if type(value) is bytes:
+        return value, pb.VE_BYTES
+    if isinstance(value, KvU64):
+        return value.value.to_bytes(8, "little"), pb.VE_LE64
+    return v8_dumps(value), pb.VE_V8
+
+
+def _value(kv_value: pb.KvValue, what: str) -> tuple[Any, bytes, int]:
+    """(Python value, payload, store encoding) of a mutation's value; V8 payloads are stored as they came."""
+    data = kv_value.data
+    if len(data) > MAX_VALUE_SIZE:
+        raise ProtocolError(f"Value too large (max {MAX_VALUE_SIZE} bytes): got {len(data)} bytes for {what}")
+    if kv_value.encoding == pb.VE_V8:
+        try:
+            return v8_loads(data), data, ENC_SERIALIZED
+        except InvalidValueError as exc:
+            raise ProtocolError(f"{exc} (value of {what})") from None
+    if kv_value.encoding == pb.VE_BYTES:
+        return data, data, ENC_BYTES
+    if kv_value.encoding == pb.VE_LE64:
+        if len(data) != 8:
+            raise ProtocolError(f"A VE_LE64 value is 8 bytes, got {len(data)} for {what}")
+        return KvU64(int.from_bytes(data, "little")), data, ENC_U64
+    raise ProtocolError(f"Unknown value encoding {kv_value.encoding} for {what}")
+
+
+def _check(index: int, c: pb.Check) -> Check:
+    if len(c.key) > MAX_WRITE_KEY_SIZE:
+        raise ProtocolError(f"Key too large for write (max {MAX_WRITE_KEY_SIZE} bytes): check {index}")
+    if len(c.versionstamp) not in (0, 10):
+        raise ProtocolError(f"Invalid check {index}: a versionstamp is 10 bytes, got {len(c.versionstamp)}")
+    return Check(c.key, c.versionstamp.hex() if c.versionstamp else None)
+
+
+def _expiry(index: int, expire_at_ms: int) -> int | None:
+    if expire_at_ms in (0, -1):
+        return None
+    if expire_at_ms < 0:
+        raise ProtocolError(f"Invalid expire_at_ms {expire_at_ms} in mutation {index}")
+    return expire_at_ms
+
+
+def _mutation(index: int, m: pb.Mutation) -> Mutation:
+    kind = _KINDS.get(m.mutation_type)
+    what = f"mutation {index}"
+    if kind is None:
+        raise ProtocolError(f"Unknown mutation type {m.mutation_type} in {what}")
+    if not m.key:
+        raise ProtocolError(f"key cannot be empty ({what})")
+    if len(m.key) > MAX_WRITE_KEY_SIZE:
+        raise ProtocolError(f"Key too large for write (max {MAX_WRITE_KEY_SIZE} bytes): {len(m.key)} bytes in {what}")
+    if kind == "delete":
+        return Mutation("delete", m.key)
+    if not m.HasField("value"):
+        raise ProtocolError(f"A {kind} mutation needs a value ({what})")
+    value, payload, encoding = _value(m.value, what)
+    if kind in ("set", "set_suffix_versionstamp"):
+        return Mutation(kind, m.key, value, payload, encoding, _expiry(index, m.expire_at_ms))
+    if encoding != ENC_U64:
+        raise ProtocolError(
+            f"This server supports {kind} only on Deno.KvU64 (VE_LE64) operands; {what} sent encoding "
+            f"{pb.ValueEncoding.Name(m.value.encoding)}"
+        )
+    return Mutation(kind, m.key, value.value, payload, ENC_U64)
+
+
+def atomic_write(request: pb.AtomicWrite) -> tuple[list[Check], list[Mutation]]:
+    """Checks and mutations of an AtomicWrite, checked against Deno's commit limits. Enqueues are refused."""
+    if request.enqueues:
+        raise ProtocolError(
+            f"enqueue is not supported by this KV Connect server (qbench serve): the commit carries "
+            f"{len(request.enqueues)} enqueue(s); nothing was written"
+        )
+    if len(request.checks) > MAX_CHECKS:
+        raise ProtocolError(f"Too many checks (max {MAX_CHECKS}): got {len(request.checks)}")
+    if len(request.mutations) > MAX_MUTATIONS:
+        raise ProtocolError(f"Too many mutations (max {MAX_MUTATIONS}): got {len(request.mutations)}")
+    checks = [_check(i, c) for i, c in enumerate(request.checks)]
+    mutations = [_mutation(i, m) for i, m in enumerate(request.mutations)]
+    total = sum(len(c.key) for c in checks) + sum(len(m.key) for m in mutations)
+    key_total = 0
+    for m in mutations:
+        if m.kind != "delete":
+            total += len(m.key) + len(m.payload)
+            key_total += len(m.key)
+    if total > MAX_TOTAL_MUTATION_SIZE:
+        raise ProtocolError(f"Total mutation size too large (max {MAX_TOTAL_MUTATION_SIZE} bytes): got {total} bytes")
+    if key_total > MAX_TOTAL_KEY_SIZE:
+        raise ProtocolError(f"Total key size too large (max {MAX_TOTAL_KEY_SIZE} bytes): got {key_total} bytes")
+    return checks, mutations
+
+
+def write_output(versionstamp: str | None) -> bytes:
+    if versionstamp is None:
+        out = pb.AtomicWriteOutput(status=pb.AW_CHECK_FAILURE)
+    else:
+        out = pb.AtomicWriteOutput(status=pb.AW_SUCCESS, versionstamp=bytes.fromhex(versionstamp))
+    return out.SerializeToString()
