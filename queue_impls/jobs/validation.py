@@ -8,7 +8,7 @@ from typing import Any, Final
 from ..kv import Key, KvValidationError, encode_key, encode_value
 from ..kv.limits import MAX_VALUE_SIZE, MAX_WRITE_KEY_SIZE
 from .errors import InvalidJobOptionError, JobTooLargeError
-from .keys import active_key, limit_key
+from .keys import active_key, limit_key, ready_by_name_key
 from .layouts import Layout
 from .model import MAX_ERROR_BYTES, MAX_ERROR_HISTORY, Job, JobStatus
 
@@ -36,7 +36,7 @@ def check_name(name: Any, layout: Layout) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidJobOptionError(f"A job name must be a non-empty str, got {name!r}")
     probe = Job("00000000-0000-7000-8000-000000000000", name, None, JobStatus.PENDING, 0, 1, 0.0, 0.0)
-    keys: list[Key] = [active_key(name), limit_key(name)]
+    keys: list[Key] = [active_key(name), limit_key(name), ready_by_name_key(name, MAX_PRIORITY, probe.id)]
     for status in JobStatus:
         keys += layout.entries(probe.replace(status=status)).keys()
     longest = max(len(encode_key(key)) for key in keys)

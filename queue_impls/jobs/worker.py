@@ -13,6 +13,7 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from .claims import Candidate, read_candidates
 from .errors import InvalidJobOptionError, LeaseLostError, UnknownHandlerError
 from .model import Job
 from .queue import Lease, Queue
@@ -31,8 +32,20 @@ class _Held:
         self.lock = asyncio.Lock()
 
 
+class _Batch:
+    """Jobs claimed together whose outcomes are written together: the last one to finish writes them all."""
+
+    def __init__(self, size: int) -> None:
+        self.waiting = size
+        self.outcomes: list[tuple[Lease, Job]] = []
+
+
 class Worker:
-    """Runs up to ``concurrency`` jobs at once. ``lease`` seconds per claim, renewed every lease/3 while running."""
+    """Runs up to ``concurrency`` jobs at once. ``lease`` seconds per claim, renewed every lease/3 while running.
+
+    The commit that writes a job's outcome also claims the next job, from the candidates the last read of the ready
+    queue left over (or from a fresh read): one list and one commit per job at most. With ``batch_size`` b the
+    outcomes of b jobs claimed together are written in one commit, which claims the next b."""
 
     def __init__(
         self,
@@ -43,6 +56,7 @@ class Worker:
         poll_interval: float = 1.0,
         lease: float = 30.0,
         worker_id: str | None = None,
+        batch_size: int = 1,
     ) -> None:
         self.queue = queue
         self.handlers = _check_handlers(handlers)
@@ -54,6 +68,14 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         if not isinstance(self.worker_id, str) or len(self.worker_id) > MAX_WORKER_ID_CHARS:
             raise InvalidJobOptionError(f"worker_id must be a str of at most {MAX_WORKER_ID_CHARS} characters")
+        if not is_int(batch_size) or not 1 <= batch_size <= self.concurrency:
+            raise InvalidJobOptionError(
+                f"batch_size must be an int in 1..concurrency ({self.concurrency}), got {batch_size!r}"
+            )
+        self.batch_size = int(batch_size)
+        self._candidates: list[Candidate] = []  # ready jobs the last read left over, best first
+        self._reading: asyncio.Future[None] | None = None  # the read of the ready queue in flight, if any
+        self._claiming: set[str] = set()  # ids in a claim commit of ours in flight: our other tasks leave them alone
         self.processed = 0  # attempts whose outcome this worker committed
         self.lost = 0  # attempts whose lease was lost before the outcome could be written
         self._tasks: set[asyncio.Task[None]] = set()
@@ -110,12 +132,56 @@ class Worker:
             await self.queue.promote_due()
             await self.queue.reap_expired()
             self._next_sweep = now + self.poll_interval
-        leases = await self.queue.claim(self.worker_id, self.handlers, lease=self.lease, max_jobs=free)
-        for lease in leases:
-            task = asyncio.create_task(self._run(lease))
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
+        leases = await self._claim(free)
         return len(leases), swept
+
+    async def _claim(self, free: int) -> list[Lease]:
+        mine = await self._reserve(free)
+        try:
+            leases = await self.queue.claim_from(self.worker_id, mine, self.handlers, lease=self.lease, max_jobs=free)
+            if not leases and mine:  # all taken by other workers (or of names at their limit): read on
+                leases = await self.queue.claim_scan(self.worker_id, self.handlers, lease=self.lease, max_jobs=free)
+        finally:
+            self._claiming.difference_update(c.job.id for c in mine)
+        self._start(leases)
+        return leases
+
+    async def _reserve(self, want: int) -> list[Candidate]:
+        """Up to ``want`` candidates for one claim commit: left over from the last read, else from a fresh read
+        (whose surplus becomes the new leftovers); never one that another task of ours is claiming."""
+        if want <= 0:
+            return []
+        if len(self._free_candidates()) < want:
+            await self._read_candidates()
+        mine = self._free_candidates()[:want]
+        self._claiming.update(c.job.id for c in mine)
+        self._candidates = [c for c in self._candidates if c.job.id not in self._claiming]
+        return mine
+
+    async def _read_candidates(self) -> None:
+        """One read of the ready queue for all our slots; tasks that need it meanwhile wait for that read."""
+        if self._reading is not None:
+            await asyncio.shield(self._reading)
+            return
+        self._reading = asyncio.get_running_loop().create_future()
+        try:
+            fresh = await read_candidates(self.queue.kv, self.handlers, self.concurrency)
+            self._candidates = [c for c in fresh if c.job.id not in self._claiming]
+        finally:
+            self._reading.set_result(None)
+            self._reading = None
+
+    def _free_candidates(self) -> list[Candidate]:
+        return [c for c in self._candidates if c.job.id not in self._claiming]
+
+    def _start(self, leases: list[Lease]) -> None:
+        for i in range(0, len(leases), self.batch_size):
+            group = leases[i : i + self.batch_size]
+            batch = _Batch(len(group))
+            for lease in group:
+                task = asyncio.create_task(self._run(lease, batch))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -146,7 +212,7 @@ class Worker:
 
     # -- one job ---------------------------------------------------------------------------------------
 
-    async def _run(self, lease: Lease) -> None:
+    async def _run(self, lease: Lease, batch: _Batch) -> None:
         held = _Held(lease)
         renewer = asyncio.create_task(self._keep_renewed(held))
         error: str | None = None
@@ -160,18 +226,26 @@ class Worker:
             async with held.lock:  # never cancel a renewal mid-commit: its new versionstamp would be lost
                 renewer.cancel()
             await asyncio.wait([renewer])
-        await self._record(held.lease, error)
+        batch.outcomes.append((held.lease, self.queue.outcome(held.lease, error)))
+        batch.waiting -= 1
+        if batch.waiting == 0:
+            await self._record(batch.outcomes)
 
-    async def _record(self, lease: Lease, error: str | None) -> None:
+    async def _record(self, outcomes: list[tuple[Lease, Job]]) -> None:
+        """Write the outcomes and claim as many next jobs in the same commit (none once stopping)."""
+        want = 0 if self._stopping.is_set() else len(outcomes)
+        mine = await self._reserve(want)  # the commit that writes the outcomes claims the next jobs
         try:
-            if error is None:
-                await self.queue.complete(lease)
-            else:
-                await self.queue.fail(lease, error)
-            self.processed += 1
-        except LeaseLostError as exc:
-            self.lost += 1
-            log.warning("%s", exc)
+            leases, lost = await self.queue.finish_and_claim(
+                outcomes, self.worker_id, mine, self.handlers, lease=self.lease, max_jobs=want
+            )
+        finally:
+            self._claiming.difference_update(c.job.id for c in mine)
+        self.processed += len(outcomes) - len(lost)
+        self.lost += len(lost)
+        for held in lost:
+            log.warning("Worker %s lost its lease on job %s: its result was not written", held.worker, held.job.id)
+        self._start(leases)
 
     async def _keep_renewed(self, held: _Held) -> None:
         while True:
