@@ -82,10 +82,6 @@ class LimitCache:
         for name in names:
             self._known.pop(name, None)
 
-    def limited(self, name: str) -> bool:
-        known = self._known.get(name)
-        return known is not None and known.limit.value is not None
-
     async def refresh(self, kv: Kv, names: Collection[str]) -> None:
         """Read the limit and active count of up to five names in one get_many."""
         names = list(names)[:5]
