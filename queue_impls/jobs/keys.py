@@ -33,6 +33,10 @@ ACTIVE: Final[Key] = ("queue", "active")
 #: ("queue", "limit", name) -> int: the most jobs of that name that may run at once (set_concurrency).
 LIMIT: Final[Key] = ("queue", "limit")
 
+#: ("queue", "version") -> KvU64: + 1 in every commit after which a job may have become claimable (a job added,
+#: promoted, retried or freed from its name's limit; a limit changed). Idle workers watch it instead of polling.
+VERSION: Final[Key] = ("queue", "version")
+
 #: Adding this to a KvU64 with sum() subtracts one (sum wraps modulo 2**64).
 MINUS_ONE: Final = 2**64 - 1
 

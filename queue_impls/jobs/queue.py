@@ -27,6 +27,7 @@ from .keys import (
     EXPIRY,
     MINUS_ONE,
     READY,
+    VERSION,
     active_key,
     count_key,
     dead_key,
@@ -75,6 +76,8 @@ class Lease:
     until_ms: int
     job_versionstamp: str
     lease_versionstamp: str
+    #: The job's name had a concurrency limit when it was claimed: its end frees a slot, so it wakes idle workers.
+    limited: bool = False
 
 
 class Queue:
@@ -220,7 +223,7 @@ class Queue:
             raise InvalidJobOptionError(
                 f"a concurrency limit must be an int >= 1 (or None for no limit), got {limit!r}"
             )
-        op = self.kv.atomic()
+        op = self.kv.atomic().sum(VERSION, 1)  # a raised limit frees slots: wake the idle workers
         if limit is None:
             op.delete(limit_key(name))
         else:
@@ -377,7 +380,8 @@ class Queue:
             op.set(expiry_key(until_ms, job.id), job.name)
             op.sum(active_key(job.name), 1)
             _count(op, job.status, new.status)
-            drafts.append(Lease(new, worker, until_ms, "", ""))
+            limited = (known := self.limits.get(job.name)) is not None and known.limit.value is not None
+            drafts.append(Lease(new, worker, until_ms, "", "", limited))
         return drafts
 
     async def _claimed(self, drafts: Sequence[Lease], worker: str, versionstamp: str) -> list[Lease]:
@@ -439,6 +443,7 @@ class Queue:
             if job is not None:  # anything else is left for check_integrity to report
                 op.set(ready_key(job.priority, job.id), entry.value)
                 op.set(ready_by_name_key(job.name, job.priority, job.id), entry.value)
+        op.sum(VERSION, 1)
         if not (await op.commit()).ok:
             self.next_due = None
             return 0  # lost to another promoter: the next poll retries
@@ -489,6 +494,8 @@ class Queue:
         op.delete(lease_key(job_id)).delete(expiry_key(held.until_ms, job_id)).sum(active_key(new.name), MINUS_ONE)
         self._enter_status(op, new)
         _count(op, held.job.status, new.status)
+        if held.limited:
+            op.sum(VERSION, 1)  # a slot of a limited name is free: wake the workers waiting for one
 
     async def _finish_each(self, finished: Sequence[tuple[Lease, Job]]) -> list[Lease]:
         """Write outcomes one commit each; returns the leases found lost (their outcome was not written)."""
@@ -525,6 +532,7 @@ class Queue:
             op.set(ready_key(job.priority, job.id), value).set(ready_by_name_key(job.name, job.priority, job.id), value)
         else:
             op.set(delayed_key(ms_ceil(job.run_at), job.id), value)
+        op.sum(VERSION, 1)  # wake the idle workers: a job to claim, or an earlier due time to wait for
 
     def _enter_status(self, op: AtomicOperation, job: Job) -> None:
         """The queue entry of a job leaving the running state: a ready/delayed entry or a dead letter."""

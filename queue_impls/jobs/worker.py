@@ -18,6 +18,7 @@ from .errors import InvalidJobOptionError, LeaseLostError, UnknownHandlerError
 from .model import Job
 from .queue import Lease, Queue
 from .validation import MAX_WORKER_ID_CHARS, check_positive, is_int
+from .waiting import VersionWatch
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Worker:
         lease: float = 30.0,
         worker_id: str | None = None,
         batch_size: int = 1,
+        idle_check: float = 60.0,
     ) -> None:
         self.queue = queue
         self.handlers = _check_handlers(handlers)
@@ -73,6 +75,9 @@ class Worker:
                 f"batch_size must be an int in 1..concurrency ({self.concurrency}), got {batch_size!r}"
             )
         self.batch_size = int(batch_size)
+        self.idle_check = check_positive(idle_check, "idle_check")
+        self._watching = False  # start(): idle waits follow the queue-version key instead of a poll timer
+        self._promote_stale = True  # the queue changed since the last promote_due (a delayed job may be new)
         self._candidates: list[Candidate] = []  # ready jobs the last read left over, best first
         self._reading: asyncio.Future[None] | None = None  # the read of the ready queue in flight, if any
         self._claiming: set[str] = set()  # ids in a claim commit of ours in flight: our other tasks leave them alone
@@ -129,11 +134,18 @@ class Worker:
         now = self.queue.clock.now()
         swept = sweep or now >= self._next_sweep
         if swept:  # not on every poll: a busy worker would pay two extra reads per job
-            await self.queue.promote_due()
+            if self._must_promote(now):
+                self._promote_stale = False
+                await self.queue.promote_due()
             await self.queue.reap_expired()
             self._next_sweep = now + self.poll_interval
         leases = await self._claim(free)
         return len(leases), swept
+
+    def _must_promote(self, now: float) -> bool:
+        """A watching worker knows when the next delayed job is due, and any new one moves the version key."""
+        due = self.queue.next_due
+        return not self._watching or self._promote_stale or due is None or now >= due
 
     async def _claim(self, free: int) -> list[Lease]:
         mine = await self._reserve(free)
@@ -195,20 +207,43 @@ class Worker:
 
     async def _loop(self) -> None:
         stop = asyncio.create_task(self._stopping.wait())
+        watch = VersionWatch(self.queue.kv)
+        await asyncio.wait({stop, asyncio.create_task(watch.started.wait())}, return_when=asyncio.FIRST_COMPLETED)
         try:
             while not self._stopping.is_set():
+                self._watching = watch.alive
+                if watch.changed.is_set():
+                    watch.changed.clear()  # changes from here on wake the wait below; this poll sees the earlier ones
+                    self._promote_stale = True
                 claimed = await self.poll()
                 if claimed and len(self._tasks) < self.concurrency:
                     continue  # there may be more ready jobs
-                waits: set[asyncio.Task[Any]] = {stop, *self._tasks}
-                sleep = asyncio.create_task(self.queue.clock.sleep(self.poll_interval)) if not claimed else None
-                if sleep is not None:
-                    waits.add(sleep)
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                if sleep is not None and not sleep.done():
-                    sleep.cancel()
+                await self._wait(stop, watch, claimed)
         finally:
             stop.cancel()
+            await watch.close()
+            self._watching = False
+
+    async def _wait(self, stop: asyncio.Task[Any], watch: VersionWatch, claimed: int) -> None:
+        """Until a job of ours ends, the version key moves, the next delayed job is due or the re-check is due."""
+        waits: set[asyncio.Task[Any]] = {stop, *self._tasks}
+        extra: list[asyncio.Task[Any]] = []
+        if not claimed:
+            if watch.alive:
+                extra.append(asyncio.create_task(watch.changed.wait()))
+            extra.append(asyncio.create_task(self.queue.clock.sleep(self._idle_timeout(watch.alive))))
+        await asyncio.wait(waits | set(extra), return_when=asyncio.FIRST_COMPLETED)
+        for task in extra:
+            task.cancel()
+
+    def _idle_timeout(self, watching: bool) -> float:
+        """Watching: until the next delayed job is due, at most idle_check (the safety re-check, which also reaps
+        leases of workers that died). Not watching: poll_interval, as a polling worker does."""
+        if not watching:
+            return self.poll_interval
+        due = self.queue.next_due
+        until_due = self.poll_interval if due is None else due - self.queue.clock.now()
+        return max(0.0, min(self.idle_check, until_due))
 
     # -- one job ---------------------------------------------------------------------------------------
 
