@@ -79,8 +79,30 @@ async def time_ours(path: Path, layout: str, concurrency: int, jobs: int) -> tup
     return (added - start) / jobs, (end - added) / jobs
 
 
+async def time_floor(path: Path, jobs: int) -> tuple[float, float]:
+    """The floor under our add: one set() per job (a one-mutation commit through the SQLite backend, about the
+    job's size); and under a run: one get_many (a read) plus one set() per job, the least a claim and a completion
+    could cost as separate round trips on this store."""
+    value = {"i": 0, "pad": "x" * 400}
+    async with await open_kv(f"sqlite:{path}") as kv:
+        start = time.perf_counter()
+        for i in range(jobs):
+            await kv.set(("floor", i), value)
+        added = time.perf_counter()
+        for i in range(jobs):
+            await kv.get_many([("floor", i)])
+            await kv.set(("floor", i), value)
+        end = time.perf_counter()
+    return (added - start) / jobs, (end - added) / jobs
+
+
 def run(jobs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
-    contenders = ["huey", "huey-default-fsync", *(f"{layout}/c{c}" for layout in LAYOUTS for c in CONCURRENCIES)]
+    contenders = [
+        "huey",
+        "huey-default-fsync",
+        "floor",
+        *(f"{layout}/c{c}" for layout in LAYOUTS for c in CONCURRENCIES),
+    ]
     times: dict[str, list[tuple[float, float]]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
@@ -89,6 +111,8 @@ def run(jobs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
                 path = Path(tmp) / f"{name.replace('/', '-')}-{r}.db"
                 if name.startswith("huey"):
                     times[name].append(time_huey(path, jobs, synchronous_normal=name == "huey"))
+                elif name == "floor":
+                    times[name].append(asyncio.run(time_floor(path, jobs)))
                 else:
                     layout, c = name.split("/c")
                     times[name].append(asyncio.run(time_ours(path, layout, int(c), jobs)))
@@ -99,7 +123,8 @@ def report(times: dict[str, list[tuple[float, float]]], jobs: int, rounds: int, 
     huey = times["huey"]
     lines = [
         f"{jobs} jobs, {rounds} rounds alternated, pinned to CPU {cpu}; per job (median over rounds), ratio = ours / huey",
-        "huey: SqliteHuey with synchronous=NORMAL as ours; huey-default-fsync: its default (SQLite's FULL)",
+        "huey: SqliteHuey with synchronous=NORMAL as ours; huey-default-fsync: its default (SQLite's FULL);",
+        "floor: our store alone, add = one set() per job, run = one get_many + one set() per job (see time_floor)",
         "",
         "| contender | add | run | add / huey | run / huey |",
         "|---|---:|---:|---:|---:|",
