@@ -132,20 +132,23 @@ class Worker:
         if free <= 0:
             return 0, False
         now = self.queue.clock.now()
-        swept = sweep or now >= self._next_sweep
-        if swept:  # not on every poll: a busy worker would pay two extra reads per job
-            if self._must_promote(now):
-                self._promote_stale = False
-                await self.queue.promote_due()
+        swept = sweep or now >= self._next_sweep  # not on every poll: a busy worker would pay two reads per job
+        if self._must_promote(now, swept):
+            self._promote_stale = False
+            await self.queue.promote_due()
+        if swept:
             await self.queue.reap_expired()
             self._next_sweep = now + self.poll_interval
         leases = await self._claim(free)
         return len(leases), swept
 
-    def _must_promote(self, now: float) -> bool:
-        """A watching worker knows when the next delayed job is due, and any new one moves the version key."""
+    def _must_promote(self, now: float, swept: bool) -> bool:
+        """A polling worker promotes on each sweep. A watching one knows when the next delayed job is due, and a
+        new delayed job moves the version key: it promotes then (and at once), else never."""
+        if not self._watching:
+            return swept
         due = self.queue.next_due
-        return not self._watching or self._promote_stale or due is None or now >= due
+        return self._promote_stale or due is None or now >= due
 
     async def _claim(self, free: int) -> list[Lease]:
         mine = await self._reserve(free)
