@@ -103,7 +103,9 @@ async def test_delayed_job_never_starts_early_and_starts_when_due(queue: Queue, 
     assert seen[0].started_at is not None and seen[0].started_at - seen[0].created_at == 10.0
 
 
-async def test_an_idle_worker_learns_of_a_new_delayed_job_and_starts_it_when_due(queue: Queue, clock: FakeClock) -> None:
+async def test_an_idle_worker_learns_of_a_new_delayed_job_and_starts_it_when_due(
+    queue: Queue, clock: FakeClock
+) -> None:
     seen, handler = recorder()
     worker = Worker(queue, {"a": handler}, poll_interval=1.0, idle_check=60.0)
     await worker.start()
