@@ -262,12 +262,24 @@ class Queue:
             picked, _ = pick(candidates, max_jobs, names, self.limits)
         if not picked:
             return []
+        leases = await self._claim_together(picked, worker, lease)
+        if leases is not None:
+            return leases
+        unknown = {c.job.name for c in picked if self.limits.get(c.job.name) is None}
+        if unknown:  # perhaps only our guess "no limit" was wrong: read the limits and try once more, together
+            await self.limits.refresh(self.kv, unknown)
+            picked, _ = pick(candidates, max_jobs, names, self.limits)
+            leases = await self._claim_together(picked, worker, lease) if picked else []
+            if leases is not None:
+                return leases
+        return await self._claim_each(picked, worker, lease, max_jobs)
+
+    async def _claim_together(self, picked: Sequence[Candidate], worker: str, lease: float) -> list[Lease] | None:
+        """All of ``picked`` in one commit; None if it failed (a candidate taken, a limit or count changed)."""
         op = self.kv.atomic()
         drafts = self._claim_into(op, picked, worker, lease)
         versionstamp = await self._try_commit(op)
-        if versionstamp is not None:
-            return await self._claimed(drafts, worker, versionstamp)
-        return await self._claim_each(picked, worker, lease, max_jobs)
+        return None if versionstamp is None else await self._claimed(drafts, worker, versionstamp)
 
     async def finish_and_claim(
         self,
