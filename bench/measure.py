@@ -69,12 +69,24 @@ async def _traced_execution(case: Case, kv: CountingKv, operation: Operation) ->
         async with kv.measure(trace=True) as m:
             await operation.execute()
         derived = {}
+    if case.scenario == "worker_path":
+        derived.update(worker_path_split(m.counts, case.params["N"]))
     divide = case.params["N"] if case.per == "job" else 1
     probe = m.elapsed_s
     if case.scenario == "rtt_sweep":
         derived["predicted_s"] = predict(m.counts, LatencyModel(rtt_ms=case.params["rtt_ms"])) / 1000
         probe += derived["predicted_s"]
     return Measured(counts_json(m.counts, divide), findings_json(m.trace), derived, probe)
+
+
+def worker_path_split(counts: KvCounts, jobs: int) -> dict[str, float]:
+    """Round trips per job spent finding jobs (reads: ready-queue lists, limit reads, promote/reap sweeps) and
+    committing them (each commit writes outcomes and claims the next jobs; the first claims only)."""
+    commits = counts.calls.get("commit", 0)
+    return {
+        "claim_read_round_trips_per_job": round((counts.round_trips - commits) / jobs, 3),
+        "commit_round_trips_per_job": round(commits / jobs, 3),
+    }
 
 
 async def _mixed_split(kv: CountingKv, operation: Mixed) -> dict[str, float]:

@@ -112,6 +112,24 @@ class WorkerThroughput(Operation):
             raise RuntimeError(f"{self.case.name}: the worker processed {done} jobs, expected {self.params['N']}")
 
 
+class WorkerPath(Operation):
+    """The worker path per job: N jobs, added untimed, processed by one Worker with a concurrency and a batch size
+    (batch b: the outcomes of b jobs claimed together are written in one commit, which claims the next b)."""
+
+    async def prepare(self) -> None:
+        for i in range(self.params["N"]):
+            await self.queue.add(CHURN_NAME, payload(i))
+
+    async def execute(self) -> None:
+        concurrency, batch = self.params["concurrency"], self.params["batch"]
+        worker = Worker(
+            self.queue, {CHURN_NAME: _handle}, concurrency=concurrency, batch_size=batch, worker_id=WORKER_ID
+        )
+        done = await worker.run_until_idle()
+        if done != self.params["N"]:
+            raise RuntimeError(f"{self.case.name}: the worker processed {done} jobs, expected {self.params['N']}")
+
+
 class Mixed(Operation):
     """A dashboard lists a page of job_name(0) after every ``every`` churned jobs, while a worker runs them."""
 
@@ -139,6 +157,7 @@ _OPERATIONS: dict[str, type[Operation]] = {
     "rtt_sweep": ListByName,
     "write_path": WritePath,
     "worker_throughput": WorkerThroughput,
+    "worker_path": WorkerPath,
     "mixed": Mixed,
 }
 

@@ -312,7 +312,7 @@ def _run_case(
         raise BenchmarkFailed(f"{case.name}: {type(exc).__name__}: {exc}") from exc
     settings = plan_timing(timing, measured.probe_s, allowance_s - (time.monotonic() - started))
     bench = _time_in_workers(runner, case, settings)
-    if case.scenario == "worker_throughput":
+    if case.scenario in ("worker_throughput", "worker_path"):
         measured.derived["jobs_per_s"] = round(case.params["N"] / bench.mean(), 3)
     bench.update_metadata({**metadata, **benchmark_metadata(case, measured)})
     return bench

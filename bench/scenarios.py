@@ -14,7 +14,7 @@ from queue_impls.jobs.layouts import LAYOUTS
 
 from .errors import UsageError
 
-SCENARIOS: Final = ("list_by_name", "seed_case", "write_path", "worker_throughput", "rtt_sweep", "mixed")
+SCENARIOS: Final = ("list_by_name", "seed_case", "write_path", "worker_throughput", "worker_path", "rtt_sweep", "mixed")
 #: Scenarios run only when named in --scenarios: deno_seed_case is the seed's own TypeScript queue, run by the real
 #: Deno against a fresh KV Connect server (bench/deno_program.py), in the layouts it transcribes.
 OPT_IN_SCENARIOS: Final = ("deno_seed_case",)
@@ -35,11 +35,15 @@ PARAM_ORDER: Final[dict[str, tuple[str, ...]]] = {
     "rtt_sweep": (*_LISTING, "rtt_ms"),
     "write_path": ("op",),
     "worker_throughput": ("N", "concurrency"),
+    "worker_path": ("N", "concurrency", "batch"),
     "mixed": ("N", "K", "limit", "jobs", "every"),
 }
 #: The seed document's own case: 100 jobs of one name, one page of 100.
 SEED_POINT: Final = {"N": 100, "K": 1, "limit": 100, "offset": 0, "status": "none"}
-_MUTATING: Final = frozenset({"write_path", "worker_throughput", "mixed"})
+_MUTATING: Final = frozenset({"write_path", "worker_throughput", "worker_path", "mixed"})
+#: worker_path's (concurrency, batch) points: one job at a time, eight at a time, eight per commit.
+WORKER_PATH_POINTS: Final = ((1, 1), (8, 1), (8, 8))
+_PER_JOB: Final = frozenset({"worker_throughput", "worker_path"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +79,7 @@ class Case:
     @property
     def seed(self) -> SeedSpec | None:
         """The seeded store the case reads, or None for a case that starts from an empty store."""
-        if self.scenario in ("write_path", "worker_throughput", "deno_seed_case"):  # deno_seed_case: seeds itself
+        if self.scenario in ("write_path", *_PER_JOB, "deno_seed_case"):  # deno_seed_case: seeds itself
             return None
         return SeedSpec(self.params["N"], self.params["K"], self.layout)
 
@@ -87,7 +91,7 @@ class Case:
     @property
     def per(self) -> str:
         """What one timed execution is (kvq_per): one call, or one job (counts divided by N)."""
-        return "job" if self.scenario == "worker_throughput" else "call"
+        return "job" if self.scenario in _PER_JOB else "call"
 
 
 def _format(value: Any) -> str:
@@ -216,6 +220,8 @@ def scenario_points(spec: SuiteSpec, scenario: str, rtt_ms: Sequence[float]) -> 
         return [{"op": op} for op in WRITE_OPS]
     if scenario == "worker_throughput":
         return [{**spec.throughput, "concurrency": c} for c in spec.concurrencies]
+    if scenario == "worker_path":
+        return [{**spec.throughput, "concurrency": c, "batch": b} for c, b in WORKER_PATH_POINTS]
     return [dict(spec.mixed)]
 
 

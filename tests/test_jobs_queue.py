@@ -83,25 +83,64 @@ async def test_claims_take_higher_priority_first_then_oldest(queue: Queue) -> No
     assert await queue.claim("w") == []
 
 
-async def test_delayed_job_never_starts_early_and_starts_within_one_poll(queue: Queue, clock: FakeClock) -> None:
+async def test_delayed_job_never_starts_early_and_starts_when_due(queue: Queue, clock: FakeClock) -> None:
+    """A started worker sleeps until the next delayed job is due (it read the due time), not poll by poll."""
     seen, handler = recorder()
     job_id = await queue.add("a", delay=10.0)
     worker = Worker(queue, {"a": handler}, poll_interval=1.0)
     await worker.start()
     try:
-        await clock.wait_for_sleepers()  # first poll done, asleep until t+1
-        await clock.advance(9.999)  # polls once at t+9.999: nothing due
+        await clock.wait_for_sleepers()  # first poll done, asleep until the job is due
+        await clock.advance(9.999)
         await clock.wait_for_sleepers()
         assert seen == []
         assert (await queue.get_job(job_id)).status == JobStatus.PENDING  # type: ignore[union-attr]
-        await clock.advance(0.001)  # due now; the worker sleeps until t+10.999
-        assert seen == []
-        await clock.advance(0.999)
+        await clock.advance(0.001)  # due now: the worker wakes, promotes and runs it
         await clock.wait_for_sleepers()
     finally:
         await worker.stop()
     assert [j.id for j in seen] == [job_id]
-    assert seen[0].started_at is not None and 10.0 <= seen[0].started_at - seen[0].created_at <= 11.0
+    assert seen[0].started_at is not None and seen[0].started_at - seen[0].created_at == 10.0
+
+
+async def test_an_idle_worker_learns_of_a_new_delayed_job_and_starts_it_when_due(
+    queue: Queue, clock: FakeClock
+) -> None:
+    seen, handler = recorder()
+    worker = Worker(queue, {"a": handler}, poll_interval=1.0, idle_check=60.0)
+    await worker.start()
+    try:
+        await clock.wait_for_sleepers()
+        job_id = await queue.add("a", delay=5.0)  # wakes the worker through the version key
+        for _ in range(500):  # until it has read the new due time and sleeps again
+            await asyncio.sleep(0.01)
+            if queue.next_due is not None and queue.next_due < float("inf") and clock.sleepers:
+                break
+        await clock.advance(4.999)
+        await clock.wait_for_sleepers()
+        assert seen == []
+        await clock.advance(0.001)
+        await clock.wait_for_sleepers()
+    finally:
+        await worker.stop()
+    assert [j.id for j in seen] == [job_id]
+
+
+async def test_an_idle_worker_wakes_on_add_without_polling(queue: Queue, clock: FakeClock) -> None:
+    """Time does not move: only the queue-version key (watched) can wake the worker."""
+    seen, handler = recorder()
+    worker = Worker(queue, {"a": handler}, poll_interval=1.0)
+    await worker.start()
+    try:
+        await clock.wait_for_sleepers()
+        job_id = await queue.add("a")
+        for _ in range(500):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await worker.stop()
+    assert [j.id for j in seen] == [job_id]
 
 
 async def test_a_delayed_backlog_does_not_hide_ready_jobs(queue: Queue) -> None:

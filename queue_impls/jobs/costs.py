@@ -128,6 +128,21 @@ async def _run_worker(q: Queue, _: Any) -> None:
     await Worker(q, {"email": handler}, worker_id="costs-worker").run_until_idle()
 
 
+async def _rare_name(q: Queue) -> None:
+    """10,000 ready jobs of other names, then the one job of "rare"."""
+    for i in range(10_000):
+        await q.add(f"name{i % 10}", i)
+    await q.add("rare", 0)
+
+
+async def _per_job(q: Queue, concurrency: int, batch: int) -> None:
+    async def handler(job: Job) -> None:
+        return None
+
+    worker = Worker(q, {"email": handler}, concurrency=concurrency, batch_size=batch, worker_id="costs-worker")
+    await worker.run_until_idle()
+
+
 async def _idle_poll(q: Queue, _: Any) -> None:
     await q.promote_due()
     await q.reap_expired()
@@ -150,6 +165,30 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
     Scenario("reap", "reap_expired(), 1 lease expired", _expired, lambda q, _: q.reap_expired()),
     Scenario("poll_idle", "promote_due() + reap_expired() + claim(), nothing to do", _nothing, _idle_poll),
     Scenario("worker_10", "Worker.run_until_idle(), 10 ready jobs", lambda q: _add_many(q, 10), _run_worker),
+    Scenario(
+        "worker_100_c1",
+        "Worker(concurrency=1).run_until_idle(), 100 ready jobs",
+        lambda q: _add_many(q, 100),
+        lambda q, _: _per_job(q, 1, 1),
+    ),
+    Scenario(
+        "worker_100_c8",
+        "Worker(concurrency=8).run_until_idle(), 100 ready jobs",
+        lambda q: _add_many(q, 100),
+        lambda q, _: _per_job(q, 8, 1),
+    ),
+    Scenario(
+        "worker_100_b8",
+        "Worker(concurrency=8, batch_size=8).run_until_idle(), 100 ready jobs",
+        lambda q: _add_many(q, 100),
+        lambda q, _: _per_job(q, 8, 8),
+    ),
+    Scenario(
+        "claim_rare",
+        "claim([rare]): its 1 ready job among 10,000 of other names",
+        _rare_name,
+        lambda q, _: q.claim("w", ["rare"]),
+    ),
     Scenario(
         "name_100",
         "list_jobs(name, limit=100), 100 jobs of that name",

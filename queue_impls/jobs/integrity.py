@@ -6,12 +6,12 @@ A diagnostic for tests and operators; it reads everything, so it is not for hot 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from ..kv import Key, Kv, KvU64
-from .keys import ACTIVE, COUNT, DEAD, DELAYED, EXPIRY, JOBS, LEASE, READY, ms_ceil, ms_floor
+from .keys import ACTIVE, COUNT, DEAD, DELAYED, EXPIRY, JOBS, LEASE, READY, READY_BY_NAME, ms_ceil, ms_floor
 from .layouts import Layout, make_layout
 from .model import Job, JobStatus
 
@@ -66,9 +66,13 @@ async def _check_indexes(kv: Kv, layout: Layout, jobs: dict[str, Job]) -> list[P
 
 
 def _expected_queue(jobs: dict[str, Job]) -> dict[str, list[Key]]:
-    """For each pending job the queue entries it may have (ready, or delayed until run_at)."""
+    """For each pending job the queue entries it may have (ready in both indexes, or delayed until run_at)."""
     return {
-        job.id: [(*READY, -job.priority, job.id), (*DELAYED, ms_ceil(job.run_at), job.id)]
+        job.id: [
+            (*READY, -job.priority, job.id),
+            (*READY_BY_NAME, job.name, -job.priority, job.id),
+            (*DELAYED, ms_ceil(job.run_at), job.id),
+        ]
         for job in jobs.values()
         if job.status == JobStatus.PENDING
     }
@@ -77,8 +81,8 @@ def _expected_queue(jobs: dict[str, Job]) -> dict[str, list[Key]]:
 async def _check_queue(kv: Kv, jobs: dict[str, Job]) -> list[Problem]:
     problems: list[Problem] = []
     allowed = _expected_queue(jobs)
-    found: Counter[str] = Counter()
-    entries = {**await _read(kv, READY), **await _read(kv, DELAYED)}
+    kinds: defaultdict[str, set[str]] = defaultdict(set)
+    entries = {**await _read(kv, READY), **await _read(kv, READY_BY_NAME), **await _read(kv, DELAYED)}
     for key, value in entries.items():
         job_id = str(key[-1])
         if job_id not in jobs:
@@ -86,13 +90,15 @@ async def _check_queue(kv: Kv, jobs: dict[str, Job]) -> list[Problem]:
         elif key not in allowed.get(job_id, []):
             problems.append(Problem("queue_mismatch", key, f"queue entry disagrees with the {jobs[job_id].status} job"))
         else:
-            found[job_id] += 1
-            name = value if key[1] == "ready" else (value or {}).get("name")
-            if name != jobs[job_id].name:
-                problems.append(Problem("queue_mismatch", key, "queue entry names another job"))
+            kinds[job_id].add(str(key[1]))
+            if value != jobs[job_id].to_value():
+                problems.append(Problem("queue_mismatch", key, "queue entry differs from the job record"))
     for job_id in allowed:
-        if found[job_id] != 1:
-            problems.append(Problem("missing_queue_entry", (*JOBS, job_id), f"{found[job_id]} queue entries, not 1"))
+        if kinds[job_id] not in ({"delayed"}, {"ready", "ready_by_name"}):
+            found = ", ".join(sorted(kinds[job_id])) or "none"
+            problems.append(
+                Problem("missing_queue_entry", (*JOBS, job_id), f"queue entries: {found} (not delayed, or both ready)")
+            )
     for key, value in (await _read(kv, DEAD)).items():
         job = jobs.get(str(key[-1]))
         if job is None or job.status != JobStatus.FAILED or value != job.to_value():

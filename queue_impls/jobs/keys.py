@@ -12,9 +12,13 @@ from ..kv import Key
 
 #: ("jobs", id) -> the job record (a dict, see Job.to_value). Every layout keeps it.
 JOBS: Final[Key] = ("jobs",)
-#: ("queue", "ready", -priority, id) -> name: pending jobs that may start now, best first (then oldest first).
+#: ("queue", "ready", -priority, id) -> the job: pending jobs that may start now, best first (then oldest first).
+#: The value is the job record itself (rewritten with it), so a claim commits without reading the record.
 READY: Final[Key] = ("queue", "ready")
-#: ("queue", "delayed", run_at_ms, id) -> {"name", "priority"}: pending jobs waiting for their time.
+#: ("queue", "ready_by_name", name, -priority, id) -> the job: the same entries per name, so a worker finds the
+#: jobs of its names without stepping over other names' jobs.
+READY_BY_NAME: Final[Key] = ("queue", "ready_by_name")
+#: ("queue", "delayed", run_at_ms, id) -> the job: pending jobs waiting for their time.
 DELAYED: Final[Key] = ("queue", "delayed")
 #: ("queue", "lease", id) -> {"worker", "until_ms", "name"}: who runs a running job, until when. Fencing token.
 LEASE: Final[Key] = ("queue", "lease")
@@ -29,6 +33,10 @@ ACTIVE: Final[Key] = ("queue", "active")
 #: ("queue", "limit", name) -> int: the most jobs of that name that may run at once (set_concurrency).
 LIMIT: Final[Key] = ("queue", "limit")
 
+#: ("queue", "version") -> KvU64: + 1 in every commit after which a job may have become claimable (a job added,
+#: promoted, retried or freed from its name's limit; a limit changed). Idle workers watch it instead of polling.
+VERSION: Final[Key] = ("queue", "version")
+
 #: Adding this to a KvU64 with sum() subtracts one (sum wraps modulo 2**64).
 MINUS_ONE: Final = 2**64 - 1
 
@@ -39,6 +47,10 @@ def record_key(job_id: str) -> Key:
 
 def ready_key(priority: int, job_id: str) -> Key:
     return (*READY, -priority, job_id)
+
+
+def ready_by_name_key(name: str, priority: int, job_id: str) -> Key:
+    return (*READY_BY_NAME, name, -priority, job_id)
 
 
 def delayed_key(run_at_ms: int, job_id: str) -> Key:

@@ -6,16 +6,19 @@ the same commit, so they never disagree. Keys: see keys.py (engine) and layouts/
 
 from __future__ import annotations
 
+import collections
 import inspect
 import logging
+import math
 import random
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from ..kv import AtomicOperation, Kv, KvEntry, KvU64
-from ..kv.errors import short_repr
+from ..kv.errors import CommitLimitError, short_repr
 from .backoff import Backoff
+from .claims import CLAIM_SCAN_BATCH, Candidate, LimitCache, candidates_of, pick, read_candidates
 from .clock import Clock, SystemClock
 from .errors import ContentionError, InvalidJobOptionError, JobNotFoundError, JobStateError, LeaseLostError
 from .keys import (
@@ -24,6 +27,7 @@ from .keys import (
     EXPIRY,
     MINUS_ONE,
     READY,
+    VERSION,
     active_key,
     count_key,
     dead_key,
@@ -33,6 +37,7 @@ from .keys import (
     limit_key,
     ms_ceil,
     ms_floor,
+    ready_by_name_key,
     ready_key,
     record_key,
 )
@@ -67,10 +72,6 @@ MAX_CAS_ATTEMPTS: Final = 20
 PROMOTE_BATCH: Final = 50
 #: Expired leases handled per reap_expired() call.
 REAP_BATCH: Final = 50
-#: A claim of n jobs first reads the 2n + 2 ready entries at the head of the queue: room for a few lost races ...
-CLAIM_HEAD_EXTRA: Final = 2
-#: ... then pages of this many, when the head held only jobs of other names, of names at their limit, or lost races.
-CLAIM_SCAN_BATCH: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,8 @@ class Lease:
     until_ms: int
     job_versionstamp: str
     lease_versionstamp: str
+    #: The job's name had a concurrency limit when it was claimed: its end frees a slot, so it wakes idle workers.
+    limited: bool = False
 
 
 class Queue:
@@ -106,6 +109,9 @@ class Queue:
         self.rng = rng or random.Random()
         self.on_event = on_event
         self._valid_names: set[str] = set()
+        self.limits = LimitCache()
+        #: When the earliest delayed job is due, as promote_due last saw it (inf: none; None: not known).
+        self.next_due: float | None = None
 
     # -- adding and reading ------------------------------------------------------------------------
 
@@ -224,70 +230,200 @@ class Queue:
     async def set_concurrency(self, name: str, limit: int | None) -> None:
         """At most ``limit`` jobs of this name run at once across all workers and processes (None: no limit)."""
         self._check_name(name)
-        if limit is None:
-            await self.kv.delete(limit_key(name))
-            return
-        if not is_int(limit) or not 1 <= limit <= MAX_CONCURRENCY:
+        if limit is not None and (not is_int(limit) or not 1 <= limit <= MAX_CONCURRENCY):
             raise InvalidJobOptionError(
                 f"a concurrency limit must be an int in 1..{MAX_CONCURRENCY} (or None for no limit), "
                 f"got {short_repr(limit)}"
             )
-        await self.kv.set(limit_key(name), int(limit))
+        op = self.kv.atomic().sum(VERSION, 1)  # a raised limit frees slots: wake the idle workers
+        if limit is None:
+            op.delete(limit_key(name))
+        else:
+            op.set(limit_key(name), int(limit))
+        await op.commit()
+        self.limits.forget([name])
 
     # -- the worker's side: claim, renew, complete, fail, promote, reap ----------------------------------
 
     async def claim(
         self, worker: str, names: Collection[str] | None = None, *, lease: float = 30.0, max_jobs: int = 1
     ) -> list[Lease]:
-        """Claim up to ``max_jobs`` ready jobs (of ``names``), best priority first, each with a compare-and-set."""
+        """Claim up to ``max_jobs`` ready jobs (of ``names``), best priority first, in one checked commit."""
         worker, lease, names = check_worker_id(worker, "worker"), check_lease(lease), check_names(names)
         if not is_int(max_jobs) or not 1 <= max_jobs <= MAX_CONCURRENCY:
             raise InvalidJobOptionError(f"max_jobs must be an int in 1..{MAX_CONCURRENCY}, got {short_repr(max_jobs)}")
+        candidates = await read_candidates(self.kv, names, max_jobs)
+        leases = await self.claim_from(worker, candidates, names, lease=lease, max_jobs=max_jobs)
+        if not leases and candidates:  # every candidate was taken by others or at its name's limit: read on
+            return await self.claim_scan(worker, names, lease=lease, max_jobs=max_jobs)
+        return leases
+
+    async def claim_from(
+        self,
+        worker: str,
+        candidates: Sequence[Candidate],
+        names: Collection[str] | None = None,
+        *,
+        lease: float = 30.0,
+        max_jobs: int = 1,
+    ) -> list[Lease]:
+        """Claim up to ``max_jobs`` of ``candidates`` (as read by claims.read_candidates) in one commit; if that
+        commit fails (a candidate was taken, a limit changed), claim them one by one from fresh reads."""
+        picked, full = pick(candidates, max_jobs, names, self.limits)
+        if full and len(picked) < max_jobs:  # names at their limit as last known: slots may have been freed since
+            await self.limits.refresh(self.kv, full)
+            picked, _ = pick(candidates, max_jobs, names, self.limits)
+        if not picked:
+            return []
+        leases = await self._claim_together(picked, worker, lease)
+        if leases is not None:
+            return leases
+        unknown = {c.job.name for c in picked if self.limits.get(c.job.name) is None}
+        if unknown:  # perhaps only our guess "no limit" was wrong: read the limits and try once more, together
+            await self.limits.refresh(self.kv, unknown)
+            picked, _ = pick(candidates, max_jobs, names, self.limits)
+            leases = await self._claim_together(picked, worker, lease) if picked else []
+            if leases is not None:
+                return leases
+        return await self._claim_each(picked, worker, lease, max_jobs)
+
+    async def _claim_together(self, picked: Sequence[Candidate], worker: str, lease: float) -> list[Lease] | None:
+        """All of ``picked`` in one commit; None if it failed (a candidate taken, a limit or count changed)."""
+        op = self.kv.atomic()
+        drafts = self._claim_into(op, picked, worker, lease)
+        versionstamp = await self._try_commit(op)
+        return None if versionstamp is None else await self._claimed(drafts, worker, versionstamp)
+
+    async def finish_and_claim(
+        self,
+        finished: Sequence[tuple[Lease, Job]],
+        worker: str,
+        candidates: Sequence[Candidate] = (),
+        names: Collection[str] | None = None,
+        *,
+        lease: float = 30.0,
+        max_jobs: int = 1,
+    ) -> tuple[list[Lease], list[Lease]]:
+        """Write the outcomes (``new`` from outcome()) of held jobs and claim up to ``max_jobs`` of ``candidates``,
+        all in one commit. Returns (claimed leases, leases found lost). If the commit fails, each outcome is
+        written on its own (fenced as ever) and nothing is claimed."""
+        op = self.kv.atomic()
+        for held, new in finished:
+            self._finish_into(op, held, new)
+        picked = pick(candidates, max_jobs, names, self.limits)[0] if max_jobs > 0 else []
+        drafts = self._claim_into(op, picked, worker, lease)
+        versionstamp = await self._try_commit(op)
+        if versionstamp is None:
+            return [], await self._finish_each(finished)
+        for _, new in finished:
+            await self._emit_outcome(new)
+        return await self._claimed(drafts, worker, versionstamp), []
+
+    def outcome(self, held: Lease, error: str | None) -> Job:
+        """The job after its attempt: completed, or (``error``) pending again after a backoff or failed."""
+        if error is None:
+            return held.job.replace(status=JobStatus.COMPLETED, completed_at=self.clock.now())
+        return self._after_failure(held.job, error)
+
+    async def claim_scan(
+        self, worker: str, names: Collection[str] | None = None, *, lease: float = 30.0, max_jobs: int = 1
+    ) -> list[Lease]:
+        """Page through the shared ready index claiming one job at a time from fresh reads: the path after the
+        head's candidates were all taken by other workers or all of names at their limit."""
         leases: list[Lease] = []
         saturated: set[str] = set()
-        cursor, batch = None, min(2 * max_jobs + CLAIM_HEAD_EXTRA, CLAIM_SCAN_BATCH)
+        cursor, batch = None, CLAIM_SCAN_BATCH
         while True:
             page = self.kv.list(prefix=READY, limit=batch, cursor=cursor)
             entries = await page.collect()
-            for entry in entries:
-                name = entry.value
+            for candidate in candidates_of(entries):
+                name = candidate.job.name
                 if (names is None or name in names) and name not in saturated:
-                    claimed = await self._claim_one(entry, worker, lease, saturated)
+                    claimed = await self._claim_one(candidate, worker, lease, saturated)
                     if claimed is not None:
                         leases.append(claimed)
                         if len(leases) >= max_jobs:
                             return leases
             if len(entries) < batch:
                 return leases
-            cursor, batch = page.cursor, CLAIM_SCAN_BATCH  # only other names (or saturated ones) so far: read on
+            cursor = page.cursor
 
-    async def _claim_one(self, ready: KvEntry, worker: str, lease: float, saturated: set[str]) -> Lease | None:
-        job_id, name = ready.key[-1], ready.value
-        assert isinstance(job_id, str)
+    async def _claim_each(self, picked: Sequence[Candidate], worker: str, lease: float, max_jobs: int) -> list[Lease]:
+        leases: list[Lease] = []
+        saturated: set[str] = set()
+        for candidate in picked:
+            if candidate.job.name not in saturated:
+                claimed = await self._claim_one(candidate, worker, lease, saturated)
+                if claimed is not None:
+                    leases.append(claimed)
+                    if len(leases) >= max_jobs:
+                        break
+        return leases
+
+    async def _claim_one(self, candidate: Candidate, worker: str, lease: float, saturated: set[str]) -> Lease | None:
+        """The contended path: read the record, the limit and the active count afresh, then commit one claim."""
+        job_id, name = candidate.job.id, candidate.job.name
         record, limit, active = await self.kv.get_many([record_key(job_id), limit_key(name), active_key(name)])
+        self.limits.learn(name, limit, active)
         job = Job.from_value(record.value)
         if job is None or job.status != JobStatus.PENDING:
             return None  # a stale candidate: another worker claimed it after our list
-        op = self.kv.atomic().check(record).check(ready).check(limit)
-        if limit.value is not None:
-            if _u64(active) >= limit.value:
-                saturated.add(name)
-                return None
-            op.check(active)  # the counter is the slot: two claims of the last slot cannot both commit
+        known = self.limits.get(name)
+        if known is not None and known.free is not None and known.free <= 0:
+            saturated.add(name)
+            return None
+        op = self.kv.atomic().check(record)
+        drafts = self._claim_into(op, [Candidate(candidate.entry, job)], worker, lease)
+        versionstamp = await self._try_commit(op)
+        if versionstamp is None:
+            return None
+        [claimed] = await self._claimed(drafts, worker, versionstamp)
+        return claimed
+
+    def _claim_into(self, op: AtomicOperation, picked: Sequence[Candidate], worker: str, lease: float) -> list[Lease]:
+        """Add the claims of ``picked`` to ``op``: each job running with a lease, its ready entries gone, the
+        counters moved; checked against each ready entry and each name's limit (and active count) as last known.
+        Returns the leases, whose versionstamps are filled in by _claimed."""
         now = self.clock.now()
         until_ms = ms_ceil(now + lease)
-        new = job.replace(status=JobStatus.RUNNING, attempts=job.attempts + 1, started_at=now, worker=worker)
-        op.delete(ready.key)
-        self.layout.put(op, job, new)
-        op.set(lease_key(job_id), {"worker": worker, "until_ms": until_ms, "name": name})
-        op.set(expiry_key(until_ms, job_id), name)
-        op.sum(active_key(name), 1)
-        _count(op, job.status, new.status)
-        result = await op.commit()
-        if not result.ok or result.versionstamp is None:
+        drafts: list[Lease] = []
+        for name in dict.fromkeys(c.job.name for c in picked):
+            known = self.limits.get(name)
+            if known is None:
+                op.check(limit_key(name), None)  # assumed unlimited: the commit fails if a limit was set
+            else:
+                op.check(known.limit)
+                if known.limit.value is not None:
+                    op.check(known.active)  # the counter is the slot: two claims of the last slot cannot both commit
+        for candidate in picked:
+            job = candidate.job
+            new = job.replace(status=JobStatus.RUNNING, attempts=job.attempts + 1, started_at=now, worker=worker)
+            op.check(candidate.entry)
+            op.delete(ready_key(job.priority, job.id)).delete(ready_by_name_key(job.name, job.priority, job.id))
+            self.layout.put(op, job, new)
+            op.set(lease_key(job.id), {"worker": worker, "until_ms": until_ms, "name": job.name})
+            op.set(expiry_key(until_ms, job.id), job.name)
+            op.sum(active_key(job.name), 1)
+            _count(op, job.status, new.status)
+            limited = (known := self.limits.get(job.name)) is not None and known.limit.value is not None
+            drafts.append(Lease(new, worker, until_ms, "", "", limited))
+        return drafts
+
+    async def _claimed(self, drafts: Sequence[Lease], worker: str, versionstamp: str) -> list[Lease]:
+        for name, count in collections.Counter(d.job.name for d in drafts).items():
+            self.limits.claimed(name, count, versionstamp)
+        leases = [replace(d, job_versionstamp=versionstamp, lease_versionstamp=versionstamp) for d in drafts]
+        for claimed in leases:
+            await self._emit(JobEventType.STARTED, claimed.job)
+        return leases
+
+    async def _try_commit(self, op: AtomicOperation) -> str | None:
+        """Commit; None if a check failed or the commit is over Deno's limits (nothing was written either way)."""
+        try:
+            result = await op.commit()
+        except CommitLimitError:
             return None
-        await self._emit(JobEventType.STARTED, new)
-        return Lease(new, worker, until_ms, result.versionstamp, result.versionstamp)
+        return result.versionstamp if result.ok else None
 
     async def renew(self, held: Lease, lease: float = 30.0) -> Lease:
         """Extend a lease; LeaseLostError if it was lost (reaped after expiry, or the job deleted)."""
@@ -317,16 +453,26 @@ class Queue:
 
     async def promote_due(self) -> int:
         """Move delayed jobs whose time has come to the ready queue; returns how many moved."""
-        due = (*DELAYED, ms_floor(self.clock.now()) + 1)
-        entries = await self.kv.list(prefix=DELAYED, end=due, limit=PROMOTE_BATCH).collect()
+        now_ms = ms_floor(self.clock.now())
+        # One more than a batch, with no end: the first entry not due yet tells when the next promotion is due.
+        read = await self.kv.list(prefix=DELAYED, limit=PROMOTE_BATCH + 1).collect()
+        entries = [entry for entry in read[:PROMOTE_BATCH] if int(entry.key[-2]) <= now_ms]
+        later = [int(entry.key[-2]) for entry in read if int(entry.key[-2]) > now_ms]
+        self.next_due = later[0] / 1000 if later else (None if len(read) > PROMOTE_BATCH else math.inf)
         if not entries:
             return 0
         op = self.kv.atomic()
         for entry in entries:
-            job_id = entry.key[-1]
-            assert isinstance(job_id, str)
-            op.check(entry).delete(entry.key).set(ready_key(int(entry.value["priority"]), job_id), entry.value["name"])
-        return len(entries) if (await op.commit()).ok else 0  # lost to another promoter: the next poll retries
+            job = Job.from_value(entry.value)
+            op.check(entry).delete(entry.key)
+            if job is not None:  # anything else is left for check_integrity to report
+                op.set(ready_key(job.priority, job.id), entry.value)
+                op.set(ready_by_name_key(job.name, job.priority, job.id), entry.value)
+        op.sum(VERSION, 1)
+        if not (await op.commit()).ok:
+            self.next_due = None
+            return 0  # lost to another promoter: the next poll retries
+        return len(entries)
 
     async def reap_expired(self) -> int:
         """Put running jobs whose lease expired back to pending (or failed); returns how many."""
@@ -368,15 +514,41 @@ class Queue:
     # -- helpers ----------------------------------------------------------------------------------------
 
     async def _finish(self, held: Lease, new: Job) -> None:
+        op = self.kv.atomic()
+        self._finish_into(op, held, new)
+        if not (await op.commit()).ok:
+            raise LeaseLostError(
+                f"Worker {held.worker} lost its lease on job {held.job.id}: its result was not written"
+            )
+
+    def _finish_into(self, op: AtomicOperation, held: Lease, new: Job) -> None:
+        """The job leaves running for ``new``'s status, fenced by the versionstamps of its claim/last renewal."""
         job_id = held.job.id
-        op = self.kv.atomic().check(record_key(job_id), held.job_versionstamp)
-        op.check(lease_key(job_id), held.lease_versionstamp)
+        op.check(record_key(job_id), held.job_versionstamp).check(lease_key(job_id), held.lease_versionstamp)
         self.layout.put(op, held.job, new)
         op.delete(lease_key(job_id)).delete(expiry_key(held.until_ms, job_id)).sum(active_key(new.name), MINUS_ONE)
         self._enter_status(op, new)
         _count(op, held.job.status, new.status)
-        if not (await op.commit()).ok:
-            raise LeaseLostError(f"Worker {held.worker} lost its lease on job {job_id}: its result was not written")
+        if held.limited:
+            op.sum(VERSION, 1)  # a slot of a limited name is free: wake the workers waiting for one
+
+    async def _finish_each(self, finished: Sequence[tuple[Lease, Job]]) -> list[Lease]:
+        """Write outcomes one commit each; returns the leases found lost (their outcome was not written)."""
+        lost = []
+        for held, new in finished:
+            try:
+                await self._finish(held, new)
+            except LeaseLostError:
+                lost.append(held)
+            else:
+                await self._emit_outcome(new)
+        return lost
+
+    async def _emit_outcome(self, new: Job) -> None:
+        if new.status == JobStatus.COMPLETED:
+            await self._emit(JobEventType.COMPLETED, new)
+        else:
+            await self._emit_failure(new, new.error or "")
 
     def _after_failure(self, job: Job, error: str) -> Job:
         now = self.clock.now()
@@ -389,10 +561,13 @@ class Queue:
     def _enqueue(self, op: AtomicOperation, job: Job, now: float) -> None:
         # Compare in seconds: a job due now is ready now, whatever the sub-millisecond part of the clock.
         # Only a job due later is keyed by its time, rounded up so promotion can never start it early.
+        # The queue entries hold the job itself, so a claim commits without reading the record.
+        value = job.to_value()
         if job.run_at <= now:
-            op.set(ready_key(job.priority, job.id), job.name)
+            op.set(ready_key(job.priority, job.id), value).set(ready_by_name_key(job.name, job.priority, job.id), value)
         else:
-            op.set(delayed_key(ms_ceil(job.run_at), job.id), {"name": job.name, "priority": job.priority})
+            op.set(delayed_key(ms_ceil(job.run_at), job.id), value)
+        op.sum(VERSION, 1)  # wake the idle workers: a job to claim, or an earlier due time to wait for
 
     def _enter_status(self, op: AtomicOperation, job: Job) -> None:
         """The queue entry of a job leaving the running state: a ready/delayed entry or a dead letter."""
@@ -404,7 +579,8 @@ class Queue:
     def _leave_status(self, op: AtomicOperation, job: Job, lease: KvEntry) -> None:
         """Delete the queue entries of the job's current status (used by delete and the reaper)."""
         if job.status == JobStatus.PENDING:
-            op.delete(ready_key(job.priority, job.id)).delete(delayed_key(ms_ceil(job.run_at), job.id))
+            op.delete(ready_key(job.priority, job.id)).delete(ready_by_name_key(job.name, job.priority, job.id))
+            op.delete(delayed_key(ms_ceil(job.run_at), job.id))
         elif job.status == JobStatus.FAILED:
             op.delete(dead_key(job.id))
         elif job.status == JobStatus.RUNNING and lease.value is not None:

@@ -11,7 +11,7 @@ from ..kv import Key, KvValidationError, encode_key, encode_value
 from ..kv.errors import short_repr
 from ..kv.limits import MAX_VALUE_SIZE, MAX_WRITE_KEY_SIZE
 from .errors import InvalidJobOptionError, JobTooLargeError
-from .keys import active_key, limit_key
+from .keys import active_key, limit_key, ready_by_name_key
 from .layouts import Layout
 from .model import MAX_ERROR_BYTES, MAX_ERROR_HISTORY, Job, JobStatus
 
@@ -56,7 +56,7 @@ def check_name(name: Any, layout: Layout) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidJobOptionError(f"A job name must be a non-empty str, got {short_repr(name)}")
     probe = Job("00000000-0000-7000-8000-000000000000", name, None, JobStatus.PENDING, 0, 1, 0.0, 0.0)
-    keys: list[Key] = [active_key(name), limit_key(name)]
+    keys: list[Key] = [active_key(name), limit_key(name), ready_by_name_key(name, MAX_PRIORITY, probe.id)]
     for status in JobStatus:
         keys += layout.entries(probe.replace(status=status)).keys()
     longest = max(len(encode_key(key)) for key in keys)
@@ -181,12 +181,6 @@ def check_page(limit: Any, offset: Any) -> tuple[int, int]:
     if not is_int(offset) or not 0 <= offset <= MAX_OFFSET:
         raise InvalidJobOptionError(f"offset must be an int in 0..{MAX_OFFSET}, got {short_repr(offset)}")
     return int(limit), int(offset)
-
-
-def check_positive(value: Any, what: str) -> float:
-    if not is_number(value) or value <= 0:
-        raise InvalidJobOptionError(f"{what} must be a finite number > 0, got {short_repr(value)}")
-    return float(value)
 
 
 def check_queue_parts(kv: Any, clock: Any, rng: Any, on_event: Any) -> None:

@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..kv.errors import short_repr
+from .claims import Candidate, read_candidates
 from .errors import InvalidJobOptionError, LeaseLostError, UnknownHandlerError
-from .model import Job
+from .model import Job, JobStatus
 from .poison import dead_letter, describe_error
 from .queue import Lease, Queue
 from .validation import MAX_CONCURRENCY, MAX_WORKER_ID_CHARS, check_lease, check_worker_id, is_int
+from .waiting import VersionWatch
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,20 @@ class _Held:
         self.lock = asyncio.Lock()
 
 
+class _Batch:
+    """Jobs claimed together whose outcomes are written together: the last one to finish writes them all."""
+
+    def __init__(self, size: int) -> None:
+        self.waiting = size
+        self.outcomes: list[tuple[Lease, Job]] = []
+
+
 class Worker:
-    """Runs up to ``concurrency`` jobs at once. ``lease`` seconds per claim, renewed every lease/3 while running."""
+    """Runs up to ``concurrency`` jobs at once. ``lease`` seconds per claim, renewed every lease/3 while running.
+
+    The commit that writes a job's outcome also claims the next job, from the candidates the last read of the ready
+    queue left over (or from a fresh read): one list and one commit per job at most. With ``batch_size`` b the
+    outcomes of b jobs claimed together are written in one commit, which claims the next b."""
 
     def __init__(
         self,
@@ -45,6 +59,8 @@ class Worker:
         poll_interval: float = 1.0,
         lease: float = 30.0,
         worker_id: str | None = None,
+        batch_size: int = 1,
+        idle_check: float = 60.0,
     ) -> None:
         self.queue = queue
         self.handlers = _check_handlers(handlers)
@@ -57,6 +73,17 @@ class Worker:
         self.lease = check_lease(lease)
         default_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[-MAX_WORKER_ID_CHARS:]
         self.worker_id = check_worker_id(default_id if worker_id is None else worker_id)
+        if not is_int(batch_size) or not 1 <= batch_size <= self.concurrency:
+            raise InvalidJobOptionError(
+                f"batch_size must be an int in 1..concurrency ({self.concurrency}), got {short_repr(batch_size)}"
+            )
+        self.batch_size = int(batch_size)
+        self.idle_check = check_lease(idle_check, "idle_check")
+        self._watching = False  # start(): idle waits follow the queue-version key instead of a poll timer
+        self._promote_stale = True  # the queue changed since the last promote_due (a delayed job may be new)
+        self._candidates: list[Candidate] = []  # ready jobs the last read left over, best first
+        self._reading: asyncio.Future[None] | None = None  # the read of the ready queue in flight, if any
+        self._claiming: set[str] = set()  # ids in a claim commit of ours in flight: our other tasks leave them alone
         self.processed = 0  # attempts whose outcome this worker committed
         self.lost = 0  # attempts whose lease was lost before the outcome could be written
         self.dead_lettered = 0  # jobs this worker dead-lettered because their outcome could not be recorded
@@ -109,17 +136,71 @@ class Worker:
         if free <= 0:
             return 0, False
         now = self.queue.clock.now()
-        swept = sweep or now >= self._next_sweep
-        if swept:  # not on every poll: a busy worker would pay two extra reads per job
+        swept = sweep or now >= self._next_sweep  # not on every poll: a busy worker would pay two reads per job
+        if self._must_promote(now, swept):
+            self._promote_stale = False
             await self.queue.promote_due()
+        if swept:
             await self.queue.reap_expired()
             self._next_sweep = now + self.poll_interval
-        leases = await self.queue.claim(self.worker_id, self.handlers, lease=self.lease, max_jobs=free)
-        for lease in leases:
-            task = asyncio.create_task(self._run(lease))
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
+        leases = await self._claim(free)
         return len(leases), swept
+
+    def _must_promote(self, now: float, swept: bool) -> bool:
+        """A polling worker promotes on each sweep. A watching one knows when the next delayed job is due, and a
+        new delayed job moves the version key: it promotes then (and at once), else never."""
+        if not self._watching:
+            return swept
+        due = self.queue.next_due
+        return self._promote_stale or due is None or now >= due
+
+    async def _claim(self, free: int) -> list[Lease]:
+        mine = await self._reserve(free)
+        try:
+            leases = await self.queue.claim_from(self.worker_id, mine, self.handlers, lease=self.lease, max_jobs=free)
+            if not leases and mine:  # all taken by other workers (or of names at their limit): read on
+                leases = await self.queue.claim_scan(self.worker_id, self.handlers, lease=self.lease, max_jobs=free)
+        finally:
+            self._claiming.difference_update(c.job.id for c in mine)
+        self._start(leases)
+        return leases
+
+    async def _reserve(self, want: int) -> list[Candidate]:
+        """Up to ``want`` candidates for one claim commit: left over from the last read, else from a fresh read
+        (whose surplus becomes the new leftovers); never one that another task of ours is claiming."""
+        if want <= 0:
+            return []
+        if len(self._free_candidates()) < want:
+            await self._read_candidates()
+        mine = self._free_candidates()[:want]
+        self._claiming.update(c.job.id for c in mine)
+        self._candidates = [c for c in self._candidates if c.job.id not in self._claiming]
+        return mine
+
+    async def _read_candidates(self) -> None:
+        """One read of the ready queue for all our slots; tasks that need it meanwhile wait for that read."""
+        if self._reading is not None:
+            await asyncio.shield(self._reading)
+            return
+        self._reading = asyncio.get_running_loop().create_future()
+        try:
+            fresh = await read_candidates(self.queue.kv, self.handlers, self.concurrency)
+            self._candidates = [c for c in fresh if c.job.id not in self._claiming]
+        finally:
+            self._reading.set_result(None)
+            self._reading = None
+
+    def _free_candidates(self) -> list[Candidate]:
+        return [c for c in self._candidates if c.job.id not in self._claiming]
+
+    def _start(self, leases: list[Lease]) -> None:
+        for i in range(0, len(leases), self.batch_size):
+            group = leases[i : i + self.batch_size]
+            batch = _Batch(len(group))
+            for lease in group:
+                task = asyncio.create_task(self._run(lease, batch))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -133,24 +214,47 @@ class Worker:
 
     async def _loop(self) -> None:
         stop = asyncio.create_task(self._stopping.wait())
+        watch = VersionWatch(self.queue.kv)
+        await asyncio.wait({stop, asyncio.create_task(watch.started.wait())}, return_when=asyncio.FIRST_COMPLETED)
         try:
             while not self._stopping.is_set():
+                self._watching = watch.alive
+                if watch.changed.is_set():
+                    watch.changed.clear()  # changes from here on wake the wait below; this poll sees the earlier ones
+                    self._promote_stale = True
                 claimed = await self.poll()
                 if claimed and len(self._tasks) < self.concurrency:
                     continue  # there may be more ready jobs
-                waits: set[asyncio.Task[Any]] = {stop, *self._tasks}
-                sleep = asyncio.create_task(self.queue.clock.sleep(self.poll_interval)) if not claimed else None
-                if sleep is not None:
-                    waits.add(sleep)
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                if sleep is not None and not sleep.done():
-                    sleep.cancel()
+                await self._wait(stop, watch, claimed)
         finally:
             stop.cancel()
+            await watch.close()
+            self._watching = False
+
+    async def _wait(self, stop: asyncio.Task[Any], watch: VersionWatch, claimed: int) -> None:
+        """Until a job of ours ends, the version key moves, the next delayed job is due or the re-check is due."""
+        waits: set[asyncio.Task[Any]] = {stop, *self._tasks}
+        extra: list[asyncio.Task[Any]] = []
+        if not claimed:
+            if watch.alive:
+                extra.append(asyncio.create_task(watch.changed.wait()))
+            extra.append(asyncio.create_task(self.queue.clock.sleep(self._idle_timeout(watch.alive))))
+        await asyncio.wait(waits | set(extra), return_when=asyncio.FIRST_COMPLETED)
+        for task in extra:
+            task.cancel()
+
+    def _idle_timeout(self, watching: bool) -> float:
+        """Watching: until the next delayed job is due, at most idle_check (the safety re-check, which also reaps
+        leases of workers that died). Not watching: poll_interval, as a polling worker does."""
+        if not watching:
+            return self.poll_interval
+        due = self.queue.next_due
+        until_due = self.poll_interval if due is None else due - self.queue.clock.now()
+        return max(0.0, min(self.idle_check, until_due))
 
     # -- one job ---------------------------------------------------------------------------------------
 
-    async def _run(self, lease: Lease) -> None:
+    async def _run(self, lease: Lease, batch: _Batch) -> None:
         held = _Held(lease)
         renewer = asyncio.create_task(self._keep_renewed(held))
         error: str | None = None
@@ -164,20 +268,33 @@ class Worker:
             async with held.lock:  # never cancel a renewal mid-commit: its new versionstamp would be lost
                 renewer.cancel()
             await asyncio.wait([renewer])
-        await self._record(held.lease, error)
-
-    async def _record(self, lease: Lease, error: str | None) -> None:
         try:
-            if error is None:
-                await self.queue.complete(lease)
-            else:
-                await self.queue.fail(lease, error)
-            self.processed += 1
-        except LeaseLostError as exc:
-            self.lost += 1
-            log.warning("%s", exc)
-        except Exception as exc:  # the outcome could not be written (a backoff past every limit, a store error)
-            await self._bury(lease, error, exc)
+            batch.outcomes.append((held.lease, self.queue.outcome(held.lease, error)))
+        except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
+            await self._bury(held.lease, error, exc)
+        batch.waiting -= 1
+        if batch.waiting == 0 and batch.outcomes:
+            await self._record(batch.outcomes)
+
+    async def _record(self, outcomes: list[tuple[Lease, Job]]) -> None:
+        """Write the outcomes and claim as many next jobs in the same commit (none once stopping)."""
+        want = 0 if self._stopping.is_set() else len(outcomes)
+        mine = await self._reserve(want)  # the commit that writes the outcomes claims the next jobs
+        try:
+            leases, lost = await self.queue.finish_and_claim(
+                outcomes, self.worker_id, mine, self.handlers, lease=self.lease, max_jobs=want
+            )
+        except Exception as exc:  # the outcomes could not be written (a value past a limit, a store error)
+            for held, new in outcomes:
+                await self._bury(held, new.error if new.status is not JobStatus.COMPLETED else None, exc)
+            return
+        finally:
+            self._claiming.difference_update(c.job.id for c in mine)
+        self.processed += len(outcomes) - len(lost)
+        self.lost += len(lost)
+        for held in lost:
+            log.warning("Worker %s lost its lease on job %s: its result was not written", held.worker, held.job.id)
+        self._start(leases)
 
     async def _bury(self, lease: Lease, error: str | None, exc: Exception) -> None:
         """Dead-letter a job whose outcome could not be recorded, with both errors; the worker goes on."""

@@ -7,6 +7,7 @@ A backend implements ``_snapshot_read`` (one consistent read of up to 10 key ran
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, ClassVar, NamedTuple, Self
@@ -81,6 +82,20 @@ def _point_bound(encoded: bytes) -> ReadRange:
     bound = encoded + b"\x00"
     check_read_bound(bound)
     return ReadRange(encoded, bound, 1)
+
+
+#: What a watch yields: the watched keys' entries, in order (a name outside Kv, whose ``list`` method shadows it).
+WatchEntries = list[KvEntry]
+
+#: How often a watch looks again on a backend that cannot signal changes (and SQLite, for other processes' commits).
+WATCH_POLL_S = 0.05
+
+
+def _watch_range(key: Key) -> ReadRange:
+    """A watched key is read like a get, but Deno checks the key itself against the read limit (2049 bytes)."""
+    encoded = encode_key(key)
+    check_read_bound(encoded)
+    return ReadRange(encoded, encoded + b"\x00", 1)
 
 
 def _point_entry(key: Key, rows: list[RawEntry]) -> KvEntry:
@@ -215,6 +230,43 @@ class Kv(abc.ABC):
         except KvValidationError as exc:  # a key that is not a key: Deno finds it on the first next()
             selector = _DeferredKeyError(exc, (prefix, start, end))
         return KvListIterator(self, selector, limit, bool(reverse), batch_size, cursor, consistency)
+
+    # -- watch -------------------------------------------------------------------------------------
+
+    def watch(self, keys: Sequence[Key]) -> AsyncIterator[WatchEntries]:
+        """Deno's ``kv.watch(keys)``: yields the entries of ``keys`` (in order, missing ones included) at once, then
+        again whenever any of their versionstamps changed (a rewrite of the same value too; changes close together
+        may come as one yield). At most 10 keys; no keys: ends at once. ``aclose()`` the iterator to stop."""
+        tuples = [_as_key(k) for k in keys]
+        if len(tuples) > MAX_READ_RANGES:
+            raise TooManyRangesError(f"Too many keys (max {MAX_READ_RANGES}): got {len(tuples)} keys")
+        return self._watch(tuples)
+
+    async def _watch(self, keys: Sequence[Key]) -> AsyncIterator[WatchEntries]:
+        """Re-read the keys after every change the backend signals; yield when a versionstamp moved. The re-reads
+        are the store's own work (as Deno's server does it), so only the yields are counted as reads."""
+        if not keys:
+            return
+        ranges = [_watch_range(key) for key in keys]
+        last: object = None
+        while True:
+            self._check_open()
+            token = await self._change_token()
+            rows = await self._snapshot_read(ranges, "strong")
+            entries = [_point_entry(key, found) for key, found in zip(keys, rows, strict=True)]
+            stamps = [entry.versionstamp for entry in entries]
+            if stamps != last:
+                last = stamps
+                yield entries
+            await self._wait_change(token)
+
+    async def _change_token(self) -> object:
+        """Something that moves with every commit (taken before a watch reads); None: the backend cannot tell."""
+        return None
+
+    async def _wait_change(self, token: object) -> None:
+        """Return once the store may have changed since ``token``. Without a signal: look again after 50 ms."""
+        await asyncio.sleep(WATCH_POLL_S)
 
     # -- writes ------------------------------------------------------------------------------------
 

@@ -12,13 +12,13 @@ import contextlib
 import random
 import time
 import weakref
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Sequence
 from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 from .atomic import AtomicOperation
-from .base import Kv, KvListIterator, _many_keys, _point_entry, _point_read
-from .codec import Key
+from .base import Kv, KvListIterator, WatchEntries, _many_keys, _point_entry, _point_read
+from .codec import Key, encode_key, encode_value
 from .counts import OPS, KvCounts, LiveCounts
 from .latency import (
     DENO_DEPLOY_CROSS_REGION_STRONG,
@@ -280,6 +280,16 @@ class CountingKv(Kv):
             return versionstamp
         finally:
             self._end_round_trip(lane, end)
+
+    async def _watch(self, keys: Sequence[Key]) -> AsyncIterator[WatchEntries]:
+        """The inner store's watch; each yield counts as one read of its keys (one round trip, its entries and
+        bytes), as Deno Deploy bills a watch: the re-reads between yields are the store's own work."""
+        async for entries in self.inner._watch(keys):
+            present = [e for e in entries if e.versionstamp is not None]
+            self._round_trips += 1
+            self._entries += len(present)
+            self._bytes_read += sum(len(encode_key(e.key)) + len(encode_value(e.value)[0]) for e in present)
+            yield entries
 
     def _take_event(self) -> TraceEvent | None:
         """The trace event of the call this primitive works for: a list pull's, else the calling public call's."""

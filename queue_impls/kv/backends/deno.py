@@ -14,13 +14,13 @@ import shutil
 import signal
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..base import Kv
-from ..codec import encode_value
+from ..base import Kv, WatchEntries
+from ..codec import Key, encode_key, encode_value
 from ..errors import (
     DenoBridgeError,
     DenoNotFoundError,
@@ -29,7 +29,8 @@ from ..errors import (
     KvClosedError,
     short_repr,
 )
-from ..types import Check, Consistency, Mutation, RawEntry, ReadRange
+from ..limits import check_read_bound
+from ..types import Check, Consistency, KvEntry, Mutation, RawEntry, ReadRange
 from .deno_wire import deno_error, frame, from_wire, parse_frames, plain_value, read_spec, write_request
 
 BRIDGE = Path(__file__).with_name("deno_bridge.ts")
@@ -104,6 +105,7 @@ class _BridgeProtocol(asyncio.SubprocessProtocol):
         self.sent_at: dict[int, float] = {}  # loop time each pending request was written (for the request timeout)
         self.timeout: float | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        self.streams: dict[int, asyncio.Queue[Any]] = {}  # watch id -> its replies (a DenoBridgeError ends it)
         self.failure: DenoBridgeError | None = None
         self.stderr: collections.deque[bytes] = collections.deque(maxlen=64)
         self.done = loop.create_future()
@@ -122,8 +124,12 @@ class _BridgeProtocol(asyncio.SubprocessProtocol):
             messages = parse_frames(self._buf)
             for message in messages:
                 request_id = int(message[0])
-                self.sent_at.pop(request_id, None)
-                self.pending.pop(request_id).set_result(message)
+                self.sent_at.pop(request_id, None)  # a watch's first reply ends its request's timeout too
+                stream = self.streams.get(request_id)
+                if stream is not None:
+                    stream.put_nowait(message)
+                else:
+                    self.pending.pop(request_id).set_result(message)
         except Exception as exc:  # garbage on stdout: nothing more from this process can be trusted
             self.fail(f"deno answered garbage ({type(exc).__name__}: {exc})")
             self.kill()
@@ -150,6 +156,8 @@ class _BridgeProtocol(asyncio.SubprocessProtocol):
             if not future.done():
                 future.set_exception(self.failure)
         self.pending.clear()
+        for stream in self.streams.values():
+            stream.put_nowait(self.failure)
         self.sent_at.clear()
 
     def sent(self, request_id: int) -> None:
@@ -228,6 +236,42 @@ class DenoKv(Kv):
             raise deno_error(*reply[2])
         return reply[2]
 
+    async def _watch(self, keys: Sequence[Key]) -> AsyncIterator[WatchEntries]:
+        """Deno's own kv.watch, run in the bridge: each of its yields comes back as one reply frame."""
+        if not keys:
+            return
+        encoded = [encode_key(key) for key in keys]
+        for raw in encoded:
+            check_read_bound(raw)  # Deno's read limit on the key itself, as its watch checks it
+        self._check_open()
+        protocol = self._protocol
+        if protocol.failure is not None:
+            raise protocol.failure
+        self._next_id += 1
+        watch_id = self._next_id
+        replies: asyncio.Queue[Any] = asyncio.Queue()
+        protocol.streams[watch_id] = replies
+        self._send([watch_id, "watch", [raw.hex() for raw in encoded]])
+        try:
+            while True:
+                reply = await replies.get()
+                if isinstance(reply, BaseException):
+                    raise reply
+                if reply[1]:
+                    raise deno_error(*reply[2])
+                yield [_watched(key, row) for key, row in zip(keys, reply[2], strict=True)]
+        finally:
+            protocol.streams.pop(watch_id, None)
+            if protocol.failure is None and not self._closed:
+                self._next_id += 1
+                protocol.pending[self._next_id] = protocol.loop.create_future()  # the unwatch reply, not awaited
+                self._send([self._next_id, "unwatch", watch_id])
+
+    def _send(self, request: list[Any]) -> None:
+        stdin = self._transport.get_pipe_transport(0)
+        assert isinstance(stdin, asyncio.WriteTransport)
+        stdin.write(frame(request))
+
     async def ping(self) -> None:
         """One round trip through the bridge that touches no store: what the transport alone costs (not counted
         as a KV round trip; bench/kv_bounds.py times it)."""
@@ -275,6 +319,13 @@ class DenoMemoryKv(DenoKv):
 
 class DenoRemoteKv(DenoKv):
     """A remote KV over KV Connect (Deno Deploy or a self-hosted denokv), token from DENO_KV_ACCESS_TOKEN."""
+
+
+def _watched(key: Key, row: list[Any] | None) -> KvEntry:
+    if row is None:
+        return KvEntry(key, None, None)
+    raw = _entry(*row)
+    return KvEntry(key, raw.value, raw.versionstamp)
 
 
 def _entry(key_hex: str, versionstamp: str, text: str | None, wire: Any = None) -> RawEntry:

@@ -6,6 +6,8 @@
 //            [id, "read", consistency, ["list", prefix, start, end, limit, reverse, cursor]] -> one list batch: one read
 //            [id, "write", [[keyHex, versionstamp|null], ...], [[kind, keyHex, value, expireIn|null], ...]]
 //            [id, "ping"]                                                                  -> null, touches no store
+//            [id, "watch", [keyHex, ...]]   -> kv.watch(keys): a reply [id, 0, [entry | null per key]] per yield, until
+//            [id, "unwatch", watchId]       -> null, after the watch's reader is cancelled (no more replies for it)
 //   reply    [id, 0, result] or [id, 1, [errorName, message]]; id 0 is the greeting [0, 0, ["ready", denoVersion]].
 //            A read's result is one list of entries per range: [keyHex, versionstamp, json] when the value is plain
 //            (json: the text Python's codec writes for it), else [keyHex, versionstamp, null, taggedValue].
@@ -347,6 +349,42 @@ function send(message: unknown): void {
   if (!flushQueued) (flushQueued = true), queueMicrotask(flush);
 }
 
+// ---------------------------------------------------------------- watch: Deno's own kv.watch, streamed
+
+const watches = new Map<number, ReadableStreamDefaultReader<Deno.KvEntryMaybe<unknown>[]>>();
+
+function startWatch(kv: Deno.Kv, id: number, hexes: string[]): void {
+  let reader: ReadableStreamDefaultReader<Deno.KvEntryMaybe<unknown>[]>;
+  try {
+    reader = kv.watch(hexes.map(key)).getReader();
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    return send([id, 1, [err.name, err.message]]);
+  }
+  watches.set(id, reader);
+  void (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || !watches.has(id)) break;
+        send([id, 0, value.map((e) => (e.versionstamp === null ? null : entry(e)))]);
+      }
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      if (watches.has(id)) send([id, 1, [err.name, err.message]]);
+    } finally {
+      watches.delete(id);
+    }
+  })();
+}
+
+async function stopWatch(watchId: number): Promise<null> {
+  const reader = watches.get(watchId);
+  watches.delete(watchId);
+  if (reader !== undefined) await reader.cancel();
+  return null;
+}
+
 async function handle(kv: Deno.Kv, msg: Wire[]): Promise<void> {
   const id = msg[0];
   try {
@@ -354,6 +392,7 @@ async function handle(kv: Deno.Kv, msg: Wire[]): Promise<void> {
     if (msg[1] === "ping") result = null; // a round trip that touches no store: the transport's own cost
     else if (msg[1] === "read") result = await read(kv, msg[2] as Deno.KvConsistencyLevel, msg[3] as Wire[]);
     else if (msg[1] === "write") result = await write(kv, msg[2] as Check[], msg[3] as Mutation[], msg[4] as number);
+    else if (msg[1] === "unwatch") result = await stopWatch(msg[2] as number);
     else throw new Error(`Unknown request ${JSON.stringify(msg[1])}`);
     send([id, 0, result]);
   } catch (e) {
@@ -373,11 +412,12 @@ async function serve(kv: Deno.Kv, blocking: boolean): Promise<void> {
   let filled = 0;
   for (;;) {
     if (filled === buf.length) buf = grow(buf, buf.length * 2);
-    if (blocking) {
+    const sync = blocking && watches.size === 0; // an open watch must be able to send while we wait for stdin
+    if (sync) {
       while (inflight.size) await Promise.race(inflight);
       flush(); // before blocking: the replies queued for a microtask
     }
-    const n = blocking ? Deno.stdin.readSync(buf.subarray(filled)) : await Deno.stdin.read(buf.subarray(filled));
+    const n = sync ? Deno.stdin.readSync(buf.subarray(filled)) : await Deno.stdin.read(buf.subarray(filled));
     if (n === null) return;
     filled += n;
     let pos = 0;
@@ -410,6 +450,7 @@ function dispatch(kv: Deno.Kv, body: Uint8Array): void {
     console.error(`deno_bridge: garbled request frame (${(e as Error).message}): ${new TextDecoder().decode(body.slice(0, 200))}`);
     Deno.exit(2);
   }
+  if (msg[1] === "watch") return startWatch(kv, msg[0] as number, msg[2] as string[]);
   const job = handle(kv, msg);
   inflight.add(job);
   void job.finally(() => inflight.delete(job));

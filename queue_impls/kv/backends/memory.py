@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_left, insort
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -30,6 +31,7 @@ class MemoryKv(Kv):
         self._keys: list[bytes] = []
         self._data: dict[bytes, _Stored] = {}
         self._version = 0
+        self._changed: asyncio.Event | None = None  # set and replaced by every commit while a watch waits
 
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
         now = self._now_ms()
@@ -101,6 +103,9 @@ class MemoryKv(Kv):
                 operand = (old.payload, old.encoding) if old is not None else None
                 staged[m.key] = _Stored(apply_u64(m.kind, operand, m.value), ENC_U64, versionstamp, None)
         self._version += 1
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
         for key, stored in staged.items():
             if stored is None:
                 self._remove(key)
@@ -110,11 +115,22 @@ class MemoryKv(Kv):
                 self._data[key] = stored
         return versionstamp
 
+    async def _change_token(self) -> object:
+        return self._version
+
+    async def _wait_change(self, token: object) -> None:
+        while self._version == token and not self._closed:
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            await self._changed.wait()
+
     def _remove(self, key: bytes) -> None:
         if self._data.pop(key, None) is not None:
             del self._keys[bisect_left(self._keys, key)]
 
     async def _close(self) -> None:
+        if self._changed is not None:
+            self._changed.set()  # a waiting watch wakes and finds the store closed
         self._keys.clear()
         self._data.clear()
 

@@ -7,6 +7,7 @@ The versionstamp counter lives in the database, so processes sharing a file get 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import aiosqlite
 
 from ..atomic import apply_u64
-from ..base import Kv
+from ..base import WATCH_POLL_S, Kv
 from ..codec import ENC_U64, decode_value, decode_values
 from ..errors import BackendError, MutationTypeError
 from ..types import Check, Consistency, Mutation, RawEntry, ReadRange, versionstamp_suffix
@@ -162,6 +163,8 @@ class SqliteKv(Kv):
         super().__init__()
         self._conn = conn
         self.path = path
+        self._commits = 0  # commits through this store object
+        self._changed: asyncio.Event | None = None  # set by our commits while a watch waits
 
     @classmethod
     async def open(cls, path: str) -> SqliteKv:
@@ -200,10 +203,37 @@ class SqliteKv(Kv):
 
     async def _atomic_write(self, checks: Sequence[Check], mutations: Sequence[Mutation]) -> str | None:
         result: str | None = await self._run(_write, checks, mutations)
+        if result is not None:
+            self._commits += 1
+            if self._changed is not None:
+                self._changed.set()
+                self._changed = None
         return result
 
+    async def _change_token(self) -> object:
+        # PRAGMA data_version moves with every commit of another connection (another process) to the file.
+        return (self._commits, await self._run(_data_version))
+
+    async def _wait_change(self, token: object) -> None:
+        """Our own commits wake a watch at once; other processes' are seen within WATCH_POLL_S (a pragma, no rows)."""
+        assert isinstance(token, tuple)
+        while not self._closed and self._commits == token[0]:
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), WATCH_POLL_S)
+            if self._commits == token[0] and not self._closed and await self._run(_data_version) != token[1]:
+                return
+
     async def _close(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
         await self._conn.close()
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    (version,) = conn.execute("PRAGMA data_version").fetchone()
+    return int(version)
 
 
 async def open_sqlite(rest: str) -> SqliteKv:

@@ -1,0 +1,35 @@
+"""The worker-path scripts, smoke-tested cheaply: an idle worker's reads per minute (exact, on a fake clock) and
+the huey comparison's own timing loop (tiny sizes; huey's side only when the bench-only extra is installed)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from bench.huey_vs import report, time_huey, time_ours
+from bench.worker_idle import add_to_handler_ms, idle_reads_per_minute
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_an_idle_worker_reads_twice_a_minute(backend: str, tmp_path: Path) -> None:
+    reads, entries = await idle_reads_per_minute(backend, 3, tmp_path)
+    assert (reads, entries) == (2.0, 0.0)  # the safety re-check: reap_expired + the claim's list, nothing found
+
+
+async def test_add_to_handler_is_timed_for_every_job(tmp_path: Path) -> None:
+    latencies = await add_to_handler_ms("memory", 5, tmp_path)
+    assert len(latencies) == 5 and all(ms > 0 for ms in latencies)
+
+
+async def test_our_side_of_the_huey_comparison_runs_every_job(tmp_path: Path) -> None:
+    add_s, run_s = await time_ours(tmp_path / "q.db", "indexed", 8, 20)
+    assert add_s > 0 and run_s > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("huey") is None, reason="huey (the bench-only extra) is not installed")
+def test_huey_side_and_the_report(tmp_path: Path) -> None:
+    huey = time_huey(tmp_path / "h.db", 20)
+    text = report({"huey": [huey], "indexed/c1": [(huey[0] * 2, huey[1] * 3)]}, 20, 1, "0")
+    assert "| indexed/c1 |" in text and "2.00x" in text and "3.00x" in text
