@@ -251,8 +251,9 @@ def case_counts() -> dict[str, int]:
 
 
 async def snapshot(kv: Kv) -> list[Any]:
-    # The counters are left out: the cases that need a real lease add, claim and delete a job of their own first.
-    counters = (("queue", "count"), ("queue", "active"))
+    # The counters (and the queue-version key idle workers watch) are left out: the cases that need a real lease
+    # add, claim and delete a job of their own first.
+    counters = (("queue", "count"), ("queue", "active"), ("queue", "version"))
     return [(e.key, e.value) for e in await kv.list(prefix=()).collect() if e.key[:2] not in counters]
 
 
