@@ -84,3 +84,36 @@ def _beta_fraction(x: float, a: float, b: float) -> float:
         if abs(c * d - 1.0) < 1e-14:
             break
     return result
+
+
+def t_critical(confidence: float, df: float) -> float:
+    """The t such that P(|T| <= t) = confidence for Student's t with df degrees of freedom (by bisection)."""
+    low, high = 0.0, 1e6
+    for _ in range(200):
+        middle = (low + high) / 2
+        if two_sided_p(middle, df) > 1 - confidence:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+@dataclass(frozen=True)
+class RatioInterval:
+    """The geometric mean of paired ratios and its confidence interval (a t-interval on their logarithms)."""
+
+    ratio: float
+    low: float
+    high: float
+    n: int
+
+
+def paired_ratio(ratios: list[float], confidence: float = 0.95) -> RatioInterval:
+    """Geometric mean of ``ratios`` (each new/base of one round) with a ``confidence`` interval; needs 2 or more."""
+    if len(ratios) < 2 or any(r <= 0 for r in ratios):
+        raise ValueError(f"need two or more positive ratios: got {ratios!r}")
+    logs = [math.log(r) for r in ratios]
+    mean = sum(logs) / len(logs)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+    half = t_critical(confidence, len(logs) - 1) * sd / math.sqrt(len(logs))
+    return RatioInterval(math.exp(mean), math.exp(mean - half), math.exp(mean + half), len(logs))
