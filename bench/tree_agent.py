@@ -32,6 +32,7 @@ from .measure import measure_case
 from .operations import Operation
 from .runner import RunOptions, _prepare_stores, _write_plan
 from .scenarios import LAYOUTS, SUITE_SPECS, build_cases
+from .seeding import default_cache_dir
 from .worker import open_operation, plan_entry
 
 #: The protocol's version: the gate refuses an agent that speaks another one.
@@ -48,7 +49,8 @@ class Agent:
         }
         options = RunOptions(
             suite=args.suite, backend=args.backend, layouts=LAYOUTS, rtt_ms=SUITE_SPECS[args.suite].rtt_ms,
-            scenarios=(), output=self.run_dir / "unused.json", cache_dir=Path(args.cache_dir), progress=False,
+            scenarios=(), output=self.run_dir / "unused.json", cache_dir=Path(args.cache_dir or default_cache_dir()),
+            progress=False,
         )  # fmt: skip
         self.backend = args.backend
         self.sources = _prepare_stores(options, list(self.cases.values()), self.run_dir, lambda line: None)
@@ -140,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tree_agent")
     parser.add_argument("--suite", required=True)
     parser.add_argument("--backend", required=True)
-    parser.add_argument("--cache-dir", required=True)
+    parser.add_argument("--cache-dir", default=None, help="seeded stores' cache (default: qbench run's)")
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--affinity")
     args = parser.parse_args(argv)
