@@ -67,6 +67,9 @@ def judge_against(options: AgainstOptions, config: GateConfig) -> tuple[Verdict,
             options.keep.mkdir(parents=True, exist_ok=True)
             for side in ("base", "new"):
                 shutil.copyfile(paths[side], options.keep / f"{side}.json")
+            rounds = {name: {"A": [r[0] for r in v], "B": [r[1] for r in v], "A'": [r[2] for r in v]}
+                      for name, v in paths["rounds"].items()}  # fmt: skip
+            (options.keep / "rounds.json").write_text(json.dumps(rounds, indent=1) + "\n")
     return verdict, f"{options.ref} ({commit[:12]})", f"this checkout ({repo})"
 
 
@@ -199,7 +202,7 @@ def _measure_all(options: AgainstOptions, config: GateConfig, agents: list[Agent
     print(f"qbench gate: timing {len(names)} benchmarks interleaved, {config.against_rounds} rounds", file=sys.stderr)
     rounds = {name: _interleave(name, agents, config.against_rounds, measured[new.label][name]) for name in names}
     paired, notes = judge_times(rounds, config)
-    paths: dict[str, Any] = {"paired": paired, "notes": notes}
+    paths: dict[str, Any] = {"paired": paired, "notes": notes, "rounds": rounds}
     for key, side, index in (("base", base, 0), ("new", new, 1)):
         path = work / f"{key}.json"
         _write_results(path, options, side, measured[side.label], counted[side.label], rounds, index)

@@ -211,8 +211,7 @@ def to_markdown(verdict: Verdict, config: GateConfig, *, baseline: Path | str, r
     if reasons:
         parts.append("\n".join(f"- {line}" for line in reasons))
     parts.append(
-        f"`{Path(results).name}` against baseline `{baseline}`: {verdict.compared} benchmarks compared. "
-        f"Rules: {_rules(config)}."
+        f"`{results}` against baseline `{baseline}`: {verdict.compared} benchmarks compared. Rules: {_rules(config)}."
     )
     headers = ["benchmark", "metric", "base -> new", "why"]
     for title, items in (("Failures", verdict.failures), ("Reported only (not failing)", verdict.reported)):
@@ -261,7 +260,7 @@ def gate(
             if results is None:
                 raise GateError("give a results file to judge, or --against REF")
             verdict = judge_files(baseline, results, settings)
-            baseline_label, results_label = str(baseline), str(results)
+            baseline_label, results_label = str(baseline), results.name
     except (GateError, ResultsError) as exc:
         print(f"qbench gate: {exc}", file=sys.stderr)
         return 2
