@@ -1,0 +1,86 @@
+"""`qbench gate --against`: paired time verdicts against the A/A noise, the interval maths, the worktree's clean-up."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.against import _worktree, judge_times
+from bench.gate import GateConfig
+from bench.significance import paired_ratio, t_critical
+
+
+def rounds(
+    slowdown: float, noise: float, control_noise: float | None = None, n: int = 8, seed: int = 1
+) -> list[list[float]]:
+    """n rounds of [A, B, A'] seconds: B is `slowdown` times A; each value has lognormal noise."""
+    rng = random.Random(seed)
+    c_noise = noise if control_noise is None else control_noise
+    return [
+        [
+            0.01 * rng.lognormvariate(0, noise),
+            0.01 * slowdown * rng.lognormvariate(0, noise),
+            0.01 * rng.lognormvariate(0, c_noise),
+        ]
+        for _ in range(n)
+    ]
+
+
+def test_t_critical_matches_the_tables() -> None:
+    assert t_critical(0.95, 7) == pytest.approx(2.3646, abs=1e-4)
+    assert t_critical(0.95, 1e9) == pytest.approx(1.95996, abs=1e-4)
+    assert t_critical(0.99, 3) == pytest.approx(5.8409, abs=1e-4)
+
+
+def test_paired_ratio_is_the_geometric_mean_with_an_interval() -> None:
+    interval = paired_ratio([1.1, 1.1, 1.1, 1.1])
+    assert interval.ratio == pytest.approx(1.1) and interval.low == pytest.approx(1.1) and interval.n == 4
+    wide = paired_ratio([1.0, 1.2, 0.9, 1.3])
+    assert wide.low < wide.ratio < wide.high
+    with pytest.raises(ValueError, match="two or more"):
+        paired_ratio([1.0])
+
+
+def test_unchanged_code_passes_and_a_clear_slowdown_fails() -> None:
+    config = GateConfig()
+    same = {f"b{i}": rounds(1.0, 0.02, seed=i) for i in range(40)}
+    found, notes = judge_times(same, config)
+    assert found == [] and "A/A noise floor" in notes[0]
+    slow = {"slow": rounds(1.15, 0.02), "same": rounds(1.0, 0.02, seed=5)}
+    found, _ = judge_times(slow, config)
+    assert [f.benchmark for f in found] == ["slow"]
+    assert found[0].interval is not None and found[0].interval[0] > 1.05
+
+
+def test_a_slowdown_inside_the_noise_floor_passes() -> None:
+    """B is 15% slower, but A' differs from A by as much: this run cannot tell, so it does not fail."""
+    noisy = {"noisy": rounds(1.15, 0.02, control_noise=0.3)}
+    assert judge_times(noisy, GateConfig())[0] == []
+
+
+def test_a_slowdown_below_the_threshold_passes() -> None:
+    assert judge_times({"small": rounds(1.03, 0.002)}, GateConfig())[0] == []
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+def test_the_worktree_is_removed_even_on_ctrl_c(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "a.txt").write_text("a\n")
+    git(repo, "add", "a.txt")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    tree = tmp_path / "base"
+    with pytest.raises(KeyboardInterrupt), _worktree(repo, commit, tree) as path:
+        assert (path / "a.txt").read_text() == "a\n"
+        assert str(tree) in git(repo, "worktree", "list")
+        raise KeyboardInterrupt
+    assert not tree.exists()
+    assert str(tree) not in git(repo, "worktree", "list")
