@@ -130,6 +130,23 @@ def time_vs_n(df: pd.DataFrame) -> Figure | None:
     return fig
 
 
+def instructions_vs_n(df: pd.DataFrame) -> Figure | None:
+    """CPU instructions per list call against N, log-log (callgrind: exact, so no error bars)."""
+    chosen = n_slice(df)
+    if chosen is None:
+        return None
+    rows = select(df, "list_by_name", "instructions", **chosen)
+    if rows.empty:
+        return None
+    fig, (ax,) = _figure()
+    _lines(ax, rows, "N")
+    ax.set(xscale="log", yscale="log", xlabel="jobs in the store, N", ylabel="CPU instructions per call")
+    ax.set_title(f"CPU instructions per list_jobs call vs N\n({describe(chosen)})")
+    ax.grid(True, which="both", alpha=0.3)
+    _legend(fig, ax)
+    return fig
+
+
 def time_vs_rtt(df: pd.DataFrame) -> Figure | None:
     """rtt_sweep: measured time per call (points) and the round-trip model's prediction (lines) against RTT."""
     measured = select(df, "rtt_sweep", "time")
@@ -290,6 +307,7 @@ def _mark_break_evens(ax: Axes, costs: Costs) -> None:
 PLOTS: tuple[tuple[str, str, Callable[[pd.DataFrame], Figure | None]], ...] = (
     ("counts_vs_n", "KV calls and round trips vs N", counts_vs_n),
     ("time_vs_n", "Time vs N", time_vs_n),
+    ("instructions_vs_n", "CPU instructions vs N", instructions_vs_n),
     ("time_vs_rtt", "Time vs round-trip time", time_vs_rtt),
     ("speedup_heatmap", "Speedup over naive", speedup_heatmap),
     ("bytes_written", "Bytes written per operation", bytes_written),
