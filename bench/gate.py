@@ -146,6 +146,8 @@ class Verdict:
     failures: list[Finding] = field(default_factory=list)
     reported: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Wall time judged on interleaved rounds (--against) rather than between two files.
+    paired: bool = False
 
     @property
     def status(self) -> int:
@@ -174,7 +176,7 @@ def evaluate(
         raise GateError("the baseline and the results share no benchmark: wrong suite or a foreign file?")
     base_info, new_info = base_info or FileInfo(), new_info or FileInfo()
     found = changes(base, new)
-    verdict = Verdict(compared=len(common))
+    verdict = Verdict(compared=len(common), paired=paired_times is not None)
     verdict.failures += coverage_findings(base, new, config.missing_allowed)
     verdict.failures += nplus1_findings(base_info, new_info, config.counts_ignored)
     verdict.failures += count_findings(found, config.counts_ignored) + class_findings(base, new)
@@ -211,7 +213,7 @@ def to_markdown(verdict: Verdict, config: GateConfig, *, baseline: Path | str, r
     if reasons:
         parts.append("\n".join(f"- {line}" for line in reasons))
     parts.append(
-        f"`{results}` against baseline `{baseline}`: {verdict.compared} benchmarks compared. Rules: {_rules(config)}."
+        f"`{results}` against baseline `{baseline}`: {verdict.compared} benchmarks compared. Rules: {_rules(config, verdict.paired)}."
     )
     headers = ["benchmark", "metric", "base -> new", "why"]
     for title, items in (("Failures", verdict.failures), ("Reported only (not failing)", verdict.reported)):
@@ -222,15 +224,20 @@ def to_markdown(verdict: Verdict, config: GateConfig, *, baseline: Path | str, r
     return "\n\n".join(parts) + "\n"
 
 
-def _rules(config: GateConfig) -> str:
-    times = (
-        "report-only"
-        if config.times == "report-only"
-        else f"fail when significant (Welch p < 0.05) and more than {config.threshold:.0%} slower"
-    )
+def _rules(config: GateConfig, paired: bool) -> str:
+    if paired:
+        times = (
+            f"interleaved with an A/A control, fail above +{config.against_threshold:.0%} and outside the A/A noise"
+            if config.against_times == "fail"
+            else "interleaved with an A/A control, report-only"
+        )
+    elif config.times == "report-only":
+        times = "between two files, report-only"
+    else:
+        times = f"between two files, fail when significant (Welch p < 0.05) and more than {config.threshold:.0%} slower"
     return (
         "coverage, N+1, exact counts and complexity classes are hard; CPU instructions fail above "
-        f"+{config.instructions_threshold:.0%}; times between two files: {times}"
+        f"+{config.instructions_threshold:.0%}; wall time: {times}"
     )
 
 

@@ -61,3 +61,42 @@ def test_deno_is_not_counted() -> None:
 
 
 needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+
+PLANT = """
+import queue_impls.kv.backends.sqlite as sqlite_backend
+
+_read_range = sqlite_backend._read_range
+
+
+def _slower_read_range(*args, **kwargs):
+    for _ in range(2000):  # planted: more CPU per SQLite read, the same KV counts
+        pass
+    return _read_range(*args, **kwargs)
+
+
+sqlite_backend._read_range = _slower_read_range
+"""
+
+
+@needs_valgrind
+def test_a_real_count_repeats_and_sees_a_planted_read_slowdown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.instructions import count_instructions
+    from bench.runner import _prepare_stores, _write_plan
+    from bench.scenarios import build_cases
+
+    cases = build_cases(suite="smoke", layouts=("optimized",), rtt_ms=(0.0,), scenarios=("seed_case", "write_path"))[:2]
+    options = RunOptions("smoke", "sqlite", ("optimized",), (0.0,), (), tmp_path / "r.json", tmp_path / "cache")
+    plan = _write_plan(cases, _prepare_stores(options, cases, tmp_path, lambda line: None), tmp_path)
+    first = count_instructions(plan, cases, tmp_path / "first")
+    second = count_instructions(plan, cases, tmp_path / "second")
+    for case in cases:
+        assert first.per_op[case.name] > 100_000
+        assert abs(second.per_op[case.name] / first.per_op[case.name] - 1) < 0.005, case.name
+    assert first.environment["valgrind"].startswith("valgrind-")
+    plant = tmp_path / "plant"
+    plant.mkdir()
+    (plant / "sitecustomize.py").write_text(PLANT)
+    monkeypatch.setenv("PYTHONPATH", str(plant))
+    planted = count_instructions(plan, cases, tmp_path / "planted")
+    read = cases[0].name  # seed_case: one list, every read through _read_range
+    assert planted.per_op[read] / first.per_op[read] > 1.02
