@@ -84,3 +84,45 @@ def test_the_worktree_is_removed_even_on_ctrl_c(tmp_path: Path) -> None:
         raise KeyboardInterrupt
     assert not tree.exists()
     assert str(tree) not in git(repo, "worktree", "list")
+
+
+class StubAgent:
+    """Stands in for bench.tree_agent.Agent: the protocol, not the benchmarks."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def measure(self, name: str) -> dict[str, object]:
+        if name == "bad":
+            raise RuntimeError("the store is gone")
+        return {"counts": {"total_calls": 1}}
+
+    def time(self, loops: int) -> dict[str, object]:
+        return {"seconds": 0.001 * loops}
+
+    def close(self) -> dict[str, object]:
+        self.closed += 1
+        return {"ok": True}
+
+
+def test_the_agent_protocol_answers_each_line_and_reports_a_bad_case() -> None:
+    import io
+    import json
+
+    from bench.tree_agent import serve
+
+    requests = io.StringIO(
+        "\n".join(json.dumps(r) for r in [
+            {"cmd": "measure", "name": "good"}, {"cmd": "measure", "name": "bad"}, {"cmd": "time", "loops": 3},
+            {"cmd": "nonsense"}, {"cmd": "quit"}, {"cmd": "time", "loops": 1},
+        ]) + "\n"
+    )  # fmt: skip
+    replies = io.StringIO()
+    agent = StubAgent()
+    serve(agent, requests, replies)  # type: ignore[arg-type]
+    answers = [json.loads(line) for line in replies.getvalue().splitlines()]
+    assert answers[0] == {"counts": {"total_calls": 1}}
+    assert answers[1] == {"error": "RuntimeError: the store is gone"}
+    assert answers[2] == {"seconds": 0.003}
+    assert answers[3] == {"error": "unknown request 'nonsense'"}
+    assert len(answers) == 4 and agent.closed == 1  # nothing after quit; the open case is closed

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,12 +51,15 @@ def test_a_smoke_run_writes_every_scenario_and_says_so(smoke: tuple[Path, str]) 
     assert set(frame.layout) == {"naive", "optimized"}
     assert (frame.suite == "smoke").all() and (frame.backend == "sqlite").all()
     every = frame.groupby("benchmark").kind.agg(set)
-    assert all({"count", "time"} <= kinds for kinds in every)
+    counted = {"instructions"} if shutil.which("valgrind") else set()  # without valgrind: none, never a fake figure
+    assert all({"count", "time"} | counted == kinds - {"derived"} for kinds in every)
     seed = frame[(frame.scenario == "seed_case") & (frame.metric == "calls")].set_index("layout").value
     assert (seed["naive"], seed["optimized"]) == (101, 1)
     assert f"wrote {frame.benchmark.nunique()} of {frame.benchmark.nunique()} benchmarks to {path}" in stdout
     assert "seed_case/naive/N=100,K=1,limit=100,offset=0,status=none" in stdout
     assert 'N+1: 100 x get ("jobs", ?)' in stdout
+    if counted:
+        assert "counting instructions under callgrind" in stdout and re.search(r"[\d,]+ instructions", stdout)
 
 
 @pytest.mark.slow
@@ -96,6 +100,7 @@ def test_export_without_o_writes_csv_to_standard_output(
 def test_the_other_backends_run_through_pyperf_workers(backend: str, cache_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / f"{backend}.json"
     args = ["--layouts", SMOKE_LAYOUTS, "--scenarios", "seed_case,write_path", "--cache-dir", str(cache_dir)]
+    args.append("--no-instructions")  # the smoke fixture covers the callgrind pass; this test is about the workers
     done = qbench("run", "--suite", "smoke", "--backend", backend, *args, "-o", str(out))
     assert done.returncode == 0, done.stderr
     frame = load(out)
@@ -162,7 +167,18 @@ def test_a_foreign_file_exits_2_from_the_installed_command(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_ctrl_c_leaves_a_valid_file_of_what_finished(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "partial.json"
-    args = ["run", "--suite", "smoke", "--layouts", "naive", "--cache-dir", str(cache_dir), "-o", str(out)]
+    args = [
+        "run",
+        "--suite",
+        "smoke",
+        "--layouts",
+        "naive",
+        "--no-instructions",
+        "--cache-dir",
+        str(cache_dir),
+        "-o",
+        str(out),
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench", *args],
         stdout=subprocess.PIPE,
@@ -240,7 +256,7 @@ def test_a_pinned_run_records_its_cpus_in_every_benchmark(tmp_path: Path, cache_
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one CPU: pinning to it is no different from not pinning")
     out = tmp_path / "pinned.json"
-    args = ["--layouts", "optimized", "--scenarios", "seed_case", "--affinity", str(last)]
+    args = ["--layouts", "optimized", "--scenarios", "seed_case", "--affinity", str(last), "--no-instructions"]
     done = qbench("run", "--suite", "smoke", *args, "--cache-dir", str(cache_dir), "-o", str(out))
     assert done.returncode == 0, done.stderr
     benchmarks = load_suite(out).get_benchmarks()
