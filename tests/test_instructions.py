@@ -79,6 +79,7 @@ sqlite_backend._read_range = _slower_read_range
 
 
 @needs_valgrind
+@pytest.mark.timeout(900)  # three callgrind passes: about 25 s on an idle machine, minutes on a loaded one
 def test_a_real_count_repeats_and_sees_a_planted_read_slowdown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bench.instructions import count_instructions
     from bench.runner import _prepare_stores, _write_plan
