@@ -200,7 +200,7 @@ def _measure_all(options: AgainstOptions, config: GateConfig, agents: list[Agent
     measured = {side.label: {name: side.ask(cmd="measure", name=name) for name in side.cases} for side in (base, new)}
     counted = {side.label: _instructions(side, options) for side in (base, new)}
     print(f"qbench gate: timing {len(names)} benchmarks interleaved, {config.against_rounds} rounds", file=sys.stderr)
-    rounds = {name: _interleave(name, agents, config.against_rounds, measured[new.label][name]) for name in names}
+    rounds = {name: _interleave(name, agents, config, measured[new.label][name]) for name in names}
     paired, notes = judge_times(rounds, config)
     paths: dict[str, Any] = {"paired": paired, "notes": notes, "rounds": rounds}
     for key, side, index in (("base", base, 0), ("new", new, 1)):
@@ -222,20 +222,33 @@ def _instructions(agent: AgentProcess, options: AgainstOptions) -> dict[str, Any
     return agent.ask(cmd="instructions")
 
 
-def _interleave(name: str, agents: list[AgentProcess], rounds: int, measured: dict[str, Any]) -> list[list[float]]:
-    """Seconds per execution of each agent in each round: rounds x [A, B, A']."""
+def _interleave(
+    name: str, agents: list[AgentProcess], config: GateConfig, measured: dict[str, Any]
+) -> list[list[float]]:
+    """Seconds per execution of each agent in each round: rounds x [A, B, A'].
+
+    A benchmark that looks slower than the threshold after ``against.rounds`` rounds gets more, up to
+    ``against.max_rounds``: a real slowdown then clears the noise, a chance one falls back.
+    """
     loops = max(1, math.ceil(VALUE_S / max(float(measured["probe_s"]), 1e-6)))
     for agent in agents:
         agent.ask(cmd="open", name=name)
     values: list[list[float]] = []
-    for r in range(rounds):
+    target = config.against_rounds
+    while len(values) < target:
         row = [0.0, 0.0, 0.0]
-        for index in _ORDERS[r % len(_ORDERS)]:
+        for index in _ORDERS[len(values) % len(_ORDERS)]:
             row[index] = float(agents[index].ask(cmd="time", loops=loops)["seconds"]) / loops
         values.append(row)
+        if len(values) == target < config.against_max_rounds and _looks_slower(values, config):
+            target = config.against_max_rounds
     for agent in agents:
         agent.ask(cmd="close")
     return values
+
+
+def _looks_slower(values: list[list[float]], config: GateConfig) -> bool:
+    return paired_ratio([b / a for a, b, _ in values]).ratio - 1 > config.against_threshold
 
 
 def judge_times(rounds: dict[str, list[list[float]]], config: GateConfig) -> tuple[list[Finding], list[str]]:
@@ -252,14 +265,15 @@ def judge_times(rounds: dict[str, list[list[float]]], config: GateConfig) -> tup
     median = sorted(floors)[len(floors) // 2] if floors else 1.0
     note = (
         f"Wall time: interleaved A B A' rounds on one CPU; A/A noise floor {median - 1:+.1%} (median), "
-        f"{worst - 1:+.1%} (worst benchmark)."
+        f"{worst - 1:+.1%} (worst benchmark); {sum(len(v) > config.against_rounds for v in rounds.values())} "
+        f"benchmarks got {config.against_max_rounds} rounds instead of {config.against_rounds}."
     )
     return findings, [note]
 
 
 def _time_finding(name: str, slow: RatioInterval, floor: float, threshold: float) -> Finding:
     why = (
-        f"{slow.ratio - 1:+.1%} slower, {slow.n} paired rounds, interval [{slow.low:.3f}, {slow.high:.3f}] "
+        f"{slow.ratio - 1:+.1%} slower (Hodges-Lehmann), {slow.n} paired rounds, interval [{slow.low:.3f}, {slow.high:.3f}] "
         f"above the threshold ({threshold:.0%}) and the A/A noise (x{floor:.3f})"
     )
     return Finding(name, "time", "A", f"x{slow.ratio:.3f}", why, tier="time", ratio=slow.ratio,

@@ -67,6 +67,7 @@ class GateConfig:
     against_times: str = "fail"
     against_threshold: float = 0.05
     against_rounds: int = 8
+    against_max_rounds: int = 24
     against_confidence: float = 0.95
 
     def threshold_for(self, benchmark: str) -> float:
@@ -103,6 +104,7 @@ def load_config(path: Path) -> GateConfig:
         against_times=against.get("mode", default.against_times),
         against_threshold=against.get("threshold", default.against_threshold),
         against_rounds=against.get("rounds", default.against_rounds),
+        against_max_rounds=against.get("max_rounds", default.against_max_rounds),
         against_confidence=against.get("confidence", default.against_confidence),
     )
     _check_config(path, config)
@@ -129,6 +131,10 @@ def _check_config(path: Path, config: GateConfig) -> None:
         or not 3 <= config.against_rounds <= 1000
     ):
         raise GateError(f"{path}: against.rounds must be a whole number in 3..1000: got {config.against_rounds!r}")
+    if not isinstance(config.against_max_rounds, int) or not config.against_rounds <= config.against_max_rounds <= 1000:
+        raise GateError(
+            f"{path}: against.max_rounds must be a whole number in rounds..1000: got {config.against_max_rounds!r}"
+        )
     if not _is_number(config.against_confidence) or not 0.5 <= config.against_confidence < 1:
         raise GateError(f"{path}: against.confidence must be in [0.5, 1), e.g. 0.95: got {config.against_confidence!r}")
     for key, patterns in (("counts.ignore", config.ignore_counts), ("coverage.allow_missing", config.allow_missing)):

@@ -10,7 +10,7 @@ import pytest
 
 from bench.against import _worktree, judge_times
 from bench.gate import GateConfig
-from bench.significance import paired_ratio, t_critical
+from bench.significance import _signed_rank_critical, paired_ratio, signed_rank_interval
 
 
 def rounds(
@@ -29,17 +29,20 @@ def rounds(
     ]
 
 
-def test_t_critical_matches_the_tables() -> None:
-    assert t_critical(0.95, 7) == pytest.approx(2.3646, abs=1e-4)
-    assert t_critical(0.95, 1e9) == pytest.approx(1.95996, abs=1e-4)
-    assert t_critical(0.99, 3) == pytest.approx(5.8409, abs=1e-4)
+def test_signed_rank_critical_values_match_the_tables() -> None:
+    """Two-sided 5% critical values of Wilcoxon's signed-rank statistic (e.g. Siegel's table): n=6..20."""
+    table = {6: 0, 7: 2, 8: 3, 10: 8, 12: 13, 16: 29, 20: 52}
+    assert {n: _signed_rank_critical(n, 0.025) for n in table} == table
+    assert _signed_rank_critical(5, 0.025) == -1  # five values cannot reach 95%: the interval is their whole range
 
 
-def test_paired_ratio_is_the_geometric_mean_with_an_interval() -> None:
+def test_paired_ratio_is_robust_to_a_disturbed_round() -> None:
     interval = paired_ratio([1.1, 1.1, 1.1, 1.1])
     assert interval.ratio == pytest.approx(1.1) and interval.low == pytest.approx(1.1) and interval.n == 4
-    wide = paired_ratio([1.0, 1.2, 0.9, 1.3])
-    assert wide.low < wide.ratio < wide.high
+    disturbed = paired_ratio([1.10, 1.11, 1.09, 1.10, 3.0, 1.10, 1.12, 1.08])  # one round hit by another process
+    assert disturbed.ratio == pytest.approx(1.10, abs=0.01) and disturbed.low > 1.08
+    centre, low, high = signed_rank_interval([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    assert (centre, low, high) == (3.5, 1.0, 6.0)  # the 4th and 33rd of the 36 Walsh averages (n=8: T <= 3)
     with pytest.raises(ValueError, match="two or more"):
         paired_ratio([1.0])
 
