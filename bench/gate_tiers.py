@@ -246,9 +246,10 @@ def _count_cause(findings: list[Finding]) -> str:
     return f"exact counts rose in {len(ranked)} benchmarks, largest first: {named}{more}"
 
 
-def _rise(f: Finding) -> float:
+def _rise(f: Finding) -> tuple[float, float]:
+    """How much a count rose: by ratio where it was not zero (calls 1 -> 51 says more than calls.get 0 -> 50)."""
     base, new = float(str(f.base)), float(str(f.new))
-    return math.inf if base == 0 else new / base
+    return (0.0, new) if base == 0 else (new / base, new)
 
 
 def _class_cause(findings: list[Finding]) -> str:
