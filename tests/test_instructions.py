@@ -101,3 +101,27 @@ def test_a_real_count_repeats_and_sees_a_planted_read_slowdown(tmp_path: Path, m
     planted = count_instructions(plan, cases, tmp_path / "planted")
     read = cases[0].name  # seed_case: one list, every read through _read_range
     assert planted.per_op[read] / first.per_op[read] > 1.02
+
+
+def test_compare_report_and_export_show_instructions(tmp_path: Path) -> None:
+    from bench.compare import compare
+    from bench.report import report
+    from bench.results import export_csv, load
+    from tests.synthetic_results import INSTRUCTIONS_ENV, Spec, write_results
+
+    name = "seed_case/naive/N=100,K=1,limit=100,offset=0,status=none"
+    base = write_results(tmp_path / "base.json", Spec(instructions_env=INSTRUCTIONS_ENV))
+    new = write_results(tmp_path / "new.json", Spec(instructions_env=INSTRUCTIONS_ENV, instruction_scale={name: 1.1}))
+    text = compare(base=base, new=new)
+    assert "| CPU instructions | 124 | 1.001× | 1 up, 0 down |" in text
+    assert (
+        "### CPU instructions per operation (callgrind)" in text
+        and f"| {name} | 21,450,000 | 23,595,000 | +10.0% |" in text
+    )
+    report(results=new, out=tmp_path / "report")
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "CPU instructions per call (callgrind)" in readme and "| naive | 101 | 102 |" in readme
+    assert (tmp_path / "report" / "instructions_vs_n.png").stat().st_size > 10_000
+    rows = export_csv(new, tmp_path / "new.csv")
+    frame = load(new)
+    assert rows == len(frame) and (frame[frame.metric == "instructions"].unit == "instructions").sum() > 100
