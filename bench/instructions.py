@@ -185,7 +185,7 @@ def count_instructions(plan_path: Path, cases: Sequence[Any], work_dir: Path) ->
         str(names_file),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONHASHSEED": HASH_SEED}
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run([*_no_aslr(), *command], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-12:])
         raise RuntimeError(f"the callgrind pass failed (exit status {done.returncode}):\n{tail}")
@@ -193,6 +193,16 @@ def count_instructions(plan_path: Path, cases: Sequence[Any], work_dir: Path) ->
     per_op = {case.name: figure(spans, index, per_job=case.params["N"] if case.per == "job" else 1)
               for index, case in enumerate(cases)}  # fmt: skip
     return Counted(per_op, env_info, time.perf_counter() - started)
+
+
+def _no_aslr() -> list[str]:
+    """``setarch -R`` where it works: with the same addresses every run, id-hashed sets and dicts (asyncio's tasks,
+    weak references) are laid out alike, and the figures spread less between runs (docs/ci.md)."""
+    setarch = shutil.which("setarch")
+    if setarch is None:
+        return []
+    done = subprocess.run([setarch, "-R", "true"], capture_output=True, timeout=60)
+    return [setarch, "-R"] if done.returncode == 0 else []
 
 
 def read_dumps(directory: Path) -> dict[str, int]:
