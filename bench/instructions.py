@@ -196,8 +196,8 @@ def count_instructions(plan_path: Path, cases: Sequence[Any], work_dir: Path) ->
 
 
 def _no_aslr() -> list[str]:
-    """``setarch -R`` where it works: with the same addresses every run, id-hashed sets and dicts (asyncio's tasks,
-    weak references) are laid out alike, and the figures spread less between runs (docs/ci.md)."""
+    """``setarch -R`` where it works: with the same addresses every run, sets and dicts keyed by object identity
+    (asyncio's tasks, weak references) are laid out alike. The spread that remains is the threads' (docs/ci.md)."""
     setarch = shutil.which("setarch")
     if setarch is None:
         return []
