@@ -67,6 +67,13 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
         help="pin the timing workers, their store threads and subprocesses to these CPUs (pyperf's --affinity, e.g."
         " 1 or 0-1; default: not pinned); `make report` pins to the last CPU, see docs/bench.md",
     )
+    parser.add_argument(
+        "--instructions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="count each operation's CPU instructions under valgrind's callgrind (default: on; without valgrind the"
+        " run says so and records none)",
+    )
 
 
 def parse_affinity(text: str) -> str:
@@ -103,6 +110,7 @@ def handle_run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         progress=args.progress,
         affinity=args.affinity,
+        instructions=args.instructions,
     )
     summary = run_suite(options)
     what = f"{summary.written} of {summary.planned} benchmarks"

@@ -89,7 +89,13 @@ def geometric_mean(ratios: Iterable[float | None]) -> float | None:
 
 def summary(found: Sequence[Change]) -> list[list[object]]:
     rows: list[list[object]] = []
-    for kind, label in (("time", "mean time"), ("count", "exact counts"), ("derived", "derived figures")):
+    kinds = (
+        ("time", "mean time"),
+        ("count", "exact counts"),
+        ("instructions", "CPU instructions"),
+        ("derived", "derived figures"),
+    )
+    for kind, label in kinds:
         mine = [c for c in found if c.kind == kind]
         if not mine:
             continue
@@ -111,6 +117,13 @@ def to_markdown(found: Sequence[Change], *, base_name: str, new_name: str, all_c
     title = "### Exact counts" if all_counts else "### Exact counts that changed"
     rows = [[c.benchmark, c.metric, c.base, c.new, c.change_text()] for c in counts]
     parts += [title, markdown_table(["benchmark", "metric", "base", "new", "change"], rows) if rows else "None."]
+    instructions = [c for c in found if c.kind == "instructions"]
+    if instructions:
+        rows = [[c.benchmark, f"{c.base:,.0f}", f"{c.new:,.0f}", c.change_text()] for c in instructions]
+        parts += [
+            "### CPU instructions per operation (callgrind)",
+            markdown_table(["benchmark", "base", "new", "change"], rows),
+        ]
     times = [c for c in found if c.kind in ("time", "derived")]
     rows = [[c.benchmark, c.metric, *c.values_text(), c.change_text(), c.significance_text()] for c in times]
     parts += [

@@ -1,7 +1,9 @@
 """`qbench gate`: fail a change that makes an access pattern cost more; `qbench baseline update` records the baseline.
 
-Hard rules: no exact count may rise, no complexity class in N may get worse. Times fail only when a slowdown is both
-significant (Welch's t-test, p < 0.05) and above a threshold, or are reported only. Exit 0 pass, 1 fail, 2 unusable.
+Tiers (bench/gate_tiers.py), all hard rules unless bench/gate.toml says otherwise: every baseline benchmark present
+in results of the same suite and backend, no new or grown N+1, no exact count up, no complexity class in N worse,
+CPU instructions within a threshold, and wall time (report-only between two files; `--against REF` judges it on
+interleaved runs, bench/against.py). A failing verdict starts with one line per cause. Exit 0 pass, 1 fail, 2 unusable.
 """
 
 from __future__ import annotations
@@ -9,43 +11,76 @@ from __future__ import annotations
 import fnmatch
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench.compare import Change, changes
-from bench.complexity import SLICE_KEYS, classify
+from bench.compare import changes
 from bench.document import cell, markdown_table
 from bench.errors import BenchError, ResultsError
 from bench.files import append_step_summary, copy_file
+from bench.gate_tiers import (
+    FileInfo,
+    Finding,
+    causes,
+    class_findings,
+    count_findings,
+    coverage_findings,
+    file_info,
+    instruction_comparability,
+    instruction_findings,
+    nplus1_findings,
+    welch_time_findings,
+)
 from bench.report_cli import DEFAULT_BASELINE, TIME_MODES
 from bench.results import load
 
 DEFAULT_CONFIG = Path(__file__).with_name("gate.toml")
-CLASS_METRICS = ("calls", "round_trips", "entries_read", "bytes_read", "bytes_written")
+__all__ = ["Finding", "GateConfig", "GateError", "Verdict", "evaluate", "gate", "load_config", "update_baseline"]
 
 
 class GateError(BenchError):
     """The gate cannot judge: a missing or foreign file, a bad config, nothing in common."""
 
 
+def _first_match(patterns: dict[str, float], benchmark: str, default: float) -> float:
+    return next((t for pat, t in patterns.items() if fnmatch.fnmatchcase(benchmark, pat)), default)
+
+
 @dataclass(frozen=True)
 class GateConfig:
     """Settings from a TOML file (bench/gate.toml documents each key)."""
 
-    times: str = "fail"
+    times: str = "report-only"
     threshold: float = 0.10
     thresholds: dict[str, float] = field(default_factory=dict)
     ignore_counts: tuple[str, ...] = ()
+    instructions_threshold: float = 0.02
+    instructions_thresholds: dict[str, float] = field(default_factory=dict)
+    #: "fail" or "report-only": what instruction figures that cannot be compared do to the verdict.
+    incomparable: str = "fail"
+    allow_missing: tuple[str, ...] = ()
+    #: --against REF: how wall time is judged on interleaved runs (bench/against.py).
+    against_times: str = "fail"
+    against_threshold: float = 0.05
+    against_rounds: int = 8
+    against_max_rounds: int = 24
+    against_confidence: float = 0.95
 
     def threshold_for(self, benchmark: str) -> float:
         """The first per-benchmark pattern that matches, else the default."""
-        return next((t for pat, t in self.thresholds.items() if fnmatch.fnmatchcase(benchmark, pat)), self.threshold)
+        return _first_match(self.thresholds, benchmark, self.threshold)
+
+    def instructions_threshold_for(self, benchmark: str) -> float:
+        return _first_match(self.instructions_thresholds, benchmark, self.instructions_threshold)
 
     def counts_ignored(self, benchmark: str) -> bool:
         return any(fnmatch.fnmatchcase(benchmark, pat) for pat in self.ignore_counts)
+
+    def missing_allowed(self, benchmark: str) -> bool:
+        return any(fnmatch.fnmatchcase(benchmark, pat) for pat in self.allow_missing)
 
 
 def load_config(path: Path) -> GateConfig:
@@ -53,30 +88,61 @@ def load_config(path: Path) -> GateConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise GateError(f"cannot read gate config {path}: {exc}") from exc
-    times, counts = raw.get("times", {}), raw.get("counts", {})
+    times, counts, instr = raw.get("times", {}), raw.get("counts", {}), raw.get("instructions", {})
+    against, coverage = raw.get("against", {}), raw.get("coverage", {})
+    default = GateConfig()
     config = GateConfig(
-        times=times.get("mode", "fail"),
-        threshold=times.get("threshold", 0.10),
+        times=times.get("mode", default.times),
+        threshold=times.get("threshold", default.threshold),
         thresholds=dict(times.get("thresholds", {})),
         ignore_counts=tuple(counts.get("ignore", ())),
+        instructions_threshold=instr.get("threshold", default.instructions_threshold),
+        instructions_thresholds=dict(instr.get("thresholds", {})),
+        incomparable=instr.get("incomparable", default.incomparable),
+        allow_missing=tuple(coverage.get("allow_missing", ())),
+        against_times=against.get("mode", default.against_times),
+        against_threshold=against.get("threshold", default.against_threshold),
+        against_rounds=against.get("rounds", default.against_rounds),
+        against_max_rounds=against.get("max_rounds", default.against_max_rounds),
+        against_confidence=against.get("confidence", default.against_confidence),
     )
-    if config.times not in TIME_MODES:
-        raise GateError(f"{path}: times.mode must be one of {', '.join(TIME_MODES)}: got {config.times!r}")
-    for name, value in {"threshold": config.threshold, **config.thresholds}.items():
-        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 100:
-            raise GateError(f"{path}: time threshold {name!r} must be a fraction such as 0.10 (>= 0): got {value!r}")
+    _check_config(path, config)
     return config
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One reason to fail (or, for report-only times, to look)."""
+def _check_config(path: Path, config: GateConfig) -> None:
+    for key, mode in (("times.mode", config.times), ("instructions.incomparable", config.incomparable),
+                      ("against.mode", config.against_times)):  # fmt: skip
+        if mode not in TIME_MODES:
+            raise GateError(f"{path}: {key} must be one of {', '.join(TIME_MODES)}: got {mode!r}")
+    fractions = {
+        **{f"times threshold {k!r}": v for k, v in {"threshold": config.threshold, **config.thresholds}.items()},
+        **{f"instructions threshold {k!r}": v
+           for k, v in {"threshold": config.instructions_threshold, **config.instructions_thresholds}.items()},
+        "against.threshold": config.against_threshold,
+    }  # fmt: skip
+    for name, value in fractions.items():
+        if not _is_number(value) or not 0 <= value < 100:
+            raise GateError(f"{path}: {name} must be a fraction such as 0.10 (>= 0): got {value!r}")
+    if (
+        not isinstance(config.against_rounds, int)
+        or isinstance(config.against_rounds, bool)
+        or not 3 <= config.against_rounds <= 1000
+    ):
+        raise GateError(f"{path}: against.rounds must be a whole number in 3..1000: got {config.against_rounds!r}")
+    if not isinstance(config.against_max_rounds, int) or not config.against_rounds <= config.against_max_rounds <= 1000:
+        raise GateError(
+            f"{path}: against.max_rounds must be a whole number in rounds..1000: got {config.against_max_rounds!r}"
+        )
+    if not _is_number(config.against_confidence) or not 0.5 <= config.against_confidence < 1:
+        raise GateError(f"{path}: against.confidence must be in [0.5, 1), e.g. 0.95: got {config.against_confidence!r}")
+    for key, patterns in (("counts.ignore", config.ignore_counts), ("coverage.allow_missing", config.allow_missing)):
+        if not all(isinstance(p, str) for p in patterns):
+            raise GateError(f"{path}: {key} must be a list of name patterns (strings): got {list(patterns)!r}")
 
-    benchmark: str
-    metric: str
-    base: object
-    new: object
-    why: str
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass
@@ -85,87 +151,77 @@ class Verdict:
     failures: list[Finding] = field(default_factory=list)
     reported: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Wall time judged on interleaved rounds (--against) rather than between two files.
+    paired: bool = False
 
     @property
     def status(self) -> int:
         return 1 if self.failures else 0
 
-
-def count_findings(found: list[Change], config: GateConfig) -> list[Finding]:
-    rose = [c for c in found if c.kind == "count" and c.new > c.base and not config.counts_ignored(c.benchmark)]
-    return [
-        Finding(c.benchmark, c.metric, _num(c.base), _num(c.new), f"exact count rose by {c.new - c.base:g}")
-        for c in rose
-    ]
+    @property
+    def causes(self) -> list[str]:
+        return causes(self.failures)
 
 
-def class_findings(base: pd.DataFrame, new: pd.DataFrame) -> list[Finding]:
-    """Slices (every parameter but N) whose class in N got worse for some count metric."""
-    keys = [*SLICE_KEYS, "metric"]
-    joined = classify(base, CLASS_METRICS).merge(classify(new, CLASS_METRICS), on=keys, suffixes=("_b", "_n"))
-    worse = joined[joined["rank_n"] > joined["rank_b"]]
-    return [
-        Finding(_slice_name(row), str(row["metric"]), row["label_b"], row["label_n"], "complexity class in N got worse")
-        for _, row in worse.iterrows()
-    ]
+def evaluate(
+    base: pd.DataFrame,
+    new: pd.DataFrame,
+    config: GateConfig,
+    *,
+    base_info: FileInfo | None = None,
+    new_info: FileInfo | None = None,
+    paired_times: list[Finding] | None = None,
+) -> Verdict:
+    """Judge `new` against `base`; raises GateError when they share no benchmark.
 
-
-def _slice_name(row: pd.Series) -> str:
-    params = ",".join(f"{k}={_num(row[k])}" for k in SLICE_KEYS[2:] if pd.notna(row[k]))
-    return f"{row['scenario']}/{row['layout']}/N=*" + (f",{params}" if params else "")
-
-
-def _num(value: Any) -> object:
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def time_findings(found: list[Change], config: GateConfig) -> list[Finding]:
-    out = []
-    for c in found:
-        if c.metric != "time" or c.ratio is None or c.test is None or not c.test.significant:
-            continue
-        limit = config.threshold_for(c.benchmark)
-        if c.ratio - 1 > limit:
-            why = f"{c.ratio - 1:+.1%} slower (> {limit:.0%}), significant (Welch p={c.test.p:.2g})"
-            out.append(Finding(c.benchmark, "time", *c.values_text(), why))
-    return out
-
-
-def evaluate(base: pd.DataFrame, new: pd.DataFrame, config: GateConfig) -> Verdict:
-    """Judge `new` against `base`; raises GateError when they share no benchmark."""
+    ``paired_times``: wall-time findings of an interleaved run (``--against``), judged instead of the two files' times.
+    """
     common = set(base["benchmark"]) & set(new["benchmark"])
     if not common:
         raise GateError("the baseline and the results share no benchmark: wrong suite or a foreign file?")
+    base_info, new_info = base_info or FileInfo(), new_info or FileInfo()
     found = changes(base, new)
-    verdict = Verdict(compared=len(common))
-    verdict.failures += count_findings(found, config) + class_findings(base, new)
-    slow = time_findings(found, config)
-    (verdict.failures if config.times == "fail" else verdict.reported).extend(slow)
-    missing = sorted(set(base["benchmark"]) - common)
-    if missing:
-        verdict.notes.append(f"{len(missing)} baseline benchmarks are missing from the results, e.g. `{missing[0]}`.")
-    b_back, n_back = set(base["backend"].dropna()), set(new["backend"].dropna())
-    if b_back != n_back:
-        verdict.notes.append(
-            f"Backends differ (baseline {sorted(b_back)}, results {sorted(n_back)}): times compare poorly."
-        )
+    verdict = Verdict(compared=len(common), paired=paired_times is not None)
+    verdict.failures += coverage_findings(base, new, config.missing_allowed)
+    verdict.failures += nplus1_findings(base_info, new_info, config.counts_ignored)
+    verdict.failures += count_findings(found, config.counts_ignored) + class_findings(base, new)
+    _judge_instructions(verdict, found, config, base_info, new_info)
+    if paired_times is None:
+        slow = welch_time_findings(found, config.threshold_for)
+        (verdict.failures if config.times == "fail" else verdict.reported).extend(slow)
+    else:
+        (verdict.failures if config.against_times == "fail" else verdict.reported).extend(paired_times)
+    extra = sorted(set(new["benchmark"]) - set(base["benchmark"]))
+    if extra:
+        verdict.notes.append(f"{len(extra)} benchmarks are not in the baseline (not gated), e.g. `{extra[0]}`.")
     return verdict
 
 
-def to_markdown(verdict: Verdict, config: GateConfig, *, baseline: Path, results: Path) -> str:
-    state = f"FAILED ({len(verdict.failures)} failures)" if verdict.failures else "passed"
-    times = (
-        "report-only"
-        if config.times == "report-only"
-        else f"fail when significant (Welch p < 0.05) and more than {config.threshold:.0%} slower"
+def _judge_instructions(
+    verdict: Verdict, found: list[Any], config: GateConfig, base_info: FileInfo, new_info: FileInfo
+) -> None:
+    why = instruction_comparability(base_info, new_info)
+    if why is None:
+        if base_info.instructions_env is None:
+            verdict.notes.append("CPU instructions: not measured in either file (tier skipped).")
+        verdict.failures += instruction_findings(found, config.instructions_threshold_for)
+        return
+    line = f"CPU instructions not comparable: {why}; re-record the baseline here, or gate with --against REF"
+    finding = Finding("(all)", "instructions", "-", "-", line, tier="incomparable")
+    (verdict.failures if config.incomparable == "fail" else verdict.reported).append(finding)
+
+
+def to_markdown(verdict: Verdict, config: GateConfig, *, baseline: Path | str, results: Path | str) -> str:
+    reasons = verdict.causes
+    state = f"FAILED ({len(reasons)} {'cause' if len(reasons) == 1 else 'causes'})" if verdict.failures else "passed"
+    parts = [f"## qbench gate: {state}"]
+    if reasons:
+        parts.append("\n".join(f"- {line}" for line in reasons))
+    parts.append(
+        f"`{results}` against baseline `{baseline}`: {verdict.compared} benchmarks compared. Rules: {_rules(config, verdict.paired)}."
     )
-    parts = [
-        f"## qbench gate: {state}",
-        f"`{results.name}` against baseline `{baseline}`: {verdict.compared} benchmarks compared. "
-        f"Exact counts and complexity classes are hard rules; times: {times}.",
-    ]
     headers = ["benchmark", "metric", "base -> new", "why"]
-    for title, items in (("Failures", verdict.failures), ("Significant slowdowns (report-only)", verdict.reported)):
+    for title, items in (("Failures", verdict.failures), ("Reported only (not failing)", verdict.reported)):
         if items:
             rows = [[f"`{f.benchmark}`", f.metric, f"{cell(f.base)} -> {cell(f.new)}", f.why] for f in items]
             parts += [f"### {title}", markdown_table(headers, rows)]
@@ -173,20 +229,63 @@ def to_markdown(verdict: Verdict, config: GateConfig, *, baseline: Path, results
     return "\n\n".join(parts) + "\n"
 
 
-def gate(*, baseline: Path, results: Path, config: Path | None = None, times: str | None = None) -> int:
-    """Print the verdict (and append it to $GITHUB_STEP_SUMMARY); return 0 pass, 1 fail, 2 unusable input."""
+def _rules(config: GateConfig, paired: bool) -> str:
+    if paired:
+        times = (
+            f"interleaved with an A/A control, fail above +{config.against_threshold:.0%} and outside the A/A noise"
+            if config.against_times == "fail"
+            else "interleaved with an A/A control, report-only"
+        )
+    elif config.times == "report-only":
+        times = "between two files, report-only"
+    else:
+        times = f"between two files, fail when significant (Welch p < 0.05) and more than {config.threshold:.0%} slower"
+    return (
+        "coverage, N+1, exact counts and complexity classes are hard; CPU instructions fail above "
+        f"+{config.instructions_threshold:.0%}; wall time: {times}"
+    )
+
+
+def gate(
+    *,
+    baseline: Path,
+    results: Path | None,
+    config: Path | None = None,
+    times: str | None = None,
+    allow_missing: tuple[str, ...] = (),
+    against: Any = None,
+) -> int:
+    """Print the verdict (and append it to $GITHUB_STEP_SUMMARY); return 0 pass, 1 fail, 2 unusable input.
+
+    ``against``: a bench.against.AgainstOptions; both trees are run and compared instead of two files.
+    """
     try:
         settings = load_config(config or DEFAULT_CONFIG)
         if times is not None:
-            settings = GateConfig(times, settings.threshold, settings.thresholds, settings.ignore_counts)
-        verdict = evaluate(_load(baseline, "baseline"), _load(results, "results file"), settings)
+            settings = replace(settings, times=times, against_times=times)
+        settings = replace(settings, allow_missing=settings.allow_missing + tuple(allow_missing))
+        if against is not None:
+            from bench.against import judge_against
+
+            verdict, baseline_label, results_label = judge_against(against, settings)
+        else:
+            if results is None:
+                raise GateError("give a results file to judge, or --against REF")
+            verdict = judge_files(baseline, results, settings)
+            baseline_label, results_label = str(baseline), results.name
     except (GateError, ResultsError) as exc:
         print(f"qbench gate: {exc}", file=sys.stderr)
         return 2
-    text = to_markdown(verdict, settings, baseline=baseline, results=results)
+    text = to_markdown(verdict, settings, baseline=baseline_label, results=results_label)
     sys.stdout.write(text)
     append_step_summary(text, command="gate")
     return verdict.status
+
+
+def judge_files(baseline: Path, results: Path, settings: GateConfig) -> Verdict:
+    """The verdict on two results files."""
+    base, new = _load(baseline, "baseline"), _load(results, "results file")
+    return evaluate(base, new, settings, base_info=file_info(baseline), new_info=file_info(results))
 
 
 def _load(path: Path, what: str = "results file") -> pd.DataFrame:

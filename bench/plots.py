@@ -132,6 +132,23 @@ def time_vs_n(df: pd.DataFrame) -> Figure | None:
     return fig
 
 
+def instructions_vs_n(df: pd.DataFrame) -> Figure | None:
+    """CPU instructions per list call against N, log-log (callgrind: exact, so no error bars)."""
+    chosen = n_slice(df)
+    if chosen is None:
+        return None
+    rows = select(df, "list_by_name", "instructions", **chosen)
+    if rows.empty:
+        return None
+    fig, (ax,) = _figure()
+    _lines(ax, rows, "N")
+    ax.set(xscale="log", yscale="log", xlabel="jobs in the store, N", ylabel="CPU instructions per call")
+    ax.set_title(f"CPU instructions per list_jobs call vs N\n({describe(chosen)})")
+    ax.grid(True, which="both", alpha=0.3)
+    _legend(fig, ax)
+    return fig
+
+
 def rtt_points(df: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame] | None:
     """rtt_sweep at its most swept parameter point: per layout and RTT the measured mean time (s) and its stdev, the
     model's network time (``predicted_s``), the local work (the layout's time at RTT 0, when swept) and their sum."""
@@ -407,6 +424,7 @@ def shade(layout: str, i: int, n: int) -> tuple[float, float, float]:
 PLOTS: tuple[tuple[str, str, Callable[[pd.DataFrame], Figure | None]], ...] = (
     ("counts_vs_n", "KV calls and round trips vs N", counts_vs_n),
     ("time_vs_n", "Time vs N", time_vs_n),
+    ("instructions_vs_n", "CPU instructions vs N", instructions_vs_n),
     ("time_vs_rtt", "Time vs round-trip time", time_vs_rtt),
     ("speedup_heatmap", "Speedup over naive", speedup_heatmap),
     ("bytes_written", "Bytes written per operation", bytes_written),

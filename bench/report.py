@@ -52,7 +52,7 @@ def seed_table(df: pd.DataFrame) -> tuple[SeedCounts, SeedTimes]:
     """The seed case per layout (in layout order): {layout: {metric: count}}, {layout: (mean s, stdev s)}."""
     seed = df[df["scenario"] == "seed_case"]
     counts: SeedCounts = {}
-    for row in seed[seed["kind"] == "count"].itertuples(index=False):
+    for row in seed[seed["kind"].isin(("count", "instructions"))].itertuples(index=False):
         counts.setdefault(str(row.layout), {})[str(row.metric)] = float(row.value)  # type: ignore[arg-type]
     times: SeedTimes = {}
     for row in seed[seed["metric"] == "time"].itertuples(index=False):
@@ -71,8 +71,12 @@ def headline(df: pd.DataFrame) -> list[Block]:
         row: list[object] = [layout, *(_int(metrics.get(m)) for m, _ in HEADLINE_METRICS)]
         if layout in times:
             row.append(f"{fmt_time(times[layout][0])} ± {fmt_time(times[layout][1])}")
+        if "instructions" in metrics:
+            row.append(f"{metrics['instructions']:,.0f}")
         rows.append(row)
     headers = ["layout", *(label for _, label in HEADLINE_METRICS), "time per call (mean ± stdev)"]
+    if any("instructions" in metrics for metrics in counts.values()):
+        headers.append("CPU instructions per call (callgrind)")
     return [Paragraph(_claim(counts, times)), Table(headers, rows)]
 
 
@@ -292,6 +296,8 @@ CAPTIONS = {
     "counts_vs_n": "Exact KV calls and round trips of one list_jobs call as the store grows (log-log). A flat line is "
     "O(1) in N; a line of slope 1 is O(N).",
     "time_vs_n": "pyperf mean time per list_jobs call, error bars one standard deviation.",
+    "instructions_vs_n": "CPU instructions of one list_jobs call counted under callgrind: deterministic, so what the "
+    "gate's instruction tier compares, whatever else the machine was doing.",
     "time_vs_rtt": "Measured time under a simulated network round-trip time (markers), against the prediction "
     "(dashed): serial round trips × RTT plus the local work measured at RTT 0. As the RTT grows, the round trips "
     "decide the cost.",
@@ -314,7 +320,11 @@ def build(df: pd.DataFrame, suite: pyperf.BenchmarkSuite, results: Path, figures
     blocks += [Heading("Headline: the seed's case"), *headline(df)]
     blocks += typescript_section(df)  # bench/report_deno.py: only with deno_seed_case benchmarks
     blocks += [Heading("Cost against the number of jobs"), *_figs(figures, "counts_vs_n")]
-    blocks += [Heading("Complexity class per layout", 3), *complexity(df), *_figs(figures, "time_vs_n")]
+    blocks += [
+        Heading("Complexity class per layout", 3),
+        *complexity(df),
+        *_figs(figures, "time_vs_n", "instructions_vs_n"),
+    ]
     blocks += [Heading("Network round-trip time"), *_figs(figures, "time_vs_rtt"), *rtt_blocks(df, suite)]
     blocks += [Heading("Speedup over naive"), *_figs(figures, "speedup_heatmap")]
     blocks += [Heading("The price of an index: writes"), *_figs(figures, "bytes_written")]

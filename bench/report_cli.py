@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import UsageError
+
 DEFAULT_BASELINE = Path("reports/baseline/quick.json")
 TIME_MODES = ("fail", "report-only")
 
@@ -42,16 +44,71 @@ def handle_compare(args: argparse.Namespace) -> int:
 
 
 def configure_gate(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", type=Path, help="results file to judge")
+    parser.add_argument("results", type=Path, nargs="?", help="results file to judge (not with --against)")
     parser.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help=f"default {DEFAULT_BASELINE}")
     parser.add_argument("--config", type=Path, help="TOML settings (default: bench/gate.toml)")
-    parser.add_argument("--times", choices=TIME_MODES, help="whether significant slowdowns fail (default: config)")
+    parser.add_argument("--times", choices=TIME_MODES, help="whether time slowdowns fail (default: config)")
+    parser.add_argument(
+        "--allow-missing",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="baseline benchmarks (shell-style pattern) that may be missing from the results; repeatable",
+    )
+    against = parser.add_argument_group("against a git ref (docs/ci.md)")
+    against.add_argument(
+        "--against",
+        metavar="REF",
+        help="run REF (in a temporary worktree) and this checkout in one job, time interleaved on one CPU",
+    )
+    against.add_argument("--suite", default="quick", help="suite to run with --against (default: quick)")
+    against.add_argument("--backend", default="sqlite", help="backend to run with --against (default: sqlite)")
+    against.add_argument(
+        "--affinity", type=_affinity, metavar="CPUS", help="pin both trees' runs to these CPUs (e.g. 1)"
+    )
+    against.add_argument(
+        "--instructions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="count both trees' CPU instructions under callgrind (default: on)",
+    )
+    against.add_argument(
+        "--keep", type=Path, metavar="DIR", help="write the two trees' results files (base.json, new.json) here"
+    )
+
+
+def _affinity(text: str) -> str:
+    from .cli import parse_affinity
+
+    return parse_affinity(text)
 
 
 def handle_gate(args: argparse.Namespace) -> int:
     from .gate import gate
 
-    return gate(baseline=args.baseline, results=args.results, config=args.config, times=args.times)
+    against = None
+    if args.against is not None:
+        from .against import AgainstOptions
+        from .scenarios import BACKENDS, SUITES, parse_choice
+
+        if args.results is not None:
+            raise UsageError("--against runs both trees itself: give no results file")
+        against = AgainstOptions(
+            ref=args.against,
+            suite=parse_choice(args.suite, known=SUITES, what="suite"),
+            backend=parse_choice(args.backend, known=BACKENDS, what="backend"),
+            affinity=args.affinity,
+            instructions=args.instructions,
+            keep=args.keep,
+        )
+    return gate(
+        baseline=args.baseline,
+        results=args.results,
+        config=args.config,
+        times=args.times,
+        allow_missing=tuple(args.allow_missing),
+        against=against,
+    )
 
 
 def configure_baseline(parser: argparse.ArgumentParser) -> None:

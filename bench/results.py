@@ -275,6 +275,7 @@ def _rows(bench: pyperf.Benchmark) -> Iterator[dict[str, Any]]:
     for metric, value, unit in _count_metrics(meta["kvq_counts"]):
         yield {**base, "metric": metric, "kind": "count", "value": value, "unit": f"{unit}/job" if per_job else unit}
     yield from _time_rows(bench, base)
+    yield from _instruction_rows(bench.get_name(), meta.get("kvq_instructions"), base, per_job)
     for metric, value in (meta.get("kvq_derived") or {}).items():
         yield {**base, "metric": metric, "kind": "derived", "value": value, "unit": DERIVED_UNITS.get(metric, "")}
 
@@ -301,6 +302,18 @@ def _count_metrics(counts: Mapping[str, Any]) -> Iterator[tuple[str, float, str]
     for metric, unit in COUNT_UNITS.items():
         if metric in counts:
             yield metric, counts[metric], unit
+
+
+def _instruction_rows(name: str, raw: Any, base: dict[str, Any], per_job: bool) -> Iterator[dict[str, Any]]:
+    """kvq_instructions (bench/instructions.py): CPU instructions of one operation, or of one job."""
+    if raw is None:
+        return
+    try:
+        value = float(json.loads(raw) if isinstance(raw, str) else raw)
+    except (TypeError, ValueError):
+        raise ResultsError(f"benchmark {name!r}: metadata kvq_instructions is not a number: {raw!r}") from None
+    unit = "instructions/job" if per_job else "instructions"
+    yield {**base, "metric": "instructions", "kind": "instructions", "value": value, "unit": unit}
 
 
 def _time_rows(bench: pyperf.Benchmark, base: dict[str, Any]) -> Iterator[dict[str, Any]]:

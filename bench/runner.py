@@ -29,6 +29,7 @@ from queue_impls.kv import KvError
 from . import latency_accuracy
 from .errors import BenchmarkFailed, UsageError
 from .files import check_file_target
+from .instructions import Counted, InstructionsUnavailable, check_available, count_instructions
 from .measure import Measured, measure_case
 from .results import ResultsWriter, compact_json, suite_metadata
 from .scenarios import SUITE_SPECS, Case, SeedSpec, Timing, build_cases
@@ -55,6 +56,8 @@ class RunOptions:
     progress: bool | None = None
     #: CPUs the timing workers (their store threads and subprocesses too) are pinned to, pyperf's --affinity syntax.
     affinity: str | None = None
+    #: Count each operation's CPU instructions under callgrind (bench/instructions.py) when valgrind is installed.
+    instructions: bool = True
 
 
 @dataclass(slots=True)
@@ -65,6 +68,8 @@ class RunSummary:
     seconds: float = 0.0
     interrupted: bool = False
     lines: list[str] = field(default_factory=list)
+    #: Seconds the callgrind pass took (0 when instructions were not counted).
+    instruction_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +166,19 @@ def _run(
 ) -> None:
     deadline = time.monotonic() + SUITE_SPECS[options.suite].timing.budget_s  # seeding counts against it
     sources = _prepare_stores(options, cases, run_dir, echo)
-    runner = _make_runner(_write_plan(cases, sources, run_dir), options.affinity)
+    plan = _write_plan(cases, sources, run_dir)
+    runner = _make_runner(plan, options.affinity)
     metadata = suite_metadata(
         suite=options.suite,
         backend=options.backend,
         backend_version=backend_version(options.backend),
         rtt_ms=options.rtt_ms,
     )
+    counted = _instruction_pass(options, cases, plan, run_dir, echo)
+    if counted is not None:
+        deadline += counted.seconds  # the timing budget is the timing's own
+        metadata["kvq_instructions_env"] = compact_json(counted.environment)
+        summary.instruction_seconds = counted.seconds
     rtt_metadata = {**metadata, **_latency_model_check(options, echo)}
     timing = SUITE_SPECS[options.suite].timing
     with tqdm(total=len(cases), unit="bench", disable=_no_bar(options.progress), dynamic_ncols=True) as bar:
@@ -176,6 +187,8 @@ def _run(
             try:
                 meta = rtt_metadata if case.scenario == "rtt_sweep" else metadata
                 bench = _run_case(runner, case, sources[case.name], timing, allowance, run_dir, meta)
+                if counted is not None:
+                    bench.update_metadata({"kvq_instructions": compact_json(counted.per_op[case.name])})
             except SystemExit as exc:  # pyperf exits(1) on Ctrl-C in a worker, and on a calibration failure
                 if interrupted[0]:
                     raise KeyboardInterrupt from None
@@ -198,6 +211,26 @@ def _latency_model_check(options: RunOptions, echo: Callable[[str], None]) -> di
     worst = max(points, key=lambda p: abs(p.ratio - 1))
     echo(f"latency injector: measured/predicted per round trip, worst {worst.ratio:.3f} at RTT {worst.rtt_ms:g} ms")
     return {"kvq_latency_model": compact_json([p.to_json() for p in points])}
+
+
+def _instruction_pass(
+    options: RunOptions, cases: list[Case], plan: Path, run_dir: Path, echo: Callable[[str], None]
+) -> Counted | None:
+    """Instructions per operation for every case, or None (with one line saying why) when they cannot be counted."""
+    if not options.instructions:
+        return None
+    try:
+        check_available(options.backend)
+    except InstructionsUnavailable as exc:
+        echo(f"qbench run: {exc}")
+        return None
+    echo(f"counting instructions under callgrind ({_count(len(cases), 'benchmark')})")
+    try:
+        counted = count_instructions(plan, cases, run_dir)
+    except RuntimeError as exc:
+        raise BenchmarkFailed(str(exc)) from None
+    echo(f"counted instructions in {counted.seconds:.1f} s")
+    return counted
 
 
 def _no_bar(progress: bool | None) -> bool | None:
@@ -361,6 +394,8 @@ def summary_line(bench: pyperf.Benchmark) -> str:
         f"{bench.get_name():<66} {bench.format_value(bench.mean()):>9}{spread:<13} "
         f"{_count(counts['total_calls'], 'call')}{per}, {_count(counts['round_trips'], 'round trip')}{per}"
     )
+    if "kvq_instructions" in meta:
+        text += f", {float(json.loads(str(meta['kvq_instructions']))):,.0f} instructions{per}"
     findings = json.loads(str(meta["kvq_nplus1"]))
     if findings:
         text += f"  N+1: {findings[0]['count']:,} x {findings[0]['fingerprint']}"

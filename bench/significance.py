@@ -84,3 +84,54 @@ def _beta_fraction(x: float, a: float, b: float) -> float:
         if abs(c * d - 1.0) < 1e-14:
             break
     return result
+
+
+@dataclass(frozen=True)
+class RatioInterval:
+    """A typical ratio of paired measurements (new/base per round) and its confidence interval."""
+
+    ratio: float
+    low: float
+    high: float
+    n: int
+
+
+def paired_ratio(ratios: list[float], confidence: float = 0.95) -> RatioInterval:
+    """The Hodges-Lehmann estimate of ``ratios`` (each new/base of one round) on their logarithms, with the
+    Wilcoxon signed-rank interval: robust to the few rounds another process on the machine disturbed."""
+    if len(ratios) < 2 or any(r <= 0 for r in ratios):
+        raise ValueError(f"need two or more positive ratios: got {ratios!r}")
+    centre, low, high = signed_rank_interval([math.log(r) for r in ratios], confidence)
+    return RatioInterval(math.exp(centre), math.exp(low), math.exp(high), len(ratios))
+
+
+def signed_rank_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Hodges-Lehmann estimate of the centre of ``values`` and its distribution-free interval (Wilcoxon signed rank).
+
+    The estimate is the median of the Walsh averages (x_i + x_j) / 2, i <= j; the interval runs from the (k+1)-th to
+    the (M-k)-th of the M sorted averages, k the largest count with P(T <= k) <= (1 - confidence) / 2 under the exact
+    null distribution of the signed-rank statistic T. A round disturbed by another process moves it by one rank only.
+    """
+    n = len(values)
+    if n < 2:
+        raise ValueError(f"need two or more values: got {values!r}")
+    walsh = sorted((values[i] + values[j]) / 2 for i in range(n) for j in range(i, n))
+    total = len(walsh)
+    k = min(max(_signed_rank_critical(n, (1 - confidence) / 2), 0), (total - 1) // 2)
+    middle = (walsh[(total - 1) // 2] + walsh[total // 2]) / 2
+    return middle, walsh[k], walsh[total - 1 - k]
+
+
+def _signed_rank_critical(n: int, tail: float) -> int:
+    """The largest k with P(T <= k) <= tail for the signed-rank statistic of n values (exact, by counting subsets)."""
+    top = n * (n + 1) // 2
+    ways = [1] + [0] * top
+    for rank in range(1, n + 1):
+        for t in range(top, rank - 1, -1):
+            ways[t] += ways[t - rank]
+    cumulative = 0.0
+    for t, count in enumerate(ways):
+        cumulative += count / 2**n
+        if cumulative > tail:
+            return t - 1  # -1: too few values for this confidence, the interval is their whole range
+    return top

@@ -44,6 +44,17 @@ class Spec:
     time_scale: dict[str, float] = field(default_factory=dict)
     time_factor: float = 1.0
     pattern: tuple[float, ...] = ()  # fixed multipliers of the time instead of random noise
+    #: Record kvq_instructions (from the counts) taken in this environment; None: no instruction figures.
+    instructions_env: dict[str, str] | None = None
+    #: Multipliers of some benchmarks' instruction figures.
+    instruction_scale: dict[str, float] = field(default_factory=dict)
+    #: Benchmarks left out of the file.
+    omit: tuple[str, ...] = ()
+
+
+#: The environment synthetic instruction figures claim (bench/instructions.py's keys).
+INSTRUCTIONS_ENV = {"python": "CPython 3.11.9 (main) [GCC 12]", "valgrind": "valgrind-3.19.0", "machine": "x86_64",
+                    "sqlite": "3.45.1"}  # fmt: skip
 
 
 def list_counts(layout: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +135,8 @@ class Builder:
         per: str = "call",
     ) -> None:
         name = f"{scenario}/{layout}/" + ",".join(f"{k}={v}" for k, v in params.items())
+        if name in self.spec.omit:
+            return
         meta: dict[str, Any] = {"name": name, "unit": "second", **self.suite_metadata()}
         meta.update(kvq_scenario=scenario, kvq_layout=layout, kvq_params=json.dumps(params), kvq_per=per)
         if self.tweak is not None:
@@ -133,6 +146,12 @@ class Builder:
             meta["kvq_derived"] = json.dumps(derived)
         if nplus1 is not None:
             meta["kvq_nplus1"] = json.dumps(nplus1)
+        if self.spec.instructions_env is not None:
+            figure = (counts["round_trips"] * 200_000 + counts["entries_read"] * 5_000 + 50_000) * (
+                self.spec.instruction_scale.get(name, 1.0)
+            )
+            meta["kvq_instructions"] = json.dumps(round(figure))
+            meta["kvq_instructions_env"] = json.dumps(self.spec.instructions_env)
         seconds *= self.spec.time_scale.get(name, 1.0) * self.spec.time_factor
         noise = [math.exp(self.rng.gauss(0, self.spec.noise)) for _ in range(self.spec.values)]
         values = [seconds * m for m in (self.spec.pattern or noise)]

@@ -4,8 +4,10 @@ bad input (exit status 2, no traceback) and Ctrl-C (a valid file of what finishe
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,7 +39,8 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def smoke(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Path, str]:
     """Every scenario, two layouts, one process and value each: the whole pipeline, small."""
     out = tmp_path_factory.mktemp("run") / "smoke.json"
-    done = qbench("run", "--suite", "smoke", "--layouts", SMOKE_LAYOUTS, "--cache-dir", str(cache_dir), "-o", str(out))
+    args = ["--layouts", SMOKE_LAYOUTS, "--no-instructions", "--cache-dir", str(cache_dir)]  # callgrind: test below
+    done = qbench("run", "--suite", "smoke", *args, "-o", str(out))
     assert done.returncode == 0, done.stderr
     return out, done.stdout
 
@@ -50,12 +53,31 @@ def test_a_smoke_run_writes_every_scenario_and_says_so(smoke: tuple[Path, str]) 
     assert set(frame.layout) == {"naive", "optimized"}
     assert (frame.suite == "smoke").all() and (frame.backend == "sqlite").all()
     every = frame.groupby("benchmark").kind.agg(set)
-    assert all({"count", "time"} <= kinds for kinds in every)
+    assert all({"count", "time"} == kinds - {"derived"} for kinds in every)
     seed = frame[(frame.scenario == "seed_case") & (frame.metric == "calls")].set_index("layout").value
     assert (seed["naive"], seed["optimized"]) == (101, 1)
     assert f"wrote {frame.benchmark.nunique()} of {frame.benchmark.nunique()} benchmarks to {path}" in stdout
     assert "seed_case/naive/N=100,K=1,limit=100,offset=0,status=none" in stdout
     assert 'N+1: 100 x get ("jobs", ?)' in stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # one benchmark under callgrind: seconds on an idle machine, minutes on a loaded one
+def test_a_run_records_instructions_or_says_in_one_line_why_not(cache_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "counted.json"
+    args = ["--layouts", "optimized", "--scenarios", "seed_case", "--cache-dir", str(cache_dir)]
+    done = qbench("run", "--suite", "smoke", *args, "-o", str(out), timeout=600)
+    assert done.returncode == 0, done.stderr
+    frame = load(out)
+    counted = frame[frame.metric == "instructions"]
+    if shutil.which("valgrind") is None:
+        assert counted.empty and "valgrind is not installed: instruction counts not recorded" in done.stdout
+        return
+    assert len(counted) == 1 and counted.value.iloc[0] > 1_000_000 and counted.unit.iloc[0] == "instructions"
+    assert "counting instructions under callgrind" in done.stdout
+    assert re.search(r"1 call, 1 round trip, [\d,]+ instructions", done.stdout)
+    env = json.loads(load_suite(out).get_benchmarks()[0].get_metadata()["kvq_instructions_env"])
+    assert set(env) == {"python", "valgrind", "machine", "sqlite"}
 
 
 @pytest.mark.slow
@@ -96,6 +118,7 @@ def test_export_without_o_writes_csv_to_standard_output(
 def test_the_other_backends_run_through_pyperf_workers(backend: str, cache_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / f"{backend}.json"
     args = ["--layouts", SMOKE_LAYOUTS, "--scenarios", "seed_case,write_path", "--cache-dir", str(cache_dir)]
+    args.append("--no-instructions")  # the smoke fixture covers the callgrind pass; this test is about the workers
     done = qbench("run", "--suite", "smoke", "--backend", backend, *args, "-o", str(out))
     assert done.returncode == 0, done.stderr
     frame = load(out)
@@ -162,7 +185,18 @@ def test_a_foreign_file_exits_2_from_the_installed_command(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_ctrl_c_leaves_a_valid_file_of_what_finished(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "partial.json"
-    args = ["run", "--suite", "smoke", "--layouts", "naive", "--cache-dir", str(cache_dir), "-o", str(out)]
+    args = [
+        "run",
+        "--suite",
+        "smoke",
+        "--layouts",
+        "naive",
+        "--no-instructions",
+        "--cache-dir",
+        str(cache_dir),
+        "-o",
+        str(out),
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench", *args],
         stdout=subprocess.PIPE,
@@ -240,7 +274,7 @@ def test_a_pinned_run_records_its_cpus_in_every_benchmark(tmp_path: Path, cache_
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one CPU: pinning to it is no different from not pinning")
     out = tmp_path / "pinned.json"
-    args = ["--layouts", "optimized", "--scenarios", "seed_case", "--affinity", str(last)]
+    args = ["--layouts", "optimized", "--scenarios", "seed_case", "--affinity", str(last), "--no-instructions"]
     done = qbench("run", "--suite", "smoke", *args, "--cache-dir", str(cache_dir), "-o", str(out))
     assert done.returncode == 0, done.stderr
     benchmarks = load_suite(out).get_benchmarks()

@@ -63,3 +63,15 @@ def test_baseline_update_writes_the_baseline(files: dict[str, Path], capsys: pyt
     assert out.read_bytes() == files["base"].read_bytes()
     assert main(["baseline", "update", str(files["foreign"]), "-o", str(files["dir"] / "x.json")]) == 2
     assert not (files["dir"] / "x.json").exists()
+
+
+def test_gate_needs_results_or_against(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gate", "--baseline", str(files["base"])]) == 2
+    assert "give a results file to judge, or --against REF" in capsys.readouterr().err
+    assert main(["gate", "--baseline", str(files["base"]), str(files["base"]), "--against", "HEAD"]) == 2
+    assert "--against runs both trees itself" in capsys.readouterr().err
+
+
+def test_gate_against_an_unknown_ref_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gate", "--against", "no-such-ref-anywhere"]) == 2
+    assert "ref 'no-such-ref-anywhere'" in capsys.readouterr().err

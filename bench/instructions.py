@@ -1,0 +1,234 @@
+"""CPU instructions per operation, counted by callgrind: a cost figure that does not move with the machine's load.
+
+``qbench run`` starts one ``valgrind --tool=callgrind --instr-atstart=no`` process over the run's plan. Inside it
+(``python -m bench.instructions``) start-up, imports and store opening run uninstrumented; each benchmark then runs
+warm-up executions, and every measured execution is framed by two callgrind client requests (zero the counters,
+dump them under a label), sent through a few bytes of machine code because Python cannot issue them itself. The
+figure is the median measured span minus the median span of an empty coroutine framed the same way: only the
+operation's own instructions, on the event loop and the store's database thread alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import gc
+import json
+import mmap
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+#: Executions of each operation before measuring: the adaptive interpreter specializes, caches fill, SQLite
+#: prepares its statements. One is enough for a figure that repeats (docs/ci.md); each costs the operation's time
+#: fifty-fold under callgrind.
+WARMUPS: Final = 1
+#: Measured executions per operation (the figure is their median): the count is deterministic, so one suffices.
+REPS: Final = 1
+#: Fixed, so that str hashes (dict and set layouts, hence instruction paths) are the same in every run.
+HASH_SEED: Final = "0"
+#: Callgrind's client requests (valgrind/callgrind.h: VG_USERREQ_TOOL_BASE('C','T') + n) and valgrind's own.
+_CT: Final = (ord("C") << 24) | (ord("T") << 16)
+ZERO_STATS: Final = _CT + 1
+DUMP_STATS_AT: Final = _CT + 3
+START_INSTRUMENTATION: Final = _CT + 4
+RUNNING_ON_VALGRIND: Final = 0x1001
+#: uint64 request(uint64 *args, uint64 default): valgrind.h's amd64 client-request sequence (args in rax, result in
+#: rdx; four rotations of rdi that sum to 128 bits and an xchg rbx,rbx: a no-op unless valgrind runs the code).
+_AMD64_REQUEST: Final = bytes.fromhex(
+    "4889f8"  # mov rax, rdi
+    "4889f2"  # mov rdx, rsi
+    "48c1c703" "48c1c70d" "48c1c73d" "48c1c733"  # rol rdi, 3; 13; 61; 51
+    "4887db"  # xchg rbx, rbx
+    "4889d0"  # mov rax, rdx
+    "c3"  # ret
+)  # fmt: skip
+_LABEL: Final = re.compile(r"^desc: Trigger: Client Request: (\S+)$", re.M)
+_SUMMARY: Final = re.compile(r"^summary: (\d+)$", re.M)
+_ENTRY: Final = "--kvq-instructions-child"
+
+
+class InstructionsUnavailable(Exception):
+    """This machine cannot count instructions (no valgrind, another CPU architecture, another backend)."""
+
+
+# -- inside valgrind -------------------------------------------------------------------------------------------
+
+
+class ClientRequests:
+    """Valgrind client requests from Python: the request sequence in an executable page, called through ctypes."""
+
+    def __init__(self) -> None:
+        if platform.machine() not in ("x86_64", "AMD64"):
+            raise InstructionsUnavailable(f"instruction counts need an x86-64 CPU: this one is {platform.machine()}")
+        self._page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        self._page.write(_AMD64_REQUEST)
+        address = ctypes.addressof(ctypes.c_char.from_buffer(self._page))
+        self._call = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64)(address)
+        self._args = (ctypes.c_uint64 * 6)()
+
+    def request(self, code: int, arg: int = 0) -> int:
+        self._args[0], self._args[1] = code, arg
+        return int(self._call(ctypes.addressof(self._args), 0))
+
+    def running_on_valgrind(self) -> bool:
+        return self.request(RUNNING_ON_VALGRIND) != 0
+
+
+async def _span(
+    requests: ClientRequests, label: ctypes.Array[ctypes.c_char], body: Callable[[], Awaitable[None]]
+) -> None:
+    requests.request(ZERO_STATS)
+    await body()
+    requests.request(DUMP_STATS_AT, ctypes.addressof(label))
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _count_cases(plan_path: str, names: Sequence[str]) -> None:
+    """Run each named case of the plan with its spans framed; callgrind writes one dump per span."""
+    from .worker import open_operation, plan_entry
+
+    requests = ClientRequests()
+    if not requests.running_on_valgrind():
+        raise SystemExit("bench.instructions: the child runs under valgrind only (qbench run starts it)")
+    loop = asyncio.new_event_loop()
+    requests.request(START_INSTRUMENTATION)
+    for index, name in enumerate(names):
+        entry = plan_entry(plan_path, name)
+        private_dir = Path(tempfile.mkdtemp(prefix="instructions-", dir=entry["run_dir"]))
+        operation, kv = loop.run_until_complete(open_operation(entry, private_dir))
+        labels = {kind: [ctypes.create_string_buffer(f"{kind}:{index}:{r}".encode()) for r in range(REPS)]
+                  for kind in ("op", "empty")}  # fmt: skip
+        for _ in range(WARMUPS):
+            loop.run_until_complete(operation.prepare())
+            loop.run_until_complete(operation.execute())
+        for rep in range(REPS):
+            loop.run_until_complete(operation.prepare())
+            gc.collect()  # every span starts with the collector's counters at zero
+            loop.run_until_complete(_span(requests, labels["op"][rep], operation.execute))
+        for rep in range(REPS):
+            gc.collect()
+            loop.run_until_complete(_span(requests, labels["empty"][rep], _nothing))
+        loop.run_until_complete(kv.close())
+        shutil.rmtree(private_dir, ignore_errors=True)
+    loop.close()
+
+
+# -- the run's side --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """Instructions of one execution of each benchmark (per job where the benchmark counts per job)."""
+
+    per_op: dict[str, float]
+    environment: dict[str, str]
+    seconds: float
+
+
+def environment() -> dict[str, str]:
+    """What an instruction figure depends on besides the code: compare figures only when all of it matches."""
+    build, built_on = platform.python_build()
+    return {
+        "python": f"{platform.python_implementation()} {platform.python_version()} ({build}, {built_on}) "
+        f"[{platform.python_compiler()}]",
+        "valgrind": valgrind_version(),
+        "machine": platform.machine(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def valgrind_version() -> str:
+    path = shutil.which("valgrind")
+    if path is None:
+        raise InstructionsUnavailable("valgrind is not installed: instruction counts not recorded")
+    done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+    return done.stdout.strip() or "valgrind (version unknown)"
+
+
+def check_available(backend: str) -> None:
+    """Raise InstructionsUnavailable, with the one-line reason, when this run cannot count instructions."""
+    if backend == "deno":
+        raise InstructionsUnavailable("instruction counts are not recorded on deno: the store runs in another process")
+    if platform.machine() not in ("x86_64", "AMD64"):
+        raise InstructionsUnavailable(f"instruction counts need an x86-64 CPU: this one is {platform.machine()}")
+    valgrind_version()
+
+
+def count_instructions(plan_path: Path, cases: Sequence[Any], work_dir: Path) -> Counted:
+    """Count every case of the plan in one callgrind process; raises InstructionsUnavailable or RuntimeError."""
+    import time
+
+    env_info = environment()
+    started = time.perf_counter()
+    out = work_dir / "callgrind"
+    out.mkdir(parents=True, exist_ok=True)
+    names = [case.name for case in cases]
+    names_file = work_dir / "instruction-cases.json"
+    names_file.write_text(json.dumps(names))
+    command = [
+        "valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no", "--dump-instr=no",
+        f"--callgrind-out-file={out}/cg.out", sys.executable, "-m", "bench.instructions", _ENTRY, str(plan_path),
+        str(names_file),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONHASHSEED": HASH_SEED}
+    done = subprocess.run([*_no_aslr(), *command], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-12:])
+        raise RuntimeError(f"the callgrind pass failed (exit status {done.returncode}):\n{tail}")
+    spans = read_dumps(out)
+    per_op = {case.name: figure(spans, index, per_job=case.params["N"] if case.per == "job" else 1)
+              for index, case in enumerate(cases)}  # fmt: skip
+    return Counted(per_op, env_info, time.perf_counter() - started)
+
+
+def _no_aslr() -> list[str]:
+    """``setarch -R`` where it works: with the same addresses every run, sets and dicts keyed by object identity
+    (asyncio's tasks, weak references) are laid out alike. The spread that remains is the threads' (docs/ci.md)."""
+    setarch = shutil.which("setarch")
+    if setarch is None:
+        return []
+    done = subprocess.run([setarch, "-R", "true"], capture_output=True, timeout=60)
+    return [setarch, "-R"] if done.returncode == 0 else []
+
+
+def read_dumps(directory: Path) -> dict[str, int]:
+    """label -> instructions, from callgrind's dump files (one per client-request dump)."""
+    spans: dict[str, int] = {}
+    for path in directory.glob("cg.out.*"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        label, total = _LABEL.search(text), _SUMMARY.search(text)
+        if label is not None and total is not None:
+            spans[label.group(1)] = int(total.group(1))
+    return spans
+
+
+def figure(spans: dict[str, int], index: int, *, per_job: int = 1) -> float:
+    """Median measured span minus median empty span, per job when the benchmark counts per job."""
+    try:
+        ops = [spans[f"op:{index}:{r}"] for r in range(REPS)]
+        empty = [spans[f"empty:{index}:{r}"] for r in range(REPS)]
+    except KeyError as exc:
+        raise RuntimeError(f"the callgrind pass wrote no dump {exc.args[0]}") from None
+    value = statistics.median(ops) - statistics.median(empty)
+    return round(value / per_job, 1) if per_job != 1 else int(value)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == _ENTRY:
+        _count_cases(sys.argv[2], json.loads(Path(sys.argv[3]).read_text()))
+    else:
+        raise SystemExit("bench.instructions is started by `qbench run` under valgrind, not by hand")
