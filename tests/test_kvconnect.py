@@ -373,6 +373,12 @@ async def test_watch_streams_a_frame_at_once_then_one_per_change_each_counted_as
         assert (counts.round_trips, counts.entries_read, server.recorder.requests["watch"]) == (2, 3, 1)
     finally:
         response.close()
+    nothing = await asyncio.to_thread(open_watch, server.url, token, [])
+    try:  # no keys: one message of no keys (Deno's remote client never ends such a watch; see docs/kvconnect.md)
+        empty = await asyncio.to_thread(next_frame, nothing)
+        assert empty.status == pb.SR_SUCCESS and len(empty.keys) == 0
+    finally:
+        nothing.close()
 
 
 @pytest.mark.parametrize("http_server", ["hypercorn", "granian"])

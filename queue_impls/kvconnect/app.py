@@ -2,8 +2,9 @@
 
 ``POST /`` is the metadata exchange (JSON, checked against the access token); ``POST /v2/snapshot_read`` and
 ``POST /v2/atomic_write`` are the data path (protobuf, checked against the token the exchange handed out, until it
-expires); ``POST /v2/watch`` answers a stream of length-prefixed messages until the client goes. Errors are plain text: 401 for a bad token, 400 for a request the server refuses (Deno's client shows the
-text), 500 only for a failure of the server itself (which Deno's client retries). See docs/kvconnect.md.
+expires); ``POST /v2/watch`` answers a stream of length-prefixed messages until the client goes or the server stops.
+Errors are plain text: 401 for a bad token, 400 for a request the server refuses (Deno's client shows the text), 500
+only for a failure of the server itself (which Deno's client retries). See docs/kvconnect.md.
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ class _WatchStream:
     @classmethod
     async def open(cls, recorder: RequestRecorder, keys: list[tuple[bytes, Any]]) -> _WatchStream:
         """Reads the keys before the answer starts, so that a refused watch (too many keys, a key too large) is a
-        400 with the store's message. No keys: one frame of no keys, then nothing (Deno's client ends it)."""
+        400 with the store's message. No keys: one frame of no keys, then only pings: Deno's remote client yields
+        nothing for it and never ends it (denokv's server ends such a stream, and the client asks again, forever)."""
         encoded = [key for key, _ in keys]
         entries = recorder.watch([key for _, key in keys])
         try:
