@@ -2,18 +2,20 @@
 
 ``POST /`` is the metadata exchange (JSON, checked against the access token); ``POST /v2/snapshot_read`` and
 ``POST /v2/atomic_write`` are the data path (protobuf, checked against the token the exchange handed out, until it
-expires). Errors are plain text: 401 for a bad token, 400 for a request the server refuses (Deno's client shows the
-text), 500 only for a failure of the server itself (which Deno's client retries). See docs/kvconnect.md.
+expires); ``POST /v2/watch`` answers a stream of length-prefixed messages until the client goes or the server stops.
+Errors are plain text: 401 for a bad token, 400 for a request the server refuses (Deno's client shows the text), 500
+only for a failure of the server itself (which Deno's client retries). See docs/kvconnect.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +38,8 @@ MAX_BODY = 16 * 1024 * 1024
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 _PROTOBUF = [(b"content-type", b"application/x-protobuf")]
 _JSON = [(b"content-type", b"application/json")]
+_STREAM = [(b"content-type", b"application/octet-stream")]
+WATCH_PING_S = 5.0  # an idle watch stream sends an empty frame this often (as Deno's own server does)
 
 
 class HttpError(Exception):
@@ -56,6 +60,11 @@ class KvConnectApp:
         self.database_id = str(uuid.uuid4())
         self._data_tokens: dict[str, float] = {}  # token handed out by a metadata exchange -> expiry (unix s)
         self.errors: dict[int, int] = {}  # responses by error status
+        self._closing = asyncio.Event()  # set: open watch streams end (the server is stopping)
+
+    def end_watches(self) -> None:
+        """End every open watch stream (and any opened later): a server stops without waiting on them."""
+        self._closing.set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -77,9 +86,14 @@ class KvConnectApp:
         if status >= 400:
             self.errors[status] = self.errors.get(status, 0) + 1
         await send({"type": "http.response.start", "status": status, "headers": headers})
+        if isinstance(body, _WatchStream):
+            await body.run(receive, send, self._closing)
+            return
         await send({"type": "http.response.body", "body": body})
 
-    async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _handle(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes | _WatchStream]:
         if scope["method"] != "POST":
             raise HttpError(405, f"KV Connect takes POST requests, got {scope['method']} {scope['path']}")
         path = scope["path"]
@@ -100,8 +114,7 @@ class KvConnectApp:
             versionstamp = await self.recorder.atomic_write(checks, mutations, site)
             return 200, _PROTOBUF, wire.write_output(versionstamp)
         if path == f"{DATA_PATH}/watch":
-            self.recorder.requests["watch"] += 1
-            raise HttpError(400, "watch is not supported by this KV Connect server (qbench serve): Kv.watch() fails")
+            return 200, _STREAM, await _WatchStream.open(self.recorder, wire.watch_keys(wire.parse(pb.Watch, body)))
         raise HttpError(404, f"No KV Connect endpoint at {path} (data path: {DATA_PATH}/snapshot_read, atomic_write)")
 
     # -- authentication and metadata -----------------------------------------------------------------------
@@ -138,6 +151,76 @@ class KvConnectApp:
             "expiresAt": datetime.fromtimestamp(expires, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
         return json.dumps(metadata).encode("utf-8")
+
+
+class _WatchStream:
+    """A watch's answer: a frame at once, another whenever a watched versionstamp moves, until the client goes."""
+
+    def __init__(self, encoded: list[bytes], entries: AsyncIterator[list[Any]], first: bytes, sent: list[Any]) -> None:
+        self._encoded = encoded
+        self._entries = entries
+        self._first = first
+        self._sent = sent
+
+    @classmethod
+    async def open(cls, recorder: RequestRecorder, keys: list[tuple[bytes, Any]]) -> _WatchStream:
+        """Reads the keys before the answer starts, so that a refused watch (too many keys, a key too large) is a
+        400 with the store's message. No keys: one frame of no keys, then only pings: Deno's remote client yields
+        nothing for it and never ends it (denokv's server ends such a stream, and the client asks again, forever)."""
+        encoded = [key for key, _ in keys]
+        entries = recorder.watch([key for _, key in keys])
+        try:
+            first = await anext(entries) if keys else []
+        except BaseException:
+            await entries.aclose()  # type: ignore[attr-defined]
+            raise
+        return cls(encoded, entries, wire.watch_frame(encoded, first, None), [e.versionstamp for e in first])
+
+    async def run(self, receive: Receive, send: Send, closing: asyncio.Event) -> None:
+        """Send frames until the client disconnects, the server closes, or the store fails (logged; the client
+        retries after a dropped stream)."""
+        gone = asyncio.ensure_future(_disconnected(receive))
+        stopping = asyncio.ensure_future(closing.wait())
+        following = asyncio.ensure_future(self._next()) if self._encoded else None
+        try:
+            await send({"type": "http.response.body", "body": self._first, "more_body": True})
+            while True:
+                waiting = {gone, stopping} | ({following} if following else set())
+                done, _ = await asyncio.wait(waiting, timeout=WATCH_PING_S, return_when=asyncio.FIRST_COMPLETED)
+                if following is not None and following in done:
+                    frame = following.result()
+                    if frame is None:
+                        break
+                    following = asyncio.ensure_future(self._next())
+                elif done:
+                    break
+                else:
+                    frame = wire.WATCH_PING
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+        except Exception:
+            _log.exception("KV Connect watch stream failed")
+        finally:
+            for task in (gone, stopping, following):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(gone, stopping, *([following] if following else []), return_exceptions=True)
+            await self._entries.aclose()  # type: ignore[attr-defined]
+        if gone.cancelled():  # the client is still there: end the body
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _next(self) -> bytes | None:
+        """The next frame, None once the store's watch ended."""
+        entries = await anext(self._entries, None)
+        if entries is None:
+            return None
+        frame = wire.watch_frame(self._encoded, entries, self._sent)
+        self._sent = [e.versionstamp for e in entries]
+        return frame
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _negotiate(body: bytes) -> int:

@@ -3,7 +3,8 @@
 Each request is one round trip. A snapshot read of one point range counts as a ``get``, of several point ranges as a
 ``get_many``, of a key range as a ``list`` call; the next batch of the same list (a read that resumes right after the
 previous batch's last key) is another round trip of that same call, as Deno's list iterator pulls it. An atomic write
-of one set or one delete and no check counts as a ``set``/``delete``, anything else as a ``commit``. So a Deno program
+of one set or one delete and no check counts as a ``set``/``delete``, anything else as a ``commit``. A watch counts
+each message it sends as one read of its keys, as ``CountingKv.watch`` counts each yield. So a Deno program
 and its Python port give the same calls, round trips and entries (bytes differ: V8 and this project's codec size
 values differently). Trace events carry the client's User-Agent as their site.
 """
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from queue_impls.kv.codec import Key, decode_key
 from queue_impls.kv.counting import CountingKv
 from queue_impls.kv.errors import KvError
 from queue_impls.kv.trace import TraceEvent, keys_fingerprint
-from queue_impls.kv.types import Check, Consistency, Mutation, RawEntry, ReadRange
+from queue_impls.kv.types import Check, Consistency, KvEntry, Mutation, RawEntry, ReadRange
 
 _OPEN_LISTS = 1024  # list iterations remembered for their next batch
 
@@ -102,6 +103,18 @@ class RequestRecorder:
             kv._pulling = None
             if event is not None:
                 event.duration_s += time.perf_counter() - started
+
+    def watch(self, keys: Sequence[Key]) -> AsyncIterator[list[KvEntry]]:
+        """The store's ``watch`` through the counting wrapper: each yield (each message sent) is one read."""
+        self.requests["watch"] += 1
+        return self._watch(self.kv.watch(keys))
+
+    async def _watch(self, stream: AsyncIterator[list[KvEntry]]) -> AsyncIterator[list[KvEntry]]:
+        try:
+            async for entries in stream:
+                yield entries
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
 
     # -- calls and trace events ---------------------------------------------------------------------------
 

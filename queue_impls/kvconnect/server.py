@@ -95,7 +95,10 @@ class KvConnectServer:
             server = cls(kv, token or secrets.token_urlsafe(18), metadata_ttl_s=metadata_ttl_s)
             serving = server._serving if http_server == "hypercorn" else server._serving_granian
             async with serving(host, port):
-                yield server
+                try:
+                    yield server
+                finally:
+                    server.app.end_watches()  # an open watch stream must not hold up the HTTP server's shutdown
         finally:
             await kv.close()
 

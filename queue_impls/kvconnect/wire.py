@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from queue_impls.kv.codec import ENC_BYTES, ENC_SERIALIZED, ENC_U64, KvU64
+from queue_impls.kv.codec import ENC_BYTES, ENC_SERIALIZED, ENC_U64, Key, KvU64, decode_key
 from queue_impls.kv.errors import InvalidValueError, KvError
 from queue_impls.kv.limits import (
     MAX_CHECKS,
@@ -22,7 +22,7 @@ from queue_impls.kv.limits import (
     MAX_VALUE_SIZE,
     MAX_WRITE_KEY_SIZE,
 )
-from queue_impls.kv.types import Check, Mutation, MutationKind, RawEntry, ReadRange
+from queue_impls.kv.types import Check, KvEntry, Mutation, MutationKind, RawEntry, ReadRange
 from queue_impls.kv.v8 import v8_dumps, v8_loads
 
 from . import datapath_pb2 as pb
@@ -180,3 +180,35 @@ def write_output(versionstamp: str | None) -> bytes:
     else:
         out = pb.AtomicWriteOutput(status=pb.AW_SUCCESS, versionstamp=bytes.fromhex(versionstamp))
     return out.SerializeToString()
+
+
+def watch_keys(request: pb.Watch) -> list[tuple[bytes, Key]]:
+    """(encoded, decoded) of each watched key; the store's ``watch`` checks the count and the sizes as Deno does."""
+    keys = []
+    for index, watched in enumerate(request.keys):
+        try:
+            keys.append((watched.key, decode_key(watched.key)))
+        except KvError as exc:
+            raise ProtocolError(f"Invalid key {index} in the Watch request ({len(watched.key)} bytes): {exc}") from None
+    return keys
+
+
+def watch_frame(encoded_keys: Sequence[bytes], entries: Sequence[KvEntry], sent: Sequence[str | None] | None) -> bytes:
+    """One frame of a watch stream: a WatchOutput after its length (4 bytes, little endian). A key is ``changed``
+    when its versionstamp differs from the one ``sent`` last (every key in the first frame, ``sent`` None); a changed
+    key that does not exist has no entry."""
+    out = pb.WatchOutput(status=pb.SR_SUCCESS)
+    for index, (key, entry) in enumerate(zip(encoded_keys, entries, strict=True)):
+        changed = sent is None or sent[index] != entry.versionstamp
+        output = out.keys.add(changed=changed)
+        if changed and entry.versionstamp is not None:
+            data, encoding = wire_value(entry.value)
+            changed_entry = output.entry_if_changed
+            changed_entry.key, changed_entry.value, changed_entry.encoding = key, data, encoding  # type: ignore[assignment]
+            changed_entry.versionstamp = bytes.fromhex(entry.versionstamp)
+    payload = out.SerializeToString()
+    return len(payload).to_bytes(4, "little") + payload
+
+
+#: A frame of no message: the server is still there (Deno's client skips it).
+WATCH_PING = bytes(4)
