@@ -88,18 +88,18 @@ def load_config(path: Path) -> GateConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise GateError(f"cannot read gate config {path}: {exc}") from exc
-    times, counts, instr = raw.get("times", {}), raw.get("counts", {}), raw.get("instructions", {})
-    against, coverage = raw.get("against", {}), raw.get("coverage", {})
+    times, counts, instr = _table(raw, "times", path), _table(raw, "counts", path), _table(raw, "instructions", path)
+    against, coverage = _table(raw, "against", path), _table(raw, "coverage", path)
     default = GateConfig()
     config = GateConfig(
         times=times.get("mode", default.times),
         threshold=times.get("threshold", default.threshold),
-        thresholds=dict(times.get("thresholds", {})),
-        ignore_counts=tuple(counts.get("ignore", ())),
+        thresholds=_table(times, "thresholds", path, "times."),
+        ignore_counts=_patterns(counts, "ignore", path, "counts."),
         instructions_threshold=instr.get("threshold", default.instructions_threshold),
-        instructions_thresholds=dict(instr.get("thresholds", {})),
+        instructions_thresholds=_table(instr, "thresholds", path, "instructions."),
         incomparable=instr.get("incomparable", default.incomparable),
-        allow_missing=tuple(coverage.get("allow_missing", ())),
+        allow_missing=_patterns(coverage, "allow_missing", path, "coverage."),
         against_times=against.get("mode", default.against_times),
         against_threshold=against.get("threshold", default.against_threshold),
         against_rounds=against.get("rounds", default.against_rounds),
@@ -108,6 +108,22 @@ def load_config(path: Path) -> GateConfig:
     )
     _check_config(path, config)
     return config
+
+
+def _table(raw: dict[str, Any], key: str, path: Path, where: str = "") -> dict[str, Any]:
+    """A [table] of the config (empty when absent); GateError naming it when it is something else."""
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise GateError(f"{path}: {where}{key} must be a table ([{where}{key}]): got {value!r}")
+    return value
+
+
+def _patterns(raw: dict[str, Any], key: str, path: Path, where: str) -> tuple[str, ...]:
+    """A list of shell-style name patterns; a bare string would be read as one pattern per character."""
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise GateError(f"{path}: {where}{key} must be a list of name patterns (strings): got {value!r}")
+    return tuple(value)
 
 
 def _check_config(path: Path, config: GateConfig) -> None:
@@ -136,9 +152,6 @@ def _check_config(path: Path, config: GateConfig) -> None:
         )
     if not _is_number(config.against_confidence) or not 0.5 <= config.against_confidence < 1:
         raise GateError(f"{path}: against.confidence must be in [0.5, 1), e.g. 0.95: got {config.against_confidence!r}")
-    for key, patterns in (("counts.ignore", config.ignore_counts), ("coverage.allow_missing", config.allow_missing)):
-        if not all(isinstance(p, str) for p in patterns):
-            raise GateError(f"{path}: {key} must be a list of name patterns (strings): got {list(patterns)!r}")
 
 
 def _is_number(value: object) -> bool:

@@ -122,7 +122,16 @@ def test_unusable_input_exits_2(tmp_path: Path, case: str, capsys: pytest.Captur
 
 @pytest.mark.parametrize(
     ("text", "named"),
-    [('[times]\nmode = "sometimes"\n', "times.mode"), ("[times]\nthreshold = -1\n", "threshold"), ("[times\n", "gate")],
+    [
+        ('[times]\nmode = "sometimes"\n', "times.mode"),
+        ("[times]\nthreshold = -1\n", "threshold"),
+        ("[times\n", "gate"),
+        ("times = 3\n", "times must be a table"),
+        ("[times]\nthresholds = 3\n", "times.thresholds must be a table"),
+        ("[instructions]\nthresholds = []\n", "instructions.thresholds must be a table"),
+        ('[counts]\nignore = "abc"\n', "counts.ignore must be a list"),
+        ("[coverage]\nallow_missing = [1]\n", "coverage.allow_missing must be a list"),
+    ],
 )
 def test_a_bad_config_exits_2(
     baseline: Path, tmp_path: Path, text: str, named: str, capsys: pytest.CaptureFixture[str]
