@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from queue_impls.kv.atomic import check_totals
 from queue_impls.kv.codec import ENC_BYTES, ENC_SERIALIZED, ENC_U64, Key, KvU64, decode_key
 from queue_impls.kv.errors import InvalidValueError, KvError
 from queue_impls.kv.limits import (
@@ -17,8 +18,6 @@ from queue_impls.kv.limits import (
     MAX_READ_ENTRIES,
     MAX_READ_KEY_SIZE,
     MAX_READ_RANGES,
-    MAX_TOTAL_KEY_SIZE,
-    MAX_TOTAL_MUTATION_SIZE,
     MAX_VALUE_SIZE,
     MAX_WRITE_KEY_SIZE,
 )
@@ -161,16 +160,10 @@ def atomic_write(request: pb.AtomicWrite) -> tuple[list[Check], list[Mutation]]:
         raise ProtocolError(f"Too many mutations (max {MAX_MUTATIONS}): got {len(request.mutations)}")
     checks = [_check(i, c) for i, c in enumerate(request.checks)]
     mutations = [_mutation(i, m) for i, m in enumerate(request.mutations)]
-    total = sum(len(c.key) for c in checks) + sum(len(m.key) for m in mutations)
-    key_total = 0
-    for m in mutations:
-        if m.kind != "delete":
-            total += len(m.key) + len(m.payload)
-            key_total += len(m.key)
-    if total > MAX_TOTAL_MUTATION_SIZE:
-        raise ProtocolError(f"Total mutation size too large (max {MAX_TOTAL_MUTATION_SIZE} bytes): got {total} bytes")
-    if key_total > MAX_TOTAL_KEY_SIZE:
-        raise ProtocolError(f"Total key size too large (max {MAX_TOTAL_KEY_SIZE} bytes): got {key_total} bytes")
+    try:
+        check_totals(checks, mutations)  # the same size rules as a commit made through the library
+    except KvError as exc:
+        raise ProtocolError(str(exc)) from None
     return checks, mutations
 
 
