@@ -187,7 +187,7 @@ def _run(
             try:
                 meta = rtt_metadata if case.scenario == "rtt_sweep" else metadata
                 bench = _run_case(runner, case, sources[case.name], timing, allowance, run_dir, meta)
-                if counted is not None:
+                if counted is not None and case.name in counted.per_op:
                     bench.update_metadata({"kvq_instructions": compact_json(counted.per_op[case.name])})
             except SystemExit as exc:  # pyperf exits(1) on Ctrl-C in a worker, and on a calibration failure
                 if interrupted[0]:
@@ -213,6 +213,10 @@ def _latency_model_check(options: RunOptions, echo: Callable[[str], None]) -> di
     return {"kvq_latency_model": compact_json([p.to_json() for p in points])}
 
 
+#: Scenarios whose operation is not Python code in the worker (the seed's TypeScript, run by Deno).
+NOT_COUNTED_SCENARIOS: Final = frozenset({"deno_seed_case"})
+
+
 def _instruction_pass(
     options: RunOptions, cases: list[Case], plan: Path, run_dir: Path, echo: Callable[[str], None]
 ) -> Counted | None:
@@ -224,9 +228,13 @@ def _instruction_pass(
     except InstructionsUnavailable as exc:
         echo(f"qbench run: {exc}")
         return None
-    echo(f"counting instructions under callgrind ({_count(len(cases), 'benchmark')})")
+    # A TypeScript program's work happens in Deno, not in this Python: only Python operations are counted.
+    python_cases = [case for case in cases if case.scenario not in NOT_COUNTED_SCENARIOS]
+    if not python_cases:
+        return None
+    echo(f"counting instructions under callgrind ({_count(len(python_cases), 'benchmark')})")
     try:
-        counted = count_instructions(plan, cases, run_dir)
+        counted = count_instructions(plan, python_cases, run_dir)
     except RuntimeError as exc:
         raise BenchmarkFailed(str(exc)) from None
     echo(f"counted instructions in {counted.seconds:.1f} s")
