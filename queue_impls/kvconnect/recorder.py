@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import TypeVar
 
 from queue_impls.kv.codec import Key, decode_key
 from queue_impls.kv.counting import CountingKv
 from queue_impls.kv.errors import KvError
 from queue_impls.kv.trace import TraceEvent, keys_fingerprint
 from queue_impls.kv.types import Check, Consistency, KvEntry, Mutation, RawEntry, ReadRange
+
+_T = TypeVar("_T")
 
 _OPEN_LISTS = 1024  # list iterations remembered for their next batch
 
@@ -60,18 +63,7 @@ class RequestRecorder:
             event = self._call(op, tuple(_key(r.start) for r in ranges), site)
         else:
             event = self._list_call(ranges, site)
-        started = time.perf_counter()
-        kv._pulling = event  # the primitive takes it before its first await (see CountingKv._take_event)
-        try:
-            results = await kv._snapshot_read(ranges, consistency)
-        except BaseException as exc:
-            if event is not None:
-                event.error = type(exc).__name__
-            raise
-        finally:
-            kv._pulling = None
-            if event is not None:
-                event.duration_s += time.perf_counter() - started
+        results = await self._primitive(event, kv._snapshot_read(ranges, consistency))
         if len(ranges) == 1 and not _is_point(ranges[0]):
             self._remember(ranges[0], results[0], event)
         return results
@@ -91,10 +83,16 @@ class RequestRecorder:
                 kinds = ["check"] * len(checks) + [m.kind for m in mutations]
                 fp = ", ".join(f"{kind} {kv.fingerprint(k)}" for kind, k in zip(kinds, keys, strict=True))
             event = self._event(op, keys, fp, site)
+        return await self._primitive(event, kv._atomic_write(checks, mutations))
+
+    async def _primitive(self, event: TraceEvent | None, call: Awaitable[_T]) -> _T:
+        """Await one of the wrapper's primitives with ``event`` handed to it (the primitive takes it before its first
+        await, see CountingKv._take_event), and put its duration and any error on the event."""
+        kv = self.kv
         started = time.perf_counter()
         kv._pulling = event
         try:
-            return await kv._atomic_write(checks, mutations)
+            return await call
         except BaseException as exc:
             if event is not None:
                 event.error = type(exc).__name__
