@@ -36,10 +36,9 @@ from bench.kv_interleaved import rotating_blocks
 from bench.kv_micro import Op, SelfTimed, Workload, seed
 from queue_impls.kv import Kv, open_kv
 from queue_impls.kv.backends.memory import MemoryKv
-from queue_impls.kv.base import _as_key, _point_entry, _point_range
+from queue_impls.kv.base import _point_entry, _point_read
 from queue_impls.kv.codec import Key
 from queue_impls.kv.counting import CountingKv
-from queue_impls.kv.limits import check_consistency
 from queue_impls.kv.types import Check, Consistency, KvEntry, Mutation, RawEntry, ReadRange
 
 
@@ -64,9 +63,8 @@ class CountersOnly(CountingKv):
     """CountingKv's get without the serial-round-trip clock (wrong serial counts: for timing only)."""
 
     async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
-        check_consistency(consistency)
-        key = _as_key(key)
-        ranges = [_point_range(key)]
+        key, point = _point_read(key, consistency)
+        ranges = [point]
         inner = self.inner
         if inner._closed:
             inner._check_open()

@@ -47,13 +47,6 @@ def _as_key(key: Any) -> Key:
     raise InvalidKeyError(f"A key must be a tuple (or list) of parts, got {type(key).__name__}")
 
 
-def _point_range(key: Key) -> ReadRange:
-    """The read range of exactly one key: its encoding to its encoding + NUL (the bound checked for size)."""
-    bound = encode_key(key) + b"\x00"
-    check_read_bound(bound)
-    return ReadRange(bound[:-1], bound, 1)
-
-
 def _point_read(key: Any, consistency: Any) -> tuple[Key, ReadRange]:
     """A get's key and read range, checked in Deno's order: the key's part types, the consistency, the key's
     encoding (an int part over 255 bytes) and size."""
