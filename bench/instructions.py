@@ -5,7 +5,8 @@
 warm-up executions, and every measured execution is framed by two callgrind client requests (zero the counters,
 dump them under a label), sent through a few bytes of machine code because Python cannot issue them itself. The
 figure is the median measured span minus the median span of an empty coroutine framed the same way: only the
-operation's own instructions, on the event loop and the store's database thread alike.
+operation's own instructions, on the event loop and the store's database thread alike. A modelled network's waits
+(``rtt_sweep``) end at once here: the figure is the round trips' work, the same at every RTT, not their waiting.
 """
 
 from __future__ import annotations
@@ -99,12 +100,15 @@ async def _nothing() -> None:
 
 def _count_cases(plan_path: str, names: Sequence[str]) -> None:
     """Run each named case of the plan with its spans framed; callgrind writes one dump per span."""
+    from queue_impls.kv.latency import NoWaitTimer, use_timer
+
     from .worker import open_operation, plan_entry
 
     requests = ClientRequests()
     if not requests.running_on_valgrind():
         raise SystemExit("bench.instructions: the child runs under valgrind only (qbench run starts it)")
     loop = asyncio.new_event_loop()
+    use_timer(loop, NoWaitTimer())  # a modelled network's waits cost time, not work: count the work alone
     requests.request(START_INSTRUMENTATION)
     for index, name in enumerate(names):
         entry = plan_entry(plan_path, name)

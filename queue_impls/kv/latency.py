@@ -14,7 +14,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from .counts import KvCounts
 from .errors import InvalidArgumentError
@@ -143,15 +143,36 @@ class _Alarm:
                     return
 
 
-_TIMERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PreciseTimer] = weakref.WeakKeyDictionary()
+class Timer(Protocol):
+    """What the latency model waits with: a future done at a deadline, or None when there is nothing to wait for."""
+
+    def wait(self, loop: asyncio.AbstractEventLoop, deadline: float) -> asyncio.Future[None] | None: ...
 
 
-def timer_of(loop: asyncio.AbstractEventLoop) -> PreciseTimer:
-    """The loop's precise timer (one per loop, made on first use)."""
+class NoWaitTimer:
+    """A timer whose deadlines have all passed: every round trip's waits end at once, its work (deadlines computed,
+    bytes counted, the store called) is unchanged. For counting the CPU work of an operation over a modelled network:
+    a wait costs time, not instructions, and a real one makes the count depend on the clock (its busy-wait passes and
+    the alarm thread run for as long as the wait lasts)."""
+
+    def wait(self, loop: asyncio.AbstractEventLoop, deadline: float) -> asyncio.Future[None] | None:
+        return None
+
+
+_TIMERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Timer] = weakref.WeakKeyDictionary()
+
+
+def timer_of(loop: asyncio.AbstractEventLoop) -> Timer:
+    """The loop's timer: a ``PreciseTimer`` made on first use, unless ``use_timer`` set another."""
     timer = _TIMERS.get(loop)
     if timer is None:
         timer = _TIMERS[loop] = PreciseTimer(loop)
     return timer
+
+
+def use_timer(loop: asyncio.AbstractEventLoop, timer: Timer) -> None:
+    """Make ``timer`` the one every latency wait on ``loop`` uses (``NoWaitTimer()``: waits end at once)."""
+    _TIMERS[loop] = timer
 
 
 async def sleep_until(deadline: float) -> None:
