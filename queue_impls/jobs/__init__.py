@@ -10,12 +10,13 @@ from .errors import (
     JobStateError,
     JobTooLargeError,
     JobValidationError,
+    LayoutPluginError,
     LeaseLostError,
     UnknownHandlerError,
     UnknownLayoutError,
 )
 from .integrity import Problem, check_integrity
-from .layouts import LAYOUTS, JobPage, Layout, make_layout
+from .layouts import LAYOUTS, JobPage, Layout, layout_names, make_layout, register_layout
 from .model import Job, JobEvent, JobEventType, JobStatus, new_job_id
 from .queue import Lease, Queue
 from .worker import Worker
@@ -38,6 +39,7 @@ __all__ = [
     "JobTooLargeError",
     "JobValidationError",
     "Layout",
+    "LayoutPluginError",
     "Lease",
     "LeaseLostError",
     "Problem",
@@ -47,6 +49,8 @@ __all__ = [
     "UnknownLayoutError",
     "Worker",
     "check_integrity",
+    "layout_names",
     "make_layout",
     "new_job_id",
+    "register_layout",
 ]

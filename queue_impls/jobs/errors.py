@@ -2,7 +2,8 @@
 
 JobQueueError
 ├── JobValidationError (ValueError)   bad input, raised before anything is written
-│   ├── UnknownLayoutError            a layout name not in LAYOUTS
+│   ├── UnknownLayoutError            a layout name that is not registered
+│   ├── LayoutPluginError             a layout that cannot be registered (not a Layout, name taken, fails to load)
 │   ├── InvalidJobOptionError         negative delay, max_attempts < 1, bad priority/backoff/limit/cursor
 │   ├── JobTooLargeError              a name or payload that would break a KV key or value limit
 │   └── UnknownHandlerError           a handler that is missing or not callable
@@ -24,6 +25,10 @@ class JobValidationError(JobQueueError, ValueError):
 
 
 class UnknownLayoutError(JobValidationError):
+    pass
+
+
+class LayoutPluginError(JobValidationError):
     pass
 
 
