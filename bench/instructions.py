@@ -1,9 +1,9 @@
 """CPU instructions per operation, counted by callgrind: a cost figure that does not move with the machine's load.
 
 ``qbench run`` starts one ``valgrind --tool=callgrind --instr-atstart=no`` process over the run's plan. Inside it
-(``python -m bench.instructions``) start-up, imports and store opening run uninstrumented; each benchmark then runs
-warm-up executions, and every measured execution is framed by two callgrind client requests (zero the counters,
-dump them under a label), sent through a few bytes of machine code because Python cannot issue them itself. The
+(``python -m bench.instructions``) start-up, imports, store opening and each benchmark's warm-up executions run
+uninstrumented; instrumentation is on for the measured executions only, each framed by two callgrind client requests
+(zero the counters, dump them under a label), sent through a few bytes of machine code because Python cannot issue them itself. The
 figure is the median measured span minus the median span of an empty coroutine framed the same way: only the
 operation's own instructions, on the event loop and the store's database thread alike. A modelled network's waits
 (``rtt_sweep``) end at once here: the figure is the round trips' work, the same at every RTT, not their waiting.
@@ -30,12 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-#: Executions of each operation before measuring: the adaptive interpreter specializes, caches fill, SQLite
-#: prepares its statements. One is enough for a figure that repeats (docs/ci.md); each costs the operation's time
-#: fifty-fold under callgrind.
-WARMUPS: Final = 1
-#: Measured executions per operation (the figure is their median): the count is deterministic, so one suffices.
-REPS: Final = 1
+#: Executions of each operation before measuring, with callgrind's instrumentation off (valgrind then runs the
+#: code a few times slower than native, not fifty): Python 3.11's adaptive interpreter specializes a function after
+#: 8 calls, caches fill, SQLite prepares its statements. The second execution of an operation needed 1.5 to 2.8
+#: times the instructions of the ones after it (docs/ci.md): a figure taken that early measures the warm-up.
+WARMUPS: Final = 12
+#: Measured executions per operation; the figure is their median. The event loop and the database thread hand
+#: work to each other in an order the OS decides, so single executions differ by a few tenths of a percent.
+REPS: Final = 3
 #: Fixed, so that str hashes (dict and set layouts, hence instruction paths) are the same in every run.
 HASH_SEED: Final = "0"
 #: Callgrind's client requests (valgrind/callgrind.h: VG_USERREQ_TOOL_BASE('C','T') + n) and valgrind's own.
@@ -43,6 +45,7 @@ _CT: Final = (ord("C") << 24) | (ord("T") << 16)
 ZERO_STATS: Final = _CT + 1
 DUMP_STATS_AT: Final = _CT + 3
 START_INSTRUMENTATION: Final = _CT + 4
+STOP_INSTRUMENTATION: Final = _CT + 5
 RUNNING_ON_VALGRIND: Final = 0x1001
 #: uint64 request(uint64 *args, uint64 default): valgrind.h's amd64 client-request sequence (args in rax, result in
 #: rdx; four rotations of rdi that sum to 128 bits and an xchg rbx,rbx: a no-op unless valgrind runs the code).
@@ -109,7 +112,7 @@ def _count_cases(plan_path: str, names: Sequence[str]) -> None:
         raise SystemExit("bench.instructions: the child runs under valgrind only (qbench run starts it)")
     loop = asyncio.new_event_loop()
     use_timer(loop, NoWaitTimer())  # a modelled network's waits cost time, not work: count the work alone
-    requests.request(START_INSTRUMENTATION)
+    settle = ctypes.create_string_buffer(b"settle")
     for index, name in enumerate(names):
         entry = plan_entry(plan_path, name)
         private_dir = Path(tempfile.mkdtemp(prefix="instructions-", dir=entry["run_dir"]))
@@ -119,6 +122,9 @@ def _count_cases(plan_path: str, names: Sequence[str]) -> None:
         for _ in range(WARMUPS):
             loop.run_until_complete(operation.prepare())
             loop.run_until_complete(operation.execute())
+        requests.request(START_INSTRUMENTATION)
+        # The first span after instrumentation starts reads wrong (callgrind's counters restart mid-block): discarded.
+        loop.run_until_complete(_span(requests, settle, _nothing))
         for rep in range(REPS):
             loop.run_until_complete(operation.prepare())
             gc.collect()  # every span starts with the collector's counters at zero
@@ -126,6 +132,7 @@ def _count_cases(plan_path: str, names: Sequence[str]) -> None:
         for rep in range(REPS):
             gc.collect()
             loop.run_until_complete(_span(requests, labels["empty"][rep], _nothing))
+        requests.request(STOP_INSTRUMENTATION)
         loop.run_until_complete(kv.close())
         shutil.rmtree(private_dir, ignore_errors=True)
     loop.close()
