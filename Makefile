@@ -65,7 +65,7 @@ baseline: $(STAMP)
 	$(PY) -m bench baseline update reports/latest/results.json
 
 bench-kv: $(STAMP) $(DENO)
-	$(PY) -m bench.kv_micro
+	$(PY) -m tools.kv_micro
 
 clean:
 	rm -rf .venv node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .bench

@@ -1,4 +1,4 @@
-"""Smoke tests of bench/kv_micro.py at tiny sizes, so the benchmark cannot rot (it is never timed here)."""
+"""Smoke tests of tools/kv_micro.py at tiny sizes, so the benchmark cannot rot (it is never timed here)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from bench import kv_interleaved, kv_micro
-from bench.kv_micro import FLOOR, OPS, STORES, Comparison, Target, format_table
+from tools import kv_interleaved, kv_micro
+from tools.kv_micro import FLOOR, OPS, STORES, Comparison, Target, format_table
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bench.kv_micro", "-q", "--entries", "60", *args],
+        [sys.executable, "-m", "tools.kv_micro", "-q", "--entries", "60", *args],
         capture_output=True,
         text=True,
         timeout=90,
@@ -105,7 +105,7 @@ def test_a_broken_op_is_refused_before_timing() -> None:
 
 def run_interleaved(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bench.kv_micro", "--interleaved", "--entries", "60", *args],
+        [sys.executable, "-m", "tools.kv_micro", "--interleaved", "--entries", "60", *args],
         capture_output=True,
         text=True,
         timeout=90,

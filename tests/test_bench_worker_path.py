@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.huey_vs import report, time_huey, time_ours
-from bench.worker_idle import add_to_handler_ms, idle_reads_per_minute
+from tools.huey_vs import report, time_huey, time_ours
+from tools.worker_idle import add_to_handler_ms, idle_reads_per_minute
 
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.deno_inprocess import OP_NAMES, SCRIPT
-from bench.kv_micro import OPS
 from queue_impls.kv.backends.deno import find_deno
+from tools.deno_inprocess import OP_NAMES, SCRIPT
+from tools.kv_micro import OPS
 
 pytestmark = pytest.mark.deno
 
@@ -27,7 +27,7 @@ def test_in_deno_script_prints_every_op_as_json(tmp_path: Path) -> None:
 
 
 def test_kv_micro_prints_the_bridge_overhead(tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "bench.kv_micro", "-q", "--entries", "60", "--in-process", "--debug-single-value"]
+    argv = [sys.executable, "-m", "tools.kv_micro", "-q", "--entries", "60", "--in-process", "--debug-single-value"]
     argv += ["--stores", "sqlite,deno,deno in-process", "-o", str(tmp_path / "r.json")]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr + done.stdout

@@ -62,9 +62,9 @@ def test_qbench_runs_the_typescript_scenario_and_reports_it_beside_python(tmp_pa
 
 
 def test_the_server_overhead_benchmark_runs_and_prints_its_verdict() -> None:
-    """bench/kvconnect_overhead.py at tiny sizes, so it cannot rot (its figures are not checked: a shared machine)."""
+    """tools/kvconnect_overhead.py at tiny sizes, so it cannot rot (its figures are not checked: a shared machine)."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.kvconnect_overhead", "--rounds", "2", "--block", "5"],
+        [sys.executable, "-m", "tools.kvconnect_overhead", "--rounds", "2", "--block", "5"],
         capture_output=True,
         text=True,
         timeout=300,

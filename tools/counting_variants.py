@@ -1,6 +1,6 @@
 """Where the counting wrapper's per-get cost goes: partial wrappers timed against the raw store, side by side.
 
-``python -m bench.counting_variants [sqlite|memory] [--rounds 40] [--calls 500] [--cpu N|none]``
+``python -m tools.counting_variants [sqlite|memory] [--rounds 40] [--calls 500] [--cpu N|none]``
 
 Each variant is a ``Kv`` around the same seeded store that does more of what ``CountingKv`` does on a get:
 
@@ -32,14 +32,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench.kv_interleaved import rotating_blocks
-from bench.kv_micro import Op, SelfTimed, Workload, seed
 from queue_impls.kv import Kv, open_kv
 from queue_impls.kv.backends.memory import MemoryKv
 from queue_impls.kv.base import _point_entry, _point_read
 from queue_impls.kv.codec import Key
 from queue_impls.kv.counting import CountingKv
 from queue_impls.kv.types import Check, Consistency, KvEntry, Mutation, RawEntry, ReadRange
+from tools.kv_interleaved import rotating_blocks
+from tools.kv_micro import Op, SelfTimed, Workload, seed
 
 
 class PassThrough(Kv):
@@ -151,7 +151,7 @@ async def task_creation(rounds: int, calls: int) -> tuple[float, float]:
 
 
 def main(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.counting_variants", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.counting_variants", description=__doc__.split("\n")[0])
     parser.add_argument("store", nargs="?", default="sqlite", choices=("sqlite", "memory"))
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--calls", type=int, default=500, help="gets per block")

@@ -1,6 +1,6 @@
 """kv_micro's interleaved mode: every comparison measured A,B,A,B... in one process, so drift cancels.
 
-``python -m bench.kv_micro --interleaved [--blocks 30] [--block-calls N | --block-ms 40] [--cpu N|none] [--stores ...]``
+``python -m tools.kv_micro --interleaved [--blocks 30] [--block-calls N | --block-ms 40] [--cpu N|none] [--stores ...]``
 
 Sequential pyperf benchmarks time one store, then the next: on a shared machine the comparison columns then compare
 the machine's phases as much as the stores. Here, for each comparison (``COMPARISONS``) and op, both stores are open
@@ -29,8 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import kv_micro
-from bench.kv_micro import OPS, STORES, Comparison, Op, OpSet, SelfTimed, Store, Workload
+from tools import kv_micro
+from tools.kv_micro import OPS, STORES, Comparison, Op, OpSet, SelfTimed, Store, Workload
 
 
 @dataclass
@@ -206,7 +206,7 @@ def interleaved_value(pairs: Sequence[Pair], column: str, op: str) -> float | No
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.kv_micro", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.kv_micro", description=__doc__.split("\n")[0])
     parser.add_argument("--interleaved", action="store_true", required=True)
     parser.add_argument("--blocks", type=int, default=30, help="rounds of A,B blocks per comparison and op")
     parser.add_argument("--block-calls", type=int, default=None, help="calls per block (default: calibrated)")

@@ -1,9 +1,9 @@
 """KV micro-benchmark: each basic operation on each store, timed by pyperf, beside its single-hop SQL floor.
 
-``python -m bench.kv_micro [--fast] [-o results.json] [any pyperf option]`` prints op x store in microseconds and the
+``python -m tools.kv_micro [--fast] [-o results.json] [any pyperf option]`` prints op x store in microseconds and the
 comparison columns, all measured in one run. Stores, comparisons and targets are registries: one line adds a column.
-``python -m bench.kv_micro --interleaved [--blocks 30] [--block-calls N] [--stores ...] [--ops ...]`` measures every
-comparison instead as alternating blocks of calls on its two stores in one process (bench/kv_interleaved.py).
+``python -m tools.kv_micro --interleaved [--blocks 30] [--block-calls N] [--stores ...] [--ops ...]`` measures every
+comparison instead as alternating blocks of calls on its two stores in one process (tools/kv_interleaved.py).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any, Literal
 import aiosqlite
 import pyperf
 
-from bench.deno_inprocess import deno_inprocess, deno_unavailable
 from queue_impls.kv import CommitResult, Kv, KvEntry, encode_key, encode_value, open_kv
 from queue_impls.kv.counting import CountingKv
+from tools.deno_inprocess import deno_inprocess, deno_unavailable
 
 # -------------------------------------------------------------------------------------------------- workload
 
@@ -220,7 +220,7 @@ DENO_IN = "deno in-process"
 
 @contextlib.asynccontextmanager
 async def deno_inprocess_factory(tmp: Path, workload: Workload) -> AsyncIterator[OpSet]:
-    """The same ops timed inside one Deno process (bench/deno_inprocess.ts): "deno" minus this is the bridge."""
+    """The same ops timed inside one Deno process (tools/deno_inprocess.ts): "deno" minus this is the bridge."""
     async with deno_inprocess(tmp / "deno-in.sqlite", workload.entries) as run:
         yield {op: SelfTimed(functools.partial(run, op)) for op in OPS}
 
@@ -414,7 +414,7 @@ def make_runner(argv: Sequence[str]) -> Any:
         processes=6 if fast else 12,
         values=3,
         min_time=0.05 if fast else 0.1,
-        program_args=("-m", "bench.kv_micro"),
+        program_args=("-m", "tools.kv_micro"),
         add_cmdline_args=_forward_args,
     )
     parser = runner.argparser
@@ -463,7 +463,7 @@ def checked_plan(args: Any) -> list[tuple[Store, list[str]]]:
     names = "\n".join(bench_name(store.name, op) for store, ops in chosen for op in ops)
     digest = hashlib.sha256(names.encode()).hexdigest()[:16]
     if args.plan_digest not in (None, digest):
-        sys.exit("bench/kv_micro.py's plan changed since this run started: refusing to time the wrong benchmark")
+        sys.exit("tools/kv_micro.py's plan changed since this run started: refusing to time the wrong benchmark")
     args.plan_digest = digest
     return chosen
 
@@ -518,8 +518,8 @@ def run_store(
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if "--interleaved" in argv:  # no pyperf: every comparison timed A,B,A,B in this process (bench/kv_interleaved.py)
-        from bench import kv_interleaved
+    if "--interleaved" in argv:  # no pyperf: every comparison timed A,B,A,B in this process (tools/kv_interleaved.py)
+        from tools import kv_interleaved
 
         kv_interleaved.main(argv)
         return

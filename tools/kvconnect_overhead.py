@@ -1,7 +1,7 @@
 """What ``qbench serve`` adds to each request: a Deno client through the server to SQLite against the same client
 on its own local SQLite, measured side by side (alternating blocks inside one Deno process).
 
-``python -m bench.kvconnect_overhead [--rounds 20] [--block 200] [--affinity CPUS]`` prints, per op, the median
+``python -m tools.kvconnect_overhead [--rounds 20] [--block 200] [--affinity CPUS]`` prints, per op, the median
 microseconds of each path (Deno's own SQLite; the server on hypercorn in front of SQLite and of memory; the server on
 granian in front of SQLite), each server path's difference from local (the added cost: HTTP/2 + protobuf + V8 codec +
 our store, minus Deno's own SQLite), the floor of a Deno <-> Python round trip, the app's own cost, and whether the
@@ -21,11 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from bench.deno_program import run_program
 from queue_impls.kv.codec import encode_key
 from queue_impls.kvconnect import KvConnectServer
 from queue_impls.kvconnect import datapath_pb2 as pb
-
-from .deno_program import run_program
 
 PROGRAM: Final = Path(__file__).resolve().parent / "kvconnect_overhead.ts"
 GOAL_US: Final = 150.0

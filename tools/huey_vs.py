@@ -1,6 +1,6 @@
 """Our queue against huey's SqliteHuey on SQLite: time per job to add and to run, alternated in one run, pinned.
 
-    python -m bench.huey_vs [--jobs 2000] [--rounds 3] [--cpu 1]      (needs the extra: pip install -e '.[huey]')
+    python -m tools.huey_vs [--jobs 2000] [--rounds 3] [--cpu 1]      (needs the extra: pip install -e '.[huey]')
 
 Each round times, in a rotating order, huey and every layout of ours on a fresh SQLite file: ``add`` (N jobs one at
 a time: huey's task call, our ``Queue.add``) and ``run`` (huey: ``dequeue`` + ``execute`` until empty, as its
@@ -21,11 +21,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.affinity import pin
 from queue_impls.jobs import LAYOUTS, Queue, Worker
 from queue_impls.jobs.model import Job
 from queue_impls.kv import open_kv
-
-from .affinity import pin
 
 #: (layout, concurrency) contenders of ours; huey runs with one consumer thread's loop (dequeue + execute).
 CONCURRENCIES = (1, 8)

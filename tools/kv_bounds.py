@@ -1,8 +1,8 @@
 """Lower bounds behind kv_micro's missed targets, measured side by side in one run: what no implementation can avoid.
 
-``python -m bench.kv_bounds [--blocks 30] [--block-ms 40] [--entries 10000] [--cpu N|none]``
+``python -m tools.kv_bounds [--blocks 30] [--block-ms 40] [--entries 10000] [--cpu N|none]``
 
-Two questions, each answered by alternating blocks of calls in one process (bench/kv_interleaved.py's method):
+Two questions, each answered by alternating blocks of calls in one process (tools/kv_interleaved.py's method):
 
 1. *List page.* Within 1.3x of the single-hop floor leaves 0.3 x floor for everything a backend does with the
    50 rows the floor only fetches. How much of that budget does turning the page's 50 stored values into Python values
@@ -29,13 +29,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.deno_inprocess import deno_inprocess, deno_unavailable
-from bench.kv_interleaved import calibrate, rotating_blocks
-from bench.kv_micro import FLOOR_PAGE, GET, LIST_PAGE, SelfTimed, Workload, _now_ms, floor_factory, kv_ops, seed
 from queue_impls.kv import encode_key, open_kv
 from queue_impls.kv.backends.deno import DenoKv
 from queue_impls.kv.codec import decode_key, decode_values
 from queue_impls.kv.types import new_entry
+from tools.deno_inprocess import deno_inprocess, deno_unavailable
+from tools.kv_interleaved import calibrate, rotating_blocks
+from tools.kv_micro import FLOOR_PAGE, GET, LIST_PAGE, SelfTimed, Workload, _now_ms, floor_factory, kv_ops, seed
 
 Op = Callable[[], Awaitable[object]]
 
@@ -207,7 +207,7 @@ def bridge_lines(us: dict[str, float]) -> list[str]:
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.kv_bounds", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.kv_bounds", description=__doc__.split("\n")[0])
     parser.add_argument("--blocks", type=int, default=30, help="rounds (default 30)")
     parser.add_argument("--block-ms", type=float, default=40.0, help="calibrated block length, ms (default 40)")
     parser.add_argument("--entries", type=int, default=10_000, help="entries seeded per store (default 10000)")

@@ -1,6 +1,6 @@
 """What an idle worker costs and how fast it wakes: KV reads per idle worker per minute, and add-to-handler latency.
 
-    python -m bench.worker_idle [--minutes 10] [--jobs 200] [--backend sqlite|memory]
+    python -m tools.worker_idle [--minutes 10] [--jobs 200] [--backend sqlite|memory]
 
 Reads are exact (CountingKv, a fake clock moved a minute at a time); the latency is wall-clock time from the call
 to ``add`` to the handler starting, with the worker started and idle in the same process (the store's own
