@@ -1,6 +1,6 @@
 """Instructions per get, counted by valgrind: deterministic, whatever else the machine is doing.
 
-``python -m tools.get_instructions [--store memory|sqlite] [--variant raw|pass-through|counters only|CountingKv]``
+``python -m tools.get_instructions [--store memory|sqlite] [--variant raw|pass-through|CountingKv|...]``
 runs the variant's get 200 and 4,200 times under ``valgrind --tool=callgrind`` (one process each) and prints the
 difference divided by 4,000: the instructions of one get, startup and warm-up cancelled out. The variants are
 ``tools.counting_variants``'s, over a store seeded with 200 entries. Needs valgrind on PATH.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from queue_impls.kv import open_kv
 from tools.counting_variants import VARIANTS
-from tools.kv_micro import Workload, seed
+from tools.kv_stores import Workload, seed
 
 WARM = 200
 COUNTED = (200, 4_200)

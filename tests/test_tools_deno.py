@@ -11,9 +11,10 @@ import pytest
 
 from queue_impls.kv.backends.deno import find_deno
 from tools.deno_inprocess import OP_NAMES, SCRIPT
-from tools.kv_micro import OPS
+from tools.kv_stores import OPS
 
 pytestmark = pytest.mark.deno
+ROOT = Path(__file__).resolve().parents[1]  # python -m tools.<name> runs from a clone's root
 
 
 def test_in_deno_script_prints_every_op_as_json(tmp_path: Path) -> None:
@@ -29,7 +30,7 @@ def test_in_deno_script_prints_every_op_as_json(tmp_path: Path) -> None:
 def test_kv_micro_prints_the_bridge_overhead(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "tools.kv_micro", "-q", "--entries", "60", "--in-process", "--debug-single-value"]
     argv += ["--stores", "sqlite,deno,deno in-process", "-o", str(tmp_path / "r.json")]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
     assert done.returncode == 0, done.stderr + done.stdout
     assert "bridge overhead" in done.stdout and "sqlite/deno-in-process" in done.stdout
     assert "deno bridge overhead under 100 us per round trip" in done.stdout
