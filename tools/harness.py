@@ -177,11 +177,12 @@ def csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def load() -> str:
+    """When, and under what load: a timing is read against the machine's load average at the time."""
+    one, five, fifteen = os.getloadavg()
+    return f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
 def banner(method: str, where: str) -> str:
-    """The line every report starts with: how its figures were measured, where, when and under what load."""
-    load = os.getloadavg()
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return (
-        f"Measured side by side in one run ({method}); {where}; {when}, load average"
-        f" {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start."
-    )
+    """The line every side-by-side report starts with: how its figures were measured, where, when, under what load."""
+    return f"Measured side by side in one run ({method}); {where}; {load()} at the start."
