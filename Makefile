@@ -64,6 +64,7 @@ report: $(STAMP) $(DENO)
 baseline: $(STAMP)
 	$(PY) -m bench baseline update reports/latest/results.json
 
+# A developer diagnostic from tools/ (not installed; docs/performance.md): the KV micro-benchmark, store by store.
 bench-kv: $(STAMP) $(DENO)
 	$(PY) -m tools.kv_micro
 
