@@ -1,12 +1,14 @@
-"""The single-hop SQL floor: the SQLite backend's own statements on a bare connection, one hop per call.
+"""The single-hop SQL floor: the SQLite backend's own statements on bare connections, one hop per call.
 
-An independent minimal SQLite program, the least the backend's design (one hop to a database thread per round trip)
-can cost: the standard library's ``sqlite3`` on one thread of its own, fed through a ``SimpleQueue``, each result
-handed back with ``call_soon_threadsafe`` (the hop aiosqlite makes, written out so that nothing reaches into
-aiosqlite's or the backend's internals). It runs the statements the backend publishes (``STATEMENTS``), with no
-key/value encoding, validation or entry objects. A read is one statement; get_many is one ``IN (...)`` statement,
-as the backend's; a write is ``BEGIN IMMEDIATE``, the versionstamp bump, the upserts and ``COMMIT`` in one hop,
-without the backend's expiry purge.
+The least the backend's design (one hop to a database thread per round trip) can cost, with none of the backend's
+code: no key/value encoding, validation or entry objects. It runs the statements the backend publishes
+(``STATEMENTS``). A read is one statement through a bare aiosqlite connection's public ``execute_fetchall`` (one hop
+to its thread, as the backend's reads take); get_many is one ``IN (...)`` statement, as the backend's. A write is
+``BEGIN IMMEDIATE``, the versionstamp bump, the upserts and ``COMMIT``, which aiosqlite's public API cannot send in one
+hop: writes run on an independent minimal program instead, the standard library's ``sqlite3`` on a thread of its
+own, fed through a ``SimpleQueue``, each result handed back with ``call_soon_threadsafe`` (aiosqlite's hop written
+out, without its coroutine layers: a little cheaper, so the write floor errs low). Neither reaches into aiosqlite's or
+the backend's internals. Writes leave out the backend's expiry purge.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from queue import SimpleQueue
-from typing import Any
+from typing import Any, cast
+
+import aiosqlite
 
 from queue_impls.kv.backends.sqlite import STATEMENTS
 
@@ -31,18 +35,6 @@ _Call = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]] | None
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _get(conn: sqlite3.Connection, key: bytes) -> list[Row]:
-    return conn.execute(STATEMENTS.get, (key, now_ms())).fetchall()
-
-
-def _get_many(conn: sqlite3.Connection, sql: str, keys: Sequence[bytes]) -> list[Row]:
-    return conn.execute(sql, (*keys, now_ms())).fetchall()
-
-
-def _list(conn: sqlite3.Connection, start: bytes, end: bytes, limit: int) -> list[Row]:
-    return conn.execute(STATEMENTS.list_forward, (start, end, now_ms(), limit)).fetchall()
 
 
 def _write(conn: sqlite3.Connection, rows: Sequence[WriteRow]) -> bytes:
@@ -87,8 +79,8 @@ def _serve(path: Path, calls: SimpleQueue[_Call], ready: threading.Event) -> Non
         conn.close()
 
 
-class SqliteFloor:
-    """A database file the SQLite backend created, on its own thread: each method is one hop and one future."""
+class _Writer:
+    """One sqlite3 connection on a thread of its own: each call is one hop there and one future back."""
 
     def __init__(self, path: Path) -> None:
         self._calls: SimpleQueue[_Call] = SimpleQueue()
@@ -99,37 +91,52 @@ class SqliteFloor:
         if not self._thread.is_alive():
             raise RuntimeError(f"the floor's SQLite thread could not open {path}")
 
-    def _hop(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    def hop(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         future = asyncio.get_running_loop().create_future()
         self._calls.put((fn, args, future))
         return future
-
-    def get(self, key: bytes) -> asyncio.Future[list[Row]]:
-        """(v, enc, vs) of ``key`` if it is live."""
-        return self._hop(_get, key)
-
-    def get_many(self, keys: Sequence[bytes]) -> asyncio.Future[list[Row]]:
-        """(k, v, enc, vs) of the live ones of ``keys``."""
-        return self._hop(_get_many, STATEMENTS.get_many(len(keys)), keys)
-
-    def list(self, start: bytes, end: bytes, limit: int) -> asyncio.Future[list[Row]]:
-        """(k, v, enc, vs) of the first ``limit`` live keys in [start, end)."""
-        return self._hop(_list, start, end, limit)
-
-    def write(self, rows: Sequence[WriteRow]) -> asyncio.Future[bytes]:
-        """Upsert ``rows`` in one commit under a new versionstamp (returned)."""
-        return self._hop(_write, rows)
 
     async def close(self) -> None:
         self._calls.put(None)
         await asyncio.to_thread(self._thread.join, 30)
 
 
+class SqliteFloor:
+    """A database file the SQLite backend created: reads through a bare aiosqlite connection, writes on the writer."""
+
+    def __init__(self, reads: aiosqlite.Connection, writer: _Writer) -> None:
+        self._reads = reads
+        self._writer = writer
+        self._many: dict[int, str] = {}  # get_many's statement per key count, built once
+
+    # execute_fetchall returns fetchall's list: cast, not copied, so a call costs what the bare connection's does
+    async def get(self, key: bytes) -> list[Row]:
+        """(v, enc, vs) of ``key`` if it is live."""
+        return cast(list[Row], await self._reads.execute_fetchall(STATEMENTS.get, (key, now_ms())))
+
+    async def get_many(self, keys: Sequence[bytes]) -> list[Row]:
+        """(k, v, enc, vs) of the live ones of ``keys``."""
+        sql = self._many.get(len(keys)) or self._many.setdefault(len(keys), STATEMENTS.get_many(len(keys)))
+        return cast(list[Row], await self._reads.execute_fetchall(sql, (*keys, now_ms())))
+
+    async def list(self, start: bytes, end: bytes, limit: int) -> list[Row]:
+        """(k, v, enc, vs) of the first ``limit`` live keys in [start, end)."""
+        params = (start, end, now_ms(), limit)
+        return cast(list[Row], await self._reads.execute_fetchall(STATEMENTS.list_forward, params))
+
+    def write(self, rows: Sequence[WriteRow]) -> asyncio.Future[bytes]:
+        """Upsert ``rows`` in one commit under a new versionstamp (returned)."""
+        return self._writer.hop(_write, rows)
+
+
 @contextlib.asynccontextmanager
 async def open_floor(path: Path) -> AsyncIterator[SqliteFloor]:
     """The floor on ``path`` (a file the SQLite backend created and seeded), closed on exit."""
-    floor = SqliteFloor(path)
-    try:
-        yield floor
-    finally:
-        await floor.close()
+    async with aiosqlite.connect(path, isolation_level=None) as reads:
+        for pragma in (*STATEMENTS.pragmas, *STATEMENTS.file_pragmas):
+            await reads.execute(f"PRAGMA {pragma}")
+        writer = _Writer(path)
+        try:
+            yield SqliteFloor(reads, writer)
+        finally:
+            await writer.close()
