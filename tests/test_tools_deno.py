@@ -1,4 +1,5 @@
-"""Smoke tests of the Deno benchmark pieces at tiny sizes (never timed here): the in-Deno script and kv_micro's columns."""
+"""Smoke tests of the Deno diagnostics in tools/ at tiny sizes (never timed here): the in-Deno script, kv_micro's
+Deno columns and the KV Connect server's overhead benchmark."""
 
 from __future__ import annotations
 
@@ -34,3 +35,25 @@ def test_kv_micro_prints_the_bridge_overhead(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr + done.stdout
     assert "bridge overhead" in done.stdout and "sqlite/deno-in-process" in done.stdout
     assert "deno bridge overhead under 100 us per round trip" in done.stdout
+
+
+def test_the_server_overhead_benchmark_runs_and_prints_its_verdict() -> None:
+    """tools/kvconnect_overhead.py at tiny sizes, so it cannot rot (its figures are not checked: a shared machine)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.kvconnect_overhead", "--rounds", "2", "--block", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    for line in (
+        "Measured side by side in one run",
+        "get ",
+        "set ",
+        "list page(50)",
+        "floor: one-byte TCP ping-pong",
+        "the app alone",
+        "through granian->sqlite",
+    ):
+        assert line in done.stdout
