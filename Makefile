@@ -64,8 +64,9 @@ report: $(STAMP) $(DENO)
 baseline: $(STAMP)
 	$(PY) -m bench baseline update reports/latest/results.json
 
+# A developer diagnostic from tools/ (not installed; docs/performance.md): the KV micro-benchmark, store by store.
 bench-kv: $(STAMP) $(DENO)
-	$(PY) -m bench.kv_micro
+	$(PY) -m tools.kv_micro
 
 clean:
 	rm -rf .venv node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .bench

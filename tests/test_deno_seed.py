@@ -59,23 +59,3 @@ def test_qbench_runs_the_typescript_scenario_and_reports_it_beside_python(tmp_pa
     text = (tmp_path / "report" / "README.md").read_text()
     assert "The counts of the two ports are equal (calls, round trips, entries read)." in text
     assert "| naive | TypeScript (Deno, through qbench serve) | 101 | 102 | 200 |" in text
-
-
-def test_the_server_overhead_benchmark_runs_and_prints_its_verdict() -> None:
-    """bench/kvconnect_overhead.py at tiny sizes, so it cannot rot (its figures are not checked: a shared machine)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.kvconnect_overhead", "--rounds", "2", "--block", "5"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    for line in (
-        "get ",
-        "set ",
-        "list page(50)",
-        "floor: one-byte TCP ping-pong",
-        "the app alone",
-        "through granian->sqlite",
-    ):
-        assert line in done.stdout

@@ -274,7 +274,7 @@ class DenoKv(Kv):
 
     async def ping(self) -> None:
         """One round trip through the bridge that touches no store: what the transport alone costs (not counted
-        as a KV round trip; bench/kv_bounds.py times it)."""
+        as a KV round trip; tools/kv_bounds.py times it)."""
         self._check_open()
         await self._call(["ping"])
 

@@ -12,7 +12,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 import aiosqlite
 
@@ -44,6 +45,41 @@ _UPSERT = (
 )
 _BUMP_VERSION = "UPDATE kv_meta SET value = value + 1 WHERE name = 'version' RETURNING value"
 _PURGE = "DELETE FROM kv WHERE exp IS NOT NULL AND exp <= ?"
+_DELETE = "DELETE FROM kv WHERE k = ?"
+_PRAGMAS = ("busy_timeout = 30000",)  # every connection
+_FILE_PRAGMAS = ("journal_mode = WAL", "synchronous = NORMAL")  # a database file's (not ":memory:")
+
+
+def _select_points(n: int) -> str:
+    return f"SELECT k, v, enc, vs FROM kv WHERE k IN ({','.join('?' * n)}) AND {_LIVE}"
+
+
+@dataclass(frozen=True)
+class SqliteStatements:
+    """The SQL this backend runs, by role, exactly as it runs it. Keys and values are the codec's bytes; ``now`` is
+    unix milliseconds (an entry whose ``exp`` has passed is not live); a write runs in ``BEGIN IMMEDIATE`` ...
+    ``COMMIT``: ``bump_version``, one ``upsert``/``delete`` per mutation, then ``purge``."""
+
+    pragmas: tuple[str, ...]  # run on every connection
+    file_pragmas: tuple[str, ...]  # and on a database file's
+    get: str  # (key, now) -> (v, enc, vs)
+    list_forward: str  # (start, end, now, limit) -> (k, v, enc, vs) in key order
+    list_reverse: str  # the same in reverse key order
+    bump_version: str  # () -> (counter,): the commit's versionstamp is counter.to_bytes(8, "big") + b"\x00\x00"
+    upsert: str  # (k, v, enc, vs, exp)
+    delete: str  # (k,)
+    purge: str  # (now,): expired entries, at every commit
+
+    def get_many(self, n: int) -> str:
+        """``n`` keys in one statement: (*keys, now) -> (k, v, enc, vs) of the live ones, in no order."""
+        return _select_points(n)
+
+
+#: Public so that a diagnostic can time these very statements on a bare connection (``tools/sqlite_floor.py``, the
+#: single-hop floor) instead of a copy that could drift from them.
+STATEMENTS: Final = SqliteStatements(
+    _PRAGMAS, _FILE_PRAGMAS, _SELECT_ONE, _SELECT_FWD, _SELECT_REV, _BUMP_VERSION, _UPSERT, _DELETE, _PURGE
+)
 
 
 def _read_ranges(conn: sqlite3.Connection, ranges: Sequence[ReadRange]) -> list[list[RawEntry]]:
@@ -62,8 +98,7 @@ def _read_ranges(conn: sqlite3.Connection, ranges: Sequence[ReadRange]) -> list[
 def _read_points(conn: sqlite3.Connection, ranges: Sequence[ReadRange], now: int) -> list[list[RawEntry]]:
     """Point reads of several keys in one statement (its own snapshot): results in range order, duplicates kept."""
     keys = list(dict.fromkeys(r.start for r in ranges))
-    sql = f"SELECT k, v, enc, vs FROM kv WHERE k IN ({','.join('?' * len(keys))}) AND {_LIVE}"
-    found = {row[0]: row for row in conn.execute(sql, (*keys, now)).fetchall()}
+    found = {row[0]: row for row in conn.execute(_select_points(len(keys)), (*keys, now)).fetchall()}
     per_range = [found.get(r.start) for r in ranges]
     # one decode per occurrence (a key asked twice gives two distinct values, as in Deno), the batch in one C call
     values = iter(decode_values([(row[1], row[2]) for row in per_range if row is not None]))
@@ -117,7 +152,7 @@ def _apply(conn: sqlite3.Connection, m: Mutation, stamp: bytes, now: int) -> Non
     elif m.kind == "set_suffix_versionstamp":
         conn.execute(_UPSERT, (m.key + versionstamp_suffix(stamp.hex()), m.payload, m.encoding, stamp, m.expire_at_ms))
     elif m.kind == "delete":
-        conn.execute("DELETE FROM kv WHERE k = ?", (m.key,))
+        conn.execute(_DELETE, (m.key,))
     else:
         row = conn.execute(_SELECT_ONE, (m.key, now)).fetchone()
         payload = apply_u64(m.kind, (row[0], row[1]) if row else None, m.value)
@@ -125,10 +160,8 @@ def _apply(conn: sqlite3.Connection, m: Mutation, stamp: bytes, now: int) -> Non
 
 
 def _setup(conn: sqlite3.Connection, in_memory: bool) -> None:
-    conn.execute("PRAGMA busy_timeout = 30000")
-    if not in_memory:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+    for pragma in _PRAGMAS if in_memory else _PRAGMAS + _FILE_PRAGMAS:
+        conn.execute(f"PRAGMA {pragma}")
     conn.executescript(_SCHEMA)
 
 

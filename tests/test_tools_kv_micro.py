@@ -1,4 +1,4 @@
-"""Smoke tests of bench/kv_micro.py at tiny sizes, so the benchmark cannot rot (it is never timed here)."""
+"""Smoke tests of tools/kv_micro.py and tools/kv_interleaved.py at tiny sizes, so they cannot rot (never timed here)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from bench import kv_interleaved, kv_micro
-from bench.kv_micro import FLOOR, OPS, STORES, Comparison, Target, format_table
+from tools import kv_interleaved, kv_micro, kv_stores
+from tools.harness import SelfTimed
+from tools.kv_micro import format_table
+from tools.kv_stores import FLOOR, OPS, STORES, Comparison, Target
+
+ROOT = Path(__file__).resolve().parents[1]  # python -m tools.<name> runs from a clone's root
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bench.kv_micro", "-q", "--entries", "60", *args],
+        [sys.executable, "-m", "tools.kv_micro", "-q", "--entries", "60", *args],
         capture_output=True,
         text=True,
         timeout=90,
         check=False,
+        cwd=ROOT,
     )
 
 
@@ -87,9 +92,9 @@ def test_table_prints_microseconds_ratios_and_targets() -> None:
 
 def test_a_comparison_and_a_target_are_one_line_each(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        kv_micro, "COMPARISONS", [*kv_micro.COMPARISONS, Comparison("memory-sqlite", "memory", "sqlite", "delta")]
+        kv_stores, "COMPARISONS", [*kv_stores.COMPARISONS, Comparison("memory-sqlite", "memory", "sqlite", "delta")]
     )
-    monkeypatch.setattr(kv_micro, "TARGETS", [Target("get", "memory-sqlite", -200.0, "made up")])
+    monkeypatch.setattr(kv_stores, "TARGETS", [Target("get", "memory-sqlite", -200.0, "made up")])
     text = format_table(RESULTS)
     assert "-115.0 us" in text
     assert "[MISSED] made up: memory-sqlite get = -115.00 (<= -200.0)" in text
@@ -97,7 +102,7 @@ def test_a_comparison_and_a_target_are_one_line_each(monkeypatch: pytest.MonkeyP
 
 def test_a_broken_op_is_refused_before_timing() -> None:
     with pytest.raises(SystemExit, match="expected 50 rows, got 3"):
-        kv_micro._check("sqlite", "list page(50)", [object()] * 3, 50)
+        kv_stores.check("sqlite", "list page(50)", [object()] * 3, 50)
 
 
 # ------------------------------------------------------------------------------------------- interleaved mode
@@ -105,11 +110,12 @@ def test_a_broken_op_is_refused_before_timing() -> None:
 
 def run_interleaved(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bench.kv_micro", "--interleaved", "--entries", "60", *args],
+        [sys.executable, "-m", "tools.kv_micro", "--interleaved", "--entries", "60", *args],
         capture_output=True,
         text=True,
         timeout=90,
         check=False,
+        cwd=ROOT,
     )
 
 
@@ -118,7 +124,7 @@ def test_interleaved_mode_runs_every_chosen_comparison_side_by_side() -> None:
     done = run_interleaved("--blocks", "2", "--block-calls", "3", "--stores", stores, "--ops", "get,set")
     assert done.returncode == 0, done.stderr + done.stdout
     lines = [line for line in done.stdout.splitlines() if line.startswith(("sqlite/floor", "counting-memory"))]
-    rows = [re.split(r"\s{2,}", line) for line in lines]  # comparison, op, a us, b us, min, median, calls/block
+    rows = [re.split(r"\s{2,}", line) for line in lines]  # comparison, op, a us, b us, min, median, interval, calls
     assert [(row[0].split()[0], row[1]) for row in rows] == [
         ("sqlite/floor", "get"),
         ("sqlite/floor", "set"),
@@ -152,7 +158,7 @@ async def test_blocks_alternate_and_rotate_and_self_timed_ops_report_their_own_t
         return loops * 2.0  # two "seconds" per call, whatever the wall clock says
 
     pair = kv_interleaved.Pair(Comparison("x", "a", "b"), "get", calls=2)
-    await kv_interleaved.measure(pair, a, kv_micro.SelfTimed(b_run), blocks=3)
+    await kv_interleaved.measure(pair, a, SelfTimed(b_run), blocks=3)
     assert "".join(calls) == "a" + "b" + "aabb" + "bbaa" + "aabb"  # warm-up, then A,B / B,A / A,B
     assert pair.b == [2.0, 2.0, 2.0] and len(pair.a) == 3
 

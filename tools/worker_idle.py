@@ -1,6 +1,6 @@
 """What an idle worker costs and how fast it wakes: KV reads per idle worker per minute, and add-to-handler latency.
 
-    python -m bench.worker_idle [--minutes 10] [--jobs 200] [--backend sqlite|memory]
+    python -m tools.worker_idle [--minutes 10] [--jobs 200] [--backend sqlite|memory]
 
 Reads are exact (CountingKv, a fake clock moved a minute at a time); the latency is wall-clock time from the call
 to ``add`` to the handler starting, with the worker started and idle in the same process (the store's own
@@ -23,6 +23,7 @@ from queue_impls.jobs.clock import FakeClock
 from queue_impls.jobs.model import Job
 from queue_impls.kv import Kv, open_kv
 from queue_impls.kv.counting import CountingKv
+from tools.harness import load
 
 
 async def _open(backend: str, directory: Path) -> Kv:
@@ -83,12 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=200, help="jobs to time from add to handler")
     parser.add_argument("--backend", choices=("sqlite", "memory"), default="sqlite")
     args = parser.parse_args(argv)
+    started = load()
     with tempfile.TemporaryDirectory() as tmp:
         reads, entries = asyncio.run(idle_reads_per_minute(args.backend, args.minutes, Path(tmp)))
         ms = asyncio.run(add_to_handler_ms(args.backend, args.jobs, Path(tmp)))
     quantiles = statistics.quantiles(ms, n=20)
     sys.stdout.write(
-        f"backend {args.backend}, layout indexed\n"
+        f"backend {args.backend}, layout indexed; {started} at the start\n"
         f"idle worker: {reads:.2f} KV reads per minute ({entries:.2f} entries), over {args.minutes} idle minutes\n"
         f"add -> handler start: median {statistics.median(ms):.2f} ms, p95 {quantiles[18]:.2f} ms, "
         f"max {max(ms):.2f} ms over {len(ms)} jobs\n"

@@ -1,9 +1,9 @@
 """Instructions per get, counted by valgrind: deterministic, whatever else the machine is doing.
 
-``python -m bench.get_instructions [--store memory|sqlite] [--variant raw|pass-through|counters only|CountingKv]``
+``python -m tools.get_instructions [--store memory|sqlite] [--variant raw|pass-through|CountingKv|...]``
 runs the variant's get 200 and 4,200 times under ``valgrind --tool=callgrind`` (one process each) and prints the
 difference divided by 4,000: the instructions of one get, startup and warm-up cancelled out. The variants are
-``bench.counting_variants``'s, over a store seeded with 200 entries. Needs valgrind on PATH.
+``tools.counting_variants``'s, over a store seeded with 200 entries. Needs valgrind on PATH.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from bench.counting_variants import VARIANTS
-from bench.kv_micro import Workload, seed
 from queue_impls.kv import open_kv
+from tools.counting_variants import VARIANTS
+from tools.kv_stores import Workload, seed
 
 WARM = 200
 COUNTED = (200, 4_200)
@@ -48,7 +48,7 @@ def _instructions(store: str, variant: str, n: int) -> int:
 
 
 def main(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.get_instructions", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.get_instructions", description=__doc__.split("\n")[0])
     parser.add_argument("--store", default="memory", choices=("memory", "sqlite"))
     parser.add_argument("--variant", default="CountingKv", choices=("raw", *VARIANTS))
     parser.add_argument("--gets", type=int, default=None, help=argparse.SUPPRESS)  # inside valgrind: just run

@@ -1,10 +1,10 @@
 // The KV micro-benchmark's operations timed inside one Deno process: what Deno KV costs with no bridge at all.
 //
-//   deno run --unstable-kv --allow-read=F --allow-write=F bench/deno_inprocess.ts F [--entries N] [--min-time S]
+//   deno run --unstable-kv --allow-read=F --allow-write=F tools/deno_inprocess.ts F [--entries N] [--min-time S]
 //       prints JSON: the median microseconds per call of each op
-//   ... bench/deno_inprocess.ts F --entries N --serve    prints "ready", then answers "op loops" lines with seconds
+//   ... tools/deno_inprocess.ts F --entries N --serve    prints "ready", then answers "op loops" lines with seconds
 //
-// The data and the operations mirror bench/kv_micro.py's Workload exactly as the deno: backend stores it
+// The data and the operations mirror tools/kv_micro.py's Workload exactly as the deno: backend stores it
 // (Python int -> bigint): N job records under ["jobs", "%08d"], writes under ["bench-writes", ...].
 
 const args = [...Deno.args];
@@ -41,7 +41,7 @@ function spin(ms: number): void {
   while (performance.now() < until);
 }
 
-// Names as in bench/kv_micro.py's OPS.
+// Names as in tools/kv_micro.py's OPS.
 const ops: Record<string, () => Promise<unknown>> = {
   "get": () => kv.get(hot),
   "get_many(10)": () => kv.getMany(many),
@@ -55,7 +55,7 @@ const ops: Record<string, () => Promise<unknown>> = {
   "commit(2 sets)": () => kv.atomic().set(first, record).set(second, record).commit(),
 };
 
-// For bench/kv_bounds.py (served by name, not in the standalone JSON): a get after 200 us of the main thread spinning
+// For tools/kv_bounds.py (served by name, not in the standalone JSON): a get after 200 us of the main thread spinning
 // (Deno's KV thread has nothing to do meanwhile, as between a bridge's requests), and the spin alone.
 const diagnostics: Record<string, () => Promise<unknown>> = {
   "idle 200 us": async () => spin(0.2),

@@ -1,12 +1,13 @@
 """Our queue against huey's SqliteHuey on SQLite: time per job to add and to run, alternated in one run, pinned.
 
-    python -m bench.huey_vs [--jobs 2000] [--rounds 3] [--cpu 1]      (needs the extra: pip install -e '.[huey]')
+    python -m tools.huey_vs [--jobs 2000] [--rounds 3] [--cpu N|none]      (needs the extra: pip install -e '.[huey]')
 
 Each round times, in a rotating order, huey and every layout of ours on a fresh SQLite file: ``add`` (N jobs one at
 a time: huey's task call, our ``Queue.add``) and ``run`` (huey: ``dequeue`` + ``execute`` until empty, as its
 consumer does; ours: one Worker at concurrency 1 and at 8 until idle). Handlers do nothing, so the queue's own cost
 is what is timed. The process (and with it the SQLite threads) is pinned to one CPU, and every round measures every
-contender, so machine load falls on all of them alike; the ratios are ours / huey's within a round, median over rounds.
+contender, so machine load falls on all of them alike (tools/harness.py); the ratios are ours / huey's within a
+round, median over rounds with its 95% interval.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from pathlib import Path
 from queue_impls.jobs import LAYOUTS, Queue, Worker
 from queue_impls.jobs.model import Job
 from queue_impls.kv import open_kv
-
-from .affinity import pin
+from tools.harness import add_cpu_option, banner, format_ratio, grid, median_interval, pin, ratios, rotation
 
 #: (layout, concurrency) contenders of ours; huey runs with one consumer thread's loop (dequeue + execute).
 CONCURRENCIES = (1, 8)
@@ -106,8 +106,7 @@ def run(jobs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
     times: dict[str, list[tuple[float, float]]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
-            order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
-            for name in order:
+            for name in rotation(contenders, r):
                 path = Path(tmp) / f"{name.replace('/', '-')}-{r}.db"
                 if name.startswith("huey"):
                     times[name].append(time_huey(path, jobs, synchronous_normal=name == "huey"))
@@ -119,22 +118,24 @@ def run(jobs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
     return times
 
 
-def report(times: dict[str, list[tuple[float, float]]], jobs: int, rounds: int, cpu: str) -> str:
+def report(times: dict[str, list[tuple[float, float]]], jobs: int, rounds: int) -> str:
     huey = times["huey"]
     lines = [
-        f"{jobs} jobs, {rounds} rounds alternated, pinned to CPU {cpu}; per job (median over rounds), ratio = ours / huey",
+        f"{jobs} jobs, {rounds} rounds; per job (median over rounds); ratio = ours / huey per round, median [95% interval]",
         "huey: SqliteHuey with synchronous=NORMAL as ours; huey-default-fsync: its default (SQLite's FULL);",
         "floor: our store alone, add = one set() per job, run = one get_many + one set() per job (see time_floor)",
         "",
-        "| contender | add | run | add / huey | run / huey |",
-        "|---|---:|---:|---:|---:|",
     ]
+    rows = []
     for name, values in times.items():
         add = statistics.median(v[0] for v in values)
         run_ = statistics.median(v[1] for v in values)
-        add_ratio = statistics.median(v[0] / h[0] for v, h in zip(values, huey, strict=True))
-        run_ratio = statistics.median(v[1] / h[1] for v, h in zip(values, huey, strict=True))
-        lines.append(f"| {name} | {add * 1e6:.0f} us | {run_ * 1e6:.0f} us | {add_ratio:.2f}x | {run_ratio:.2f}x |")
+        add_ratio = median_interval(ratios([v[0] for v in values], [h[0] for h in huey]))
+        run_ratio = median_interval(ratios([v[1] for v in values], [h[1] for h in huey]))
+        rows.append(
+            [name, f"{add * 1e6:.0f} us", f"{run_ * 1e6:.0f} us", format_ratio(add_ratio), format_ratio(run_ratio)]
+        )
+    lines += grid(["contender", "add", "run", "add / huey", "run / huey"], rows)
     return "\n".join(lines) + "\n"
 
 
@@ -142,11 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Time add and run per job: our layouts vs huey's SqliteHuey.")
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per contender and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each times every contender")
-    parser.add_argument("--cpu", default="1", help="pin to these CPUs (pyperf syntax), before any store opens")
+    add_cpu_option(parser)
     args = parser.parse_args(argv)
-    pin(args.cpu)
+    where = pin(args.cpu)  # before any store opens: its database thread inherits it
+    sys.stdout.write(banner("every contender once per round, the order rotated", where) + "\n")
     times = run(args.jobs, args.rounds)
-    sys.stdout.write(report(times, args.jobs, args.rounds, args.cpu))
+    sys.stdout.write(report(times, args.jobs, args.rounds))
     return 0
 
 

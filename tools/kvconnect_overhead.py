@@ -1,18 +1,19 @@
 """What ``qbench serve`` adds to each request: a Deno client through the server to SQLite against the same client
 on its own local SQLite, measured side by side (alternating blocks inside one Deno process).
 
-``python -m bench.kvconnect_overhead [--rounds 20] [--block 200] [--affinity CPUS]`` prints, per op, the median
+``python -m tools.kvconnect_overhead [--rounds 20] [--block 200] [--cpu CPUS|none]`` prints, per op, the median
 microseconds of each path (Deno's own SQLite; the server on hypercorn in front of SQLite and of memory; the server on
 granian in front of SQLite), each server path's difference from local (the added cost: HTTP/2 + protobuf + V8 codec +
-our store, minus Deno's own SQLite), the floor of a Deno <-> Python round trip, the app's own cost, and whether the
-get stays under the goal of 150 us added.
+our store, minus Deno's own SQLite) with its 95% interval, the floor of a Deno <-> Python round trip, the app's own
+cost, and whether the get stays under the goal of 150 us added. Deno rotates the paths' order every round (the
+harness's method, tools/harness.py, written in TypeScript in kvconnect_overhead.ts); the figures use the harness's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import json
 import statistics
 import sys
 import tempfile
@@ -21,11 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from bench.deno_program import run_program
 from queue_impls.kv.codec import encode_key
 from queue_impls.kvconnect import KvConnectServer
 from queue_impls.kvconnect import datapath_pb2 as pb
-
-from .deno_program import run_program
+from tools.harness import add_cpu_option, banner, differences, format_us, grid, median_interval, pin
 
 PROGRAM: Final = Path(__file__).resolve().parent / "kvconnect_overhead.ts"
 GOAL_US: Final = 150.0
@@ -67,14 +68,14 @@ async def app_cost_us(n: int = 2000) -> float:
     async with KvConnectServer.running("memory:", trace=False, token="t") as server:
         await server.kv.inner.set(("k",), _VALUE)
         app = server.app
-        app._data_tokens["d"] = time.time() + 3600
+        data_token = await _data_token(app, server.token)
         k = encode_key(("k",))
         body = pb.SnapshotRead(ranges=[pb.ReadRange(start=k, end=k + b"\x00", limit=1)]).SerializeToString()
         scope = {
             "type": "http",
             "method": "POST",
             "path": "/v2/snapshot_read",
-            "headers": [(b"authorization", b"Bearer d")],
+            "headers": [(b"authorization", f"Bearer {data_token}".encode())],
         }
         sent: list[Any] = []
 
@@ -95,16 +96,39 @@ async def app_cost_us(n: int = 2000) -> float:
         return best
 
 
+async def _data_token(app: Any, access_token: str) -> str:
+    """A data-path token from the app's metadata exchange (``POST /``), as a KV Connect client gets one."""
+    request = json.dumps({"supportedVersions": [1, 2, 3]}).encode()
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "scheme": "http",
+        "server": ("127.0.0.1", 0),
+        "headers": [(b"authorization", f"Bearer {access_token}".encode()), (b"host", b"127.0.0.1")],
+    }
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": request, "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    if sent[0]["status"] != 200:
+        raise RuntimeError(f"the metadata exchange answered {sent[0]['status']}: {body!r:.200}")
+    token: str = json.loads(body)["token"]
+    return token
+
+
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while data := await reader.read(64):
             writer.write(data)
     finally:
         writer.close()
-
-
-def _median_diff(a: list[float], b: list[float]) -> float:
-    return statistics.median(y - x for x, y in zip(a, b, strict=True))
 
 
 PATHS: Final = (
@@ -116,15 +140,22 @@ PATHS: Final = (
 
 def table(samples: dict[str, Any]) -> tuple[str, dict[str, dict[str, float]]]:
     """Medians per path, and per server path the median of per-round differences from local (the added cost)."""
-    header = f"{'op':<15} {'local us':>9}" + "".join(f" {label + ' us':>21} {'added':>8}" for _, label in PATHS)
-    lines = [header]
+    header = ["op", "local us"]
+    for _, label in PATHS:
+        header += [f"{label} us", "added [95% interval]"]
+    rows = []
     added: dict[str, dict[str, float]] = {}
     for op, s in samples.items():
         if op == "ping":
             continue
-        added[op] = {path: _median_diff(s["local"], s[path]) for path, _ in PATHS}
-        cells = "".join(f" {statistics.median(s[path]):>21.1f} {added[op][path]:>+8.1f}" for path, _ in PATHS)
-        lines.append(f"{op:<15} {statistics.median(s['local']):>9.1f}{cells}")
+        row = [op, f"{statistics.median(s['local']):.1f}"]
+        added[op] = {}
+        for path, _ in PATHS:
+            interval = median_interval(differences(s[path], s["local"]))
+            added[op][path] = interval.median
+            row += [f"{statistics.median(s[path]):.1f}", format_us(interval, scale=1)]
+        rows.append(row)
+    lines = grid(header, rows)
     lines.append(
         "(medians of per-round values, the paths' order rotating every round; added = median of the per-round "
         "differences from local)"
@@ -136,15 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=20, help="alternating blocks per op (default 20)")
     parser.add_argument("--block", type=int, default=200, help="ops per block (list: a fifth; default 200)")
-    parser.add_argument("--affinity", help="pin this process (the server) and deno to these CPUs, e.g. 1")
+    add_cpu_option(parser, default="none")  # the server and deno (which inherits it) share what is chosen
     args = parser.parse_args(argv)
-    if args.affinity:
-        os.sched_setaffinity(0, {int(c) for c in args.affinity.split(",")})  # deno inherits it
-    load = os.getloadavg()
+    where = pin(args.cpu)
+    print(banner(f"{args.rounds} rounds of rotating blocks inside one Deno process, per op", where))
     with tempfile.TemporaryDirectory(prefix="kvq-overhead-") as tmp:
         samples, cpu_us = asyncio.run(measure(args.rounds, args.block, Path(tmp)))
     text, added = table(samples)
-    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start; pinned to {args.affinity or 'no CPU'}")
     print(text)
     ping = statistics.median(samples["ping"]["ping"])
     print(f"floor: one-byte TCP ping-pong Deno <-> a Python asyncio echo server: {ping:.1f} us per round trip")

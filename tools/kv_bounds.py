@@ -1,10 +1,10 @@
 """Lower bounds behind kv_micro's missed targets, measured side by side in one run: what no implementation can avoid.
 
-``python -m bench.kv_bounds [--blocks 30] [--block-ms 40] [--entries 10000] [--cpu N|none]``
+``python -m tools.kv_bounds [--blocks 30] [--block-ms 40] [--entries 10000] [--cpu N|none]``
 
-Two questions, each answered by alternating blocks of calls in one process (bench/kv_interleaved.py's method):
+Two questions, each answered by rotating blocks of calls in one process (tools/harness.py):
 
-1. *List page.* Within 1.3x of the single-hop floor leaves 0.3 x floor for everything a backend does with the
+1. *List page.* Within 1.3x of the single-hop floor (tools/sqlite_floor.py) leaves 0.3 x floor for everything a backend does with the
    50 rows the floor only fetches. How much of that budget does turning the page's 50 stored values into Python values
    take alone, with the fastest decoders in the standard library (the codec's one-call JSON scan of the whole page, and
    ``marshal.loads`` of the same values, the fastest CPython deserialiser), and the 50 keys and entry objects?
@@ -25,19 +25,17 @@ import os
 import resource
 import statistics
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.deno_inprocess import deno_inprocess, deno_unavailable
-from bench.kv_interleaved import calibrate, rotating_blocks
-from bench.kv_micro import FLOOR_PAGE, GET, LIST_PAGE, SelfTimed, Workload, _now_ms, floor_factory, kv_ops, seed
 from queue_impls.kv import encode_key, open_kv
 from queue_impls.kv.backends.deno import DenoKv
 from queue_impls.kv.codec import decode_key, decode_values
 from queue_impls.kv.types import new_entry
-
-Op = Callable[[], Awaitable[object]]
+from tools.deno_inprocess import deno_inprocess, deno_unavailable
+from tools.harness import Op, SelfTimed, add_cpu_option, banner, calibrate, pin, rotating_blocks
+from tools.kv_stores import GET, LIST_PAGE, Workload, floor_factory, kv_ops, seed
 
 #: The list-page target: the SQLite backend within this factor of the floor.
 LIST_TARGET = 1.3
@@ -58,7 +56,7 @@ async def interleave(ops: dict[str, Op | SelfTimed], settings: Settings) -> dict
     """Median microseconds per call of each op, the ops timed in rotating order every round."""
     calls = {name: await calibrate([fn], settings.block_seconds) for name, fn in ops.items()}
     times = await rotating_blocks(ops, calls, settings.blocks)
-    return {name: statistics.median(values) * 1e6 for name, values in times.items()}
+    return {name: statistics.median(values) * 1e6 for name, values in times.wall.items()}
 
 
 # -------------------------------------------------------------------------------------------------- list page
@@ -95,15 +93,15 @@ async def list_page_bounds(settings: Settings, tmp: Path) -> list[str]:
         floor = await stack.enter_async_context(floor_factory(tmp / "floor", workload))
         kv = await stack.enter_async_context(await open_kv(f"sqlite:{tmp / 'kv.db'}"))
         await seed(kv, workload)
-        prefix = encode_key(workload.prefix)
-        conn = kv._conn  # type: ignore[attr-defined]
-        rows = await conn.execute_fetchall(FLOOR_PAGE, (prefix + b"\x00", prefix + b"\xff", _now_ms(), workload.page))
-        assert len(rows) == workload.page
+        floor_page = floor[LIST_PAGE]
+        assert not isinstance(floor_page, SelfTimed)
+        rows = await floor_page()  # the page as the floor fetched it: (k, v, enc, vs) rows
+        assert isinstance(rows, list) and len(rows) == workload.page
         ops: dict[str, Op | SelfTimed] = {
-            "floor list page(50)": floor[LIST_PAGE],
+            "floor list page(50)": floor_page,
             "sqlite list page(50)": kv_ops(kv, workload)[LIST_PAGE],
         }
-        ops.update(page_decoders(rows, len(prefix)))
+        ops.update(page_decoders(rows, len(encode_key(workload.prefix))))
         medians = await interleave(ops, settings)
     return list_page_lines(medians)
 
@@ -207,11 +205,11 @@ def bridge_lines(us: dict[str, float]) -> list[str]:
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.kv_bounds", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.kv_bounds", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--blocks", type=int, default=30, help="rounds (default 30)")
     parser.add_argument("--block-ms", type=float, default=40.0, help="calibrated block length, ms (default 40)")
     parser.add_argument("--entries", type=int, default=10_000, help="entries seeded per store (default 10000)")
-    parser.add_argument("--cpu", default=str(max(os.sched_getaffinity(0))), help="pin to this CPU, or 'none'")
+    add_cpu_option(parser)
     parser.add_argument("--skip-bridge", action="store_true", help="only the list-page bounds")
     args = parser.parse_args(list(argv))
     if args.blocks < 1 or args.block_ms <= 0 or args.entries < Workload(1).page:
@@ -230,13 +228,9 @@ async def run(settings: Settings, bridge: bool) -> list[str]:
 
 def main(argv: Sequence[str]) -> None:
     args = parse(argv)
-    if args.cpu != "none":
-        os.sched_setaffinity(0, {int(args.cpu)})  # before any thread or subprocess starts: they inherit it
+    where = pin(args.cpu)  # before any thread or subprocess starts: they inherit it
     settings = Settings(args.blocks, args.block_ms / 1000, args.entries)
-    where = "unpinned" if args.cpu == "none" else f"pinned to CPU {args.cpu}"
-    print(
-        f"Medians over {settings.blocks} rounds of rotating blocks, one process, {settings.entries} entries, {where}."
-    )
+    print(banner(f"medians over {settings.blocks} rounds of rotating blocks, {settings.entries} entries", where))
     print()
     print("\n".join(asyncio.run(run(settings, not args.skip_bridge))))
 

@@ -1,4 +1,4 @@
-"""Drives bench/deno_inprocess.ts: the KV micro-benchmark's ops timed inside one Deno process (no bridge).
+"""Drives tools/deno_inprocess.ts: the KV micro-benchmark's ops timed inside one Deno process (no bridge).
 
 kv_micro's "deno in-process" column asks it to time ``loops`` calls of one op and reads back the seconds; the
 difference from the "deno" column (the same ops through the deno: backend) is the bridge's cost per round trip.

@@ -1,13 +1,14 @@
 """kv_micro's interleaved mode: every comparison measured A,B,A,B... in one process, so drift cancels.
 
-``python -m bench.kv_micro --interleaved [--blocks 30] [--block-calls N | --block-ms 40] [--cpu N|none] [--stores ...]``
+``python -m tools.kv_micro --interleaved [--blocks 30] [--block-calls N | --block-ms 40] [--cpu N|none] [--stores ...]``
 
 Sequential pyperf benchmarks time one store, then the next: on a shared machine the comparison columns then compare
 the machine's phases as much as the stores. Here, for each comparison (``COMPARISONS``) and op, both stores are open
 (seeded identically, untimed), warmed up, then timed in alternating blocks of the same number of calls, the order
-rotated every round (A,B then B,A). Each block's mean per call is one value; a comparison's value per round is the
-ratio (or difference) of its two adjacent blocks. The report gives the min and median of those per-round values, the
-A and B medians, and the targets computed from the medians. No pyperf workers: one process, one event loop.
+rotated every round (A,B then B,A: tools/harness.py). Each block's mean per call is one value; a comparison's value
+per round is the ratio (or difference) of its two adjacent blocks. The report gives the min and median of those
+per-round values with the median's 95% interval, the A and B medians, and the targets computed from the medians. No
+pyperf workers: one process, one event loop.
 An op that times itself elsewhere (``SelfTimed``: the Deno in-process script) is one block per request, and its block
 time is the seconds the script reports (excluding the pipe), so the bridge overhead interleaves like the rest.
 Each comparison opens its own two stores (closed after it), and the run is pinned to one CPU unless ``--cpu none``:
@@ -21,16 +22,15 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import os
 import statistics
 import tempfile
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import kv_micro
-from bench.kv_micro import OPS, STORES, Comparison, Op, OpSet, SelfTimed, Store, Workload
+from tools import kv_stores
+from tools.harness import SelfTimed, Timed, add_cpu_option, banner, calibrate, csv, grid, pin, rotating_blocks
+from tools.kv_stores import OPS, STORES, Comparison, OpSet, Store, Workload, check, target_lines
 
 
 @dataclass
@@ -47,50 +47,11 @@ class Pair:
         return [self.comparison.of(a, b) for a, b in zip(self.a, self.b, strict=True)]
 
 
-async def block(fn: Op | SelfTimed, calls: int) -> float:
-    """Seconds per call over ``calls`` calls of ``fn`` (a self-timed op reports its own seconds)."""
-    if isinstance(fn, SelfTimed):
-        return await fn.run(calls) / calls
-    start = time.perf_counter()
-    for _ in range(calls):
-        await fn()
-    return (time.perf_counter() - start) / calls
-
-
-async def rotating_blocks(
-    ops: Mapping[str, Op | SelfTimed], calls: Mapping[str, int], rounds: int
-) -> dict[str, list[float]]:
-    """Seconds per call of each op in each round: one block of ``calls[name]`` calls per op, the order rotated by one
-    every round (kv_bounds and counting_variants time more than two ops side by side this way)."""
-    times: dict[str, list[float]] = {name: [] for name in ops}
-    names = list(ops)
-    for round_ in range(rounds):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
-            times[name].append(await block(ops[name], calls[name]))
-    return times
-
-
-async def calibrate(fns: Sequence[Op | SelfTimed], block_seconds: float) -> int:
-    """Calls per block so that a block of the slower side (median of 3 short tries) lasts about ``block_seconds``."""
-    per_call = 0.0
-    for fn in fns:
-        await block(fn, 5)
-        per_call = max(per_call, statistics.median([await block(fn, 10) for _ in range(3)]))
-    return max(1, round(block_seconds / per_call))
-
-
-async def measure(pair: Pair, fa: Op | SelfTimed, fb: Op | SelfTimed, blocks: int) -> Pair:
-    """Alternate blocks A,B / B,A for ``blocks`` rounds."""
-    await block(fa, max(1, pair.calls // 4))
-    await block(fb, max(1, pair.calls // 4))
-    for round_ in range(blocks):
-        if round_ % 2 == 0:
-            pair.a.append(await block(fa, pair.calls))
-            pair.b.append(await block(fb, pair.calls))
-        else:
-            pair.b.append(await block(fb, pair.calls))
-            pair.a.append(await block(fa, pair.calls))
+async def measure(pair: Pair, fa: Timed, fb: Timed, blocks: int) -> Pair:
+    """A warm-up block of each side, then ``blocks`` rounds A,B / B,A (the harness's rotating blocks)."""
+    rounds = await rotating_blocks({"a": fa, "b": fb}, pair.calls, blocks)
+    pair.a.extend(rounds.wall["a"])
+    pair.b.extend(rounds.wall["b"])
     return pair
 
 
@@ -100,8 +61,8 @@ class Settings:
     block_calls: int | None = None
     block_seconds: float = 0.04
     entries: int = 10_000
-    #: The one CPU the process (its aiosqlite threads, its Deno subprocesses) is pinned to, or None for no pinning.
-    cpu: int | None = None
+    #: Where the process (its database threads, its Deno subprocesses) runs: "pinned to CPU 1", or "unpinned".
+    where: str = "unpinned"
 
 
 def chosen_comparisons(stores: Sequence[str] | None) -> tuple[list[Comparison], list[str]]:
@@ -112,7 +73,7 @@ def chosen_comparisons(stores: Sequence[str] | None) -> tuple[list[Comparison], 
             raise SystemExit(f"unknown store {name!r}: choose from {', '.join(STORES)}")
     wanted = set(stores or STORES)
     comparisons, skipped = [], []
-    for comparison in kv_micro.COMPARISONS:
+    for comparison in kv_stores.COMPARISONS:
         if comparison.a not in wanted or comparison.b not in wanted:
             continue
         reasons = [r for r in (STORES[comparison.a].unavailable(), STORES[comparison.b].unavailable()) if r]
@@ -134,7 +95,7 @@ async def open_stores(
         opened[name] = await stack.enter_async_context(store.open(tmp / str(len(opened)), workload))
         for op, fn in opened[name].items():
             if not isinstance(fn, SelfTimed):
-                kv_micro._check(name, op, await fn(), workload.expected_rows(op))
+                check(name, op, await fn(), workload.expected_rows(op))
     return opened
 
 
@@ -169,10 +130,11 @@ def store_medians(pairs: Sequence[Pair]) -> dict[tuple[str, str], float]:
 
 
 def format_report(pairs: Sequence[Pair], settings: Settings) -> str:
-    header = ["comparison", "op", "a median us", "b median us", "min", "median", "calls/block"]
+    header = ["comparison", "op", "a median us", "b median us", "min", "median", "95% interval", "calls/block"]
     rows = []
     for pair in pairs:
         c, values = pair.comparison, pair.values()
+        interval = c.per_round(pair.a, pair.b)
         rows.append(
             [
                 f"{c.label} ({c.a} vs {c.b})",
@@ -181,16 +143,17 @@ def format_report(pairs: Sequence[Pair], settings: Settings) -> str:
                 f"{statistics.median(pair.b) * 1e6:.1f}",
                 c.format(min(values)),
                 c.format(statistics.median(values)),
+                f"[{c.format(interval.low)}, {c.format(interval.high)}]",
                 str(pair.calls),
             ]
         )
     title = (
         f"Interleaved A/B in one process, {settings.blocks} rounds of one block each side (order rotated every round),"
-        f" {settings.entries} entries, {'unpinned' if settings.cpu is None else f'pinned to CPU {settings.cpu}'};"
-        " min and median of the per-round values (ratio a/b, or delta a-b in us), medians of a's and b's blocks:"
+        f" {settings.entries} entries, {settings.where}; min and median of the per-round values (ratio a/b, or delta"
+        " a-b in us) and the median's 95% interval, medians of a's and b's blocks:"
     )
-    lines = [title, "", *kv_micro._grid(header, rows)]
-    return "\n".join(lines + kv_micro.target_lines(lambda column, op: interleaved_value(pairs, column, op)))
+    lines = [title, "", *grid(header, rows)]
+    return "\n".join(lines + target_lines(lambda column, op: interleaved_value(pairs, column, op)))
 
 
 def interleaved_value(pairs: Sequence[Pair], column: str, op: str) -> float | None:
@@ -206,20 +169,17 @@ def interleaved_value(pairs: Sequence[Pair], column: str, op: str) -> float | No
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.kv_micro", description=__doc__.split("\n")[0])
-    parser.add_argument("--interleaved", action="store_true", required=True)
+    parser = argparse.ArgumentParser(prog="python -m tools.kv_micro", description=(__doc__ or "").split("\n")[0])
+    parser.add_argument(
+        "--interleaved", action="store_true", help="(this mode; implied by python -m tools.kv_interleaved)"
+    )
     parser.add_argument("--blocks", type=int, default=30, help="rounds of A,B blocks per comparison and op")
     parser.add_argument("--block-calls", type=int, default=None, help="calls per block (default: calibrated)")
     parser.add_argument("--block-ms", type=float, default=40.0, help="calibrated block length, ms (default 40)")
     parser.add_argument("--entries", type=int, default=10_000, help="entries seeded per store (default 10000)")
-    parser.add_argument(
-        "--cpu",
-        default=str(max(os.sched_getaffinity(0))),
-        help="pin the run to this CPU, or 'none' (default: the last CPU): unpinned, where the scheduler puts each"
-        " store's database thread changes its hop cost by 2-3x for seconds at a time, per thread",
-    )
-    parser.add_argument("--stores", type=kv_micro._csv, default=None, help=f"subset of: {', '.join(STORES)}")
-    parser.add_argument("--ops", type=kv_micro._csv, default=None, help=f"subset of: {', '.join(OPS)}")
+    add_cpu_option(parser)
+    parser.add_argument("--stores", type=csv, default=None, help=f"subset of: {', '.join(STORES)}")
+    parser.add_argument("--ops", type=csv, default=None, help=f"subset of: {', '.join(OPS)}")
     args = parser.parse_args(list(argv))
     for name, value in (("--blocks", args.blocks), ("--block-calls", args.block_calls or 1)):
         if value < 1:
@@ -231,16 +191,22 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str]) -> None:
+    """``argv`` as kv_micro passes it (with ``--interleaved``)."""
     args = parse(argv)
-    cpu = None if args.cpu == "none" else int(args.cpu)
-    if cpu is not None:
-        os.sched_setaffinity(0, {cpu})  # before any thread or subprocess starts: they inherit it
-    settings = Settings(args.blocks, args.block_calls, args.block_ms / 1000, args.entries, cpu)
+    where = pin(args.cpu)  # before any thread or subprocess starts: they inherit it
+    settings = Settings(args.blocks, args.block_calls, args.block_ms / 1000, args.entries, where)
     comparisons, skipped = chosen_comparisons(args.stores)
     for message in skipped:
         print(message)
     if not comparisons:
         raise SystemExit("no comparison has both of its stores among the chosen, available stores")
     ops = [op for op in OPS if not args.ops or op in args.ops]
+    print(banner("alternating A/B blocks per comparison and op", where))
     pairs = asyncio.run(run_pairs(comparisons, ops, settings))
     print(format_report(pairs, settings))
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(["--interleaved", *sys.argv[1:]])
