@@ -25,7 +25,7 @@ from queue_impls.jobs import LAYOUTS, Queue, Worker
 from queue_impls.jobs.model import Job
 from queue_impls.kv import open_kv
 
-from .affinity import pin
+from .run.affinity import pin
 
 #: (layout, concurrency) contenders of ours; huey runs with one consumer thread's loop (dequeue + execute).
 CONCURRENCIES = (1, 8)

@@ -25,7 +25,7 @@ from queue_impls.kv.codec import encode_key
 from queue_impls.kvconnect import KvConnectServer
 from queue_impls.kvconnect import datapath_pb2 as pb
 
-from .deno_program import run_program
+from .run.deno_program import run_program
 
 PROGRAM: Final = Path(__file__).resolve().parent / "kvconnect_overhead.ts"
 GOAL_US: Final = 150.0

@@ -19,23 +19,13 @@ from queue_impls.jobs import FakeClock, JobStatus, Queue
 from queue_impls.kv import Kv, encode_key, encode_value, open_kv
 from queue_impls.kv.limits import MAX_MUTATIONS, MAX_TOTAL_KEY_SIZE, MAX_TOTAL_MUTATION_SIZE
 
-from .scenarios import SeedSpec
+from ..scenarios import SeedSpec
+from ..scenarios.data import job_name, payload
 
 #: Bump when the meaning of a seed changes in a way the hashed sources do not show.
 SEED_FORMAT: Final = 1
 #: Pending jobs of a seed wait this long (about ten years), so no worker in a benchmark ever runs them.
 PENDING_DELAY: Final = 315_360_000.0
-#: What the status filters of list_by_name look for: "rare" matches 1% of a name's jobs, "half" 50%.
-STATUS_FILTERS: Final[dict[str, JobStatus | None]] = {
-    "none": None,
-    "rare": JobStatus.FAILED,
-    "half": JobStatus.PENDING,
-}
-
-
-def job_name(index: int) -> str:
-    """The name of the index-th name of a seed (the dashboard lists the first one)."""
-    return f"email-{index}"
 
 
 def planned_status(ordinal: int) -> JobStatus:
@@ -43,11 +33,6 @@ def planned_status(ordinal: int) -> JobStatus:
     if ordinal % 100 == 0:
         return JobStatus.FAILED
     return JobStatus.PENDING if ordinal % 2 == 1 else JobStatus.COMPLETED
-
-
-def payload(index: int) -> dict[str, Any]:
-    """A small, realistic job payload."""
-    return {"to": f"user{index}@example.com", "template": "welcome", "locale": "en"}
 
 
 async def seed(kv: Kv, spec: SeedSpec) -> None:
@@ -117,11 +102,12 @@ def default_cache_dir() -> Path:
 
 
 def code_version() -> str:
-    """A hash of every source file that shapes a seeded store: this module, the queue, the KV value and key codec
+    """A hash of every source file that shapes a seeded store: this module, the scenarios' data, the queue, the KV value and key codec
     and the SQLite backend's file format (other KV modules do not change what is stored)."""
     package = Path(queue_impls.__file__).parent
     sources = [
         Path(__file__),
+        Path(__file__).resolve().parents[1] / "scenarios" / "data.py",
         *sorted((package / "jobs").rglob("*.py")),
         package / "kv" / "codec.py",
         package / "kv" / "backends" / "sqlite.py",

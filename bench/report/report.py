@@ -13,12 +13,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pyperf
 
-from bench import latency_accuracy, plots
-from bench.complexity import classify
-from bench.document import Block, Figure, Heading, Paragraph, Table, fmt_time, to_html, to_markdown
 from bench.files import replace_directory
-from bench.report_deno import typescript_section
+from bench.report import plots
+from bench.report.complexity import classify
+from bench.report.deno import typescript_section
+from bench.report.document import Block, Figure, Heading, Paragraph, Table, fmt_time, to_html, to_markdown
 from bench.results import benchmark_info, load, load_suite
+from bench.run import latency_accuracy
 
 HEADLINE_METRICS = (
     ("calls", "KV calls"),
@@ -234,7 +235,7 @@ def _injector_error(points: list[latency_accuracy.Point]) -> list[Block]:
     worst = max(points, key=lambda p: abs(p.ratio - 1))
     callers = max(p.callers for p in points)
     text = (
-        "**The model's own error.** Measured by `python -m bench.latency_accuracy` in this run: chains of gets "
+        "**The model's own error.** Measured by `python -m bench.run.latency_accuracy` in this run: chains of gets "
         f"on the in-memory store, one caller (serial) and {callers} on one event loop (concurrent), each RTT in "
         "blocks interleaved with the same chains at RTT 0. Predicted per round trip = RTT + the local work per round "
         "trip at RTT 0; measured = the median round trip. "
@@ -318,7 +319,7 @@ def build(df: pd.DataFrame, suite: pyperf.BenchmarkSuite, results: Path, figures
         ),
     ]
     blocks += [Heading("Headline: the seed's case"), *headline(df)]
-    blocks += typescript_section(df)  # bench/report_deno.py: only with deno_seed_case benchmarks
+    blocks += typescript_section(df)  # bench/report/deno.py: only with deno_seed_case benchmarks
     blocks += [Heading("Cost against the number of jobs"), *_figs(figures, "counts_vs_n")]
     blocks += [
         Heading("Complexity class per layout", 3),

@@ -17,7 +17,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bench.document import time_unit
+from bench.report.document import time_unit
+from bench.scenarios import param_columns
 
 LAYOUT_ORDER = ("naive", "optimized", "batched", "indexed")
 COLOURS = {"naive": "#d62728", "optimized": "#1f77b4", "batched": "#ff7f0e", "indexed": "#2ca02c"}
@@ -355,9 +356,6 @@ def _mark_break_evens(ax: Axes, costs: Costs) -> None:
 
 # -- slicing the frame by hand (the notebook) ---------------------------------------------------------------------
 
-#: Columns a slice can leave free besides the parameters: several scenarios or metrics at once.
-_SLICE_COLUMNS = ("scenario", "metric", "N", "K", "limit", "offset", "status", "op", "concurrency", "rtt_ms")
-
 
 def slice_rows(df: pd.DataFrame, selection: Mapping[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     """The rows whose columns equal ``selection``, and the columns that still vary among them: every row is one
@@ -366,7 +364,12 @@ def slice_rows(df: pd.DataFrame, selection: Mapping[str, Any]) -> tuple[pd.DataF
     for column, value in selection.items():
         mask &= df[column] == value
     part = df[mask]
-    free = [c for c in _SLICE_COLUMNS if c not in selection and part[c].nunique(dropna=True) > 1]
+    # Besides the parameters, a slice can leave free several scenarios or metrics at once.
+    free = [
+        c
+        for c in ("scenario", "metric", *param_columns())
+        if c in part and c not in selection and part[c].nunique(dropna=True) > 1
+    ]
     return part, free
 
 
