@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib
@@ -422,14 +422,3 @@ def shade(layout: str, i: int, n: int) -> tuple[float, float, float]:
     t = i / (n - 1)  # 0 .. 1: darkened by 40% at 0, lightened by 55% towards white at 1
     mixed = base * (1 - 0.4 * (1 - t)) + (np.ones(3) - base) * 0.55 * t
     return (float(mixed[0]), float(mixed[1]), float(mixed[2]))
-
-
-PLOTS: tuple[tuple[str, str, Callable[[pd.DataFrame], Figure | None]], ...] = (
-    ("counts_vs_n", "KV calls and round trips vs N", counts_vs_n),
-    ("time_vs_n", "Time vs N", time_vs_n),
-    ("instructions_vs_n", "CPU instructions vs N", instructions_vs_n),
-    ("time_vs_rtt", "Time vs round-trip time", time_vs_rtt),
-    ("speedup_heatmap", "Speedup over naive", speedup_heatmap),
-    ("bytes_written", "Bytes written per operation", bytes_written),
-    ("break_even", "Mixed-workload break-even", break_even),
-)

@@ -1,17 +1,22 @@
 """`qbench report`: turn one results file into index.html (self-contained) and README.md with PNG plots beside it.
 
-Everything shown is computed from the results file; see docs/reports.md for what each section means.
+The report is SECTIONS, an ordered list: each section a heading, its plots (each with its caption) and its text and
+tables. A new section is one entry there (with its plot function in plots.py). Everything shown is computed from the
+results file; see docs/reports.md for what each section means.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
 import pyperf
+from matplotlib.figure import Figure as MplFigure
 
 from bench.files import replace_directory
 from bench.report import plots
@@ -281,32 +286,147 @@ def environment(suite: pyperf.BenchmarkSuite, results: Path) -> list[Block]:
     return [Table(["", "value"], rows)]
 
 
+# -- the sections, in the order the report shows them ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What every section reads: the tidy frame, the pyperf suite, the results file's path."""
+
+    df: pd.DataFrame
+    suite: pyperf.BenchmarkSuite
+    results: Path
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One figure: its file name (``name``.png), its title, the function that draws it (None: nothing to draw)."""
+
+    name: str
+    title: str
+    make: Callable[[pd.DataFrame], MplFigure | None]
+    caption: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading, its plots and its text and tables (``blocks``); ``plots_first``: the plots above the text."""
+
+    heading: str | None
+    plots: tuple[Plot, ...] = ()
+    blocks: Callable[[Inputs], list[Block]] = lambda inputs: []
+    level: int = 2
+    plots_first: bool = True
+
+    def render(self, inputs: Inputs, figures: dict[str, Figure]) -> list[Block]:
+        shown: list[Block] = [figures[p.name] for p in self.plots if p.name in figures]
+        text = self.blocks(inputs)
+        body = [*shown, *text] if self.plots_first else [*text, *shown]
+        return ([Heading(self.heading, self.level)] if self.heading else []) + body
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("Headline: the seed's case", blocks=lambda i: headline(i.df)),
+    Section(None, blocks=lambda i: typescript_section(i.df)),  # deno.py: only with deno_seed_case benchmarks
+    Section(
+        "Cost against the number of jobs",
+        plots=(
+            Plot(
+                "counts_vs_n",
+                "KV calls and round trips vs N",
+                plots.counts_vs_n,
+                "Exact KV calls and round trips of one list_jobs call as the store grows (log-log). A flat line is "
+                "O(1) in N; a line of slope 1 is O(N).",
+            ),
+        ),
+    ),
+    Section(
+        "Complexity class per layout",
+        level=3,
+        plots=(
+            Plot(
+                "time_vs_n",
+                "Time vs N",
+                plots.time_vs_n,
+                "pyperf mean time per list_jobs call, error bars one standard deviation.",
+            ),
+            Plot(
+                "instructions_vs_n",
+                "CPU instructions vs N",
+                plots.instructions_vs_n,
+                "CPU instructions of one list_jobs call counted under callgrind: deterministic, so what the gate's "
+                "instruction tier compares, whatever else the machine was doing.",
+            ),
+        ),
+        blocks=lambda i: complexity(i.df),
+        plots_first=False,
+    ),
+    Section(
+        "Network round-trip time",
+        plots=(
+            Plot(
+                "time_vs_rtt",
+                "Time vs round-trip time",
+                plots.time_vs_rtt,
+                "Measured time under a simulated network round-trip time (markers), against the prediction "
+                "(dashed): serial round trips × RTT plus the local work measured at RTT 0. As the RTT grows, the "
+                "round trips decide the cost.",
+            ),
+        ),
+        blocks=lambda i: rtt_blocks(i.df, i.suite),
+    ),
+    Section(
+        "Speedup over naive",
+        plots=(
+            Plot(
+                "speedup_heatmap",
+                "Speedup over naive",
+                plots.speedup_heatmap,
+                "Naive time divided by the layout's time for each N and page size; above 1 the layout is faster.",
+            ),
+        ),
+    ),
+    Section(
+        "The price of an index: writes",
+        plots=(
+            Plot(
+                "bytes_written",
+                "Bytes written per operation",
+                plots.bytes_written,
+                "Bytes each write operation stores, per layout: what an index costs on every write.",
+            ),
+        ),
+    ),
+    Section(
+        "Mixed workload break-even",
+        plots=(
+            Plot(
+                "break_even",
+                "Mixed-workload break-even",
+                plots.break_even,
+                "KV cost per job written when a dashboard reads r pages per job written; a dot marks where a layout "
+                "starts to beat naive.",
+            ),
+        ),
+        blocks=lambda i: break_even_blocks(i.df),
+    ),
+    Section("N+1 findings", blocks=lambda i: findings(i.suite)),
+    Section("Environment", blocks=lambda i: environment(i.suite, i.results)),
+)
+#: Every plot of every section, in the report's order.
+PLOTS: tuple[Plot, ...] = tuple(plot for section in SECTIONS for plot in section.plots)
+
+
 def write_figures(df: pd.DataFrame, out: Path) -> dict[str, Figure]:
     figures = {}
-    for name, title, make in plots.PLOTS:
-        fig = make(df)
+    for plot in PLOTS:
+        fig = plot.make(df)
         if fig is None:
             continue
-        fig.savefig(out / f"{name}.png", dpi=DPI)
+        fig.savefig(out / f"{plot.name}.png", dpi=DPI)
         plt.close(fig)
-        figures[name] = Figure(f"{name}.png", title, CAPTIONS[name])
+        figures[plot.name] = Figure(f"{plot.name}.png", plot.title, plot.caption)
     return figures
-
-
-CAPTIONS = {
-    "counts_vs_n": "Exact KV calls and round trips of one list_jobs call as the store grows (log-log). A flat line is "
-    "O(1) in N; a line of slope 1 is O(N).",
-    "time_vs_n": "pyperf mean time per list_jobs call, error bars one standard deviation.",
-    "instructions_vs_n": "CPU instructions of one list_jobs call counted under callgrind: deterministic, so what the "
-    "gate's instruction tier compares, whatever else the machine was doing.",
-    "time_vs_rtt": "Measured time under a simulated network round-trip time (markers), against the prediction "
-    "(dashed): serial round trips × RTT plus the local work measured at RTT 0. As the RTT grows, the round trips "
-    "decide the cost.",
-    "speedup_heatmap": "Naive time divided by the layout's time for each N and page size; above 1 the layout is faster.",
-    "bytes_written": "Bytes each write operation stores, per layout: what an index costs on every write.",
-    "break_even": "KV cost per job written when a dashboard reads r pages per job written; a dot marks where a layout "
-    "starts to beat naive.",
-}
 
 
 def build(df: pd.DataFrame, suite: pyperf.BenchmarkSuite, results: Path, figures: dict[str, Figure]) -> list[Block]:
@@ -318,24 +438,10 @@ def build(df: pd.DataFrame, suite: pyperf.BenchmarkSuite, results: Path, figures
             "regenerate it, never edit it by hand."
         ),
     ]
-    blocks += [Heading("Headline: the seed's case"), *headline(df)]
-    blocks += typescript_section(df)  # bench/report/deno.py: only with deno_seed_case benchmarks
-    blocks += [Heading("Cost against the number of jobs"), *_figs(figures, "counts_vs_n")]
-    blocks += [
-        Heading("Complexity class per layout", 3),
-        *complexity(df),
-        *_figs(figures, "time_vs_n", "instructions_vs_n"),
-    ]
-    blocks += [Heading("Network round-trip time"), *_figs(figures, "time_vs_rtt"), *rtt_blocks(df, suite)]
-    blocks += [Heading("Speedup over naive"), *_figs(figures, "speedup_heatmap")]
-    blocks += [Heading("The price of an index: writes"), *_figs(figures, "bytes_written")]
-    blocks += [Heading("Mixed workload break-even"), *_figs(figures, "break_even"), *break_even_blocks(df)]
-    blocks += [Heading("N+1 findings"), *findings(suite)]
-    return [*blocks, Heading("Environment"), *environment(suite, results)]
-
-
-def _figs(figures: dict[str, Figure], *names: str) -> list[Block]:
-    return [figures[n] for n in names if n in figures]
+    inputs = Inputs(df, suite, results)
+    for section in SECTIONS:
+        blocks += section.render(inputs, figures)
+    return blocks
 
 
 def report(*, results: Path, out: Path) -> None:
@@ -357,4 +463,4 @@ def report(*, results: Path, out: Path) -> None:
 
 def report_file(name: str) -> bool:
     """Whether a report directory's file ``name`` is one `qbench report` writes (and so replaces)."""
-    return name in ("index.html", "README.md") or name in {f"{plot}.png" for plot, _, _ in plots.PLOTS}
+    return name in ("index.html", "README.md") or name in {f"{plot.name}.png" for plot in PLOTS}
