@@ -127,11 +127,13 @@ def handle_run(args: argparse.Namespace) -> int:
     from queue_impls.jobs.layouts import layout_names
 
     from .files import check_directory
-    from .run.plugins import import_plugins
+    from .run.plugins import import_plugins, plugin_search_path
     from .run.runner import RunOptions, TimingFlags, run_suite
 
     check_directory(args.cache_dir)  # before the first seed is built, not after
-    import_plugins(args.plugins)  # before --layouts and --scenarios are checked: plug-ins add to both
+    import_plugins(
+        args.plugins, search=plugin_search_path()
+    )  # before --layouts and --scenarios are checked: plug-ins add to both
 
     options = RunOptions(
         suite=args.suite,

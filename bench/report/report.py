@@ -25,6 +25,7 @@ from bench.report.deno import typescript_section
 from bench.report.document import Block, Figure, Heading, Paragraph, Table, fmt_time, to_html, to_markdown
 from bench.results import benchmark_info, load, load_suite
 from bench.run import latency_accuracy
+from bench.scenarios import BUILTIN
 
 HEADLINE_METRICS = (
     ("calls", "KV calls"),
@@ -276,6 +277,43 @@ def findings(suite: pyperf.BenchmarkSuite) -> list[Block]:
     return [Table(headers, rows)]
 
 
+def plugin_scenarios(df: pd.DataFrame, suite: pyperf.BenchmarkSuite) -> list[Block]:
+    """One row per benchmark of the scenarios that are not built in (a plug-in's): its exact counts, time,
+    instructions and N+1 finding. Nothing when the results file holds built-in scenarios only."""
+    builtin = {scenario.name for scenario in BUILTIN}
+    benches = [b for b in suite.get_benchmarks() if benchmark_info(b).get("kvq_scenario") not in builtin]
+    if not benches:
+        return []
+    rows: list[list[object]] = []
+    for bench in benches:
+        meta = benchmark_info(bench)
+        counts = meta["kvq_counts"]
+        values = bench.get_values()
+        spread = f" ± {fmt_time(bench.stdev())}" if len(values) > 1 else ""
+        found = meta.get("kvq_nplus1") or []
+        instructions = meta.get("kvq_instructions")
+        rows.append(
+            [
+                f"`{bench.get_name()}`",
+                _int(float(counts["total_calls"])),
+                _int(float(counts["round_trips"])),
+                _int(float(counts["entries_read"])),
+                _int(float(counts["bytes_read"])),
+                _int(float(counts["bytes_written"])),
+                f"{fmt_time(bench.mean())}{spread}" if values else None,
+                None if instructions is None else f"{float(json.loads(instructions)):,.0f}",
+                f"{found[0]['count']} × `{found[0]['fingerprint']}`" if found else "–",
+            ]
+        )
+    headers = ["benchmark", "KV calls", "round trips", "entries read", "bytes read", "bytes written",
+               "time (mean ± stdev)", "CPU instructions", "N+1"]  # fmt: skip
+    per_job = any(benchmark_info(b).get("kvq_per") == "job" for b in benches)
+    note = "Scenarios registered by plug-ins (`qbench run --plugin`), one row per benchmark" + (
+        "; a scenario measured per job shows counts per job." if per_job else "."
+    )
+    return [Heading("Plug-in scenarios"), Paragraph(note), Table(headers, rows)]
+
+
 def environment(suite: pyperf.BenchmarkSuite, results: Path) -> list[Block]:
     meta = suite.get_benchmarks()[0].get_metadata()
     rows: list[list[object]] = [[label, meta[key]] for key, label in ENV_KEYS if key in meta]
@@ -410,6 +448,7 @@ SECTIONS: tuple[Section, ...] = (
         ),
         blocks=lambda i: break_even_blocks(i.df),
     ),
+    Section(None, blocks=lambda i: plugin_scenarios(i.df, i.suite)),  # only with a plug-in's scenarios
     Section("N+1 findings", blocks=lambda i: findings(i.suite)),
     Section("Environment", blocks=lambda i: environment(i.suite, i.results)),
 )

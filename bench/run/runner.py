@@ -218,7 +218,7 @@ def run_suite(options: RunOptions, *, echo: Callable[[str], None] = print) -> Ru
     """Run a suite and write its results file; returns what was written (also after Ctrl-C)."""
     check_output(options.output)
     check_backend(options.backend)
-    import_plugins(options.plugins)
+    import_plugins(options.plugins, search=plugin_search_path())
     every = build_cases(
         suite=options.suite, layouts=options.layouts, rtt_ms=options.rtt_ms, scenarios=options.scenarios
     )
@@ -371,7 +371,7 @@ def _seed(specs: list[SeedSpec], options: RunOptions, echo: Callable[[str], None
     unique = list(dict.fromkeys(specs))
     built: list[SeedSpec] = []
     started = time.perf_counter()
-    to_build = len(missing_seeds(unique, cache_dir=options.cache_dir))
+    to_build = len(missing_seeds(unique, cache_dir=options.cache_dir, plugins=options.plugins))
     no_bar = _no_bar(options.progress) or (None if to_build else True)
     with tqdm(total=to_build, unit="store", desc="seeding", disable=no_bar) as bar:
 
@@ -379,7 +379,7 @@ def _seed(specs: list[SeedSpec], options: RunOptions, echo: Callable[[str], None
             built.append(spec)
             bar.update()
 
-        seeds = ensure_seeds(unique, cache_dir=options.cache_dir, on_built=on_built)
+        seeds = ensure_seeds(unique, cache_dir=options.cache_dir, on_built=on_built, plugins=options.plugins)
     if built:
         echo(
             f"seeded {len(built)} of {len(unique)} stores in {time.perf_counter() - started:.1f} s (cached in {options.cache_dir})"
