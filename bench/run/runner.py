@@ -132,9 +132,9 @@ def select_cases(cases: list[Case], patterns: Sequence[str]) -> list[Case]:
         return cases
     chosen = [case for case in cases if any(_matches(case.name, pattern) for pattern in patterns)]
     if not chosen:
-        names = [case.name for case in cases]
-        close = [n for p in patterns for n in difflib.get_close_matches(p, names, n=3, cutoff=0.3)]
-        close += [n for p in patterns for n in names if _matches(n.split("/")[0], p.split("/")[0])][:3]
+        # Names, and their scenario and scenario/layout parts, so that a short pattern finds its near miss.
+        known = list(dict.fromkeys(x for c in cases for x in (c.scenario, f"{c.scenario}/{c.layout}", c.name)))
+        close = [n for p in patterns for n in difflib.get_close_matches(p, known, n=3, cutoff=0.5)]
         hint = f"; closest: {', '.join(dict.fromkeys(close))}" if close else ""
         raise UsageError(f"-k {' -k '.join(patterns)}: no benchmark of the {len(cases)} planned matches{hint}")
     return chosen

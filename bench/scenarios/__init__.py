@@ -6,13 +6,14 @@ applies to (``Scenario`` in base.py); the suites and their timing (suites.py); t
 May import: queue_impls, bench.errors; bench.run only lazily, inside a hook that runs a benchmark (deno_seed_case,
 rtt_sweep's injector check). Everything else in bench reads the declarations from here.
 
-A new scenario is one module declaring a ``Scenario`` and one line in BUILTIN below. A user's scenario registers
+A new scenario is one module declaring a ``Scenario`` (named as the module) and one line in BUILTIN_MODULES below. A user's scenario registers
 with ``register_scenario`` (from a module ``qbench run --plugin`` imports) or through an entry point in the
 ``kvq_bench.scenarios`` group of an installed package (``name = "module:SCENARIO"``, loaded on first look-up).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,22 +22,33 @@ from typing import Any, Final
 from queue_impls.jobs.layouts import LAYOUTS
 
 from ..errors import UsageError
-from . import deno_seed_case, list_by_name, mixed, rtt_sweep, seed_case, worker_path, worker_throughput, write_path
+from . import rtt_sweep
 from .base import NO_LAYOUT, Case, Operation, Param, QueueOperation, Scenario, SeedSpec, timed
 from .function import function_scenario
 from .suites import SUITE_SPECS, SUITES, SuiteSpec, Timing
 
-#: The built-in scenarios, in the order suites run and reports show them: one line per scenario module.
-BUILTIN: Final[tuple[Scenario, ...]] = (
-    list_by_name.SCENARIO,
-    seed_case.SCENARIO,
-    write_path.SCENARIO,
-    worker_throughput.SCENARIO,
-    worker_path.SCENARIO,
-    rtt_sweep.SCENARIO,
-    mixed.SCENARIO,
-    deno_seed_case.SCENARIO,
+#: The built-in scenarios, in the order suites run and reports show them: one line per scenario module, each a module
+#: of this package that declares ``SCENARIO``.
+BUILTIN_MODULES: Final = (
+    "list_by_name",
+    "seed_case",
+    "write_path",
+    "worker_throughput",
+    "worker_path",
+    "rtt_sweep",
+    "mixed",
+    "deno_seed_case",
 )
+
+
+def _declared(module: str) -> Scenario:
+    declared = importlib.import_module(f"{__name__}.{module}").SCENARIO
+    if not isinstance(declared, Scenario) or declared.name != module:
+        raise TypeError(f"{__name__}.{module}.SCENARIO must be the Scenario named {module!r}")
+    return declared
+
+
+BUILTIN: Final[tuple[Scenario, ...]] = tuple(_declared(module) for module in BUILTIN_MODULES)
 #: Installed packages name their scenarios under this entry-point group (``name = "module:SCENARIO"``).
 ENTRY_POINT_GROUP: Final = "kvq_bench.scenarios"
 
@@ -189,6 +201,7 @@ def parse_rtt(value: str | None, *, suite: str) -> tuple[float, ...]:
 
 __all__ = [
     "BUILTIN",
+    "BUILTIN_MODULES",
     "ENTRY_POINT_GROUP",
     "LAYOUTS",
     "NO_LAYOUT",
