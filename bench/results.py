@@ -1,5 +1,7 @@
 """The results file (docs/results-format.md): written by ``qbench run``, read by ``load()`` and everything else.
 
+Its frame's parameter columns, their types and the units of derived figures come from the scenarios' declarations.
+
 A pyperf BenchmarkSuite whose benchmarks carry the kvq metadata; ``load`` flattens it into one tidy row per
 benchmark x metric. Writing is incremental and atomic, so an interrupted run leaves a valid file.
 """
@@ -11,7 +13,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Final
@@ -21,12 +23,28 @@ import pyperf
 
 from .errors import ResultsError
 from .files import write_file, write_text
+from .scenarios import BUILTIN, Scenario, derived_units, param_columns, text_params
 
-COLUMNS: Final = (
-    "benchmark", "scenario", "layout", "backend", "suite", "N", "K", "limit", "offset", "status", "op",
-    "concurrency", "rtt_ms", "metric", "kind", "value", "unit", "stdev", "n_values",
-)  # fmt: skip
-_PARAM_COLUMNS: Final = ("N", "K", "limit", "offset", "status", "op", "concurrency", "rtt_ms")
+#: The columns of ``load``'s frame: these, then one per parameter the scenarios declare as a column, then METRIC_ROW.
+ID_COLUMNS: Final = ("benchmark", "scenario", "layout", "backend", "suite")
+METRIC_COLUMNS: Final = ("metric", "kind", "value", "unit", "stdev", "n_values")
+
+
+def columns(scenarios: Iterable[Scenario] | None = None) -> tuple[str, ...]:
+    """The frame's columns for the registered scenarios (or the ones given): the parameter columns are derived from
+    their declarations, in the order they first appear."""
+    return (*ID_COLUMNS, *param_columns(scenarios), *METRIC_COLUMNS)
+
+
+def numeric_params(scenarios: Iterable[Scenario] | None = None) -> tuple[str, ...]:
+    """The parameter columns that hold numbers (every declared parameter but the text ones)."""
+    text = text_params(scenarios)
+    return tuple(c for c in param_columns(scenarios) if c not in text)
+
+
+#: The built-in scenarios' columns: benchmark, scenario, layout, backend, suite, N, K, limit, offset, status, op,
+#: concurrency, rtt_ms, metric, kind, value, unit, stdev, n_values. A plug-in's column parameters come after rtt_ms.
+COLUMNS: Final = columns(BUILTIN)
 #: Count metrics of kvq_counts (besides ``calls``), with their units.
 COUNT_UNITS: Final = {
     "round_trips": "round_trips",
@@ -36,14 +54,6 @@ COUNT_UNITS: Final = {
     "mutations": "mutations",
     "checks": "checks",
     "bytes_written": "bytes",
-}
-DERIVED_UNITS: Final = {
-    "predicted_s": "second",
-    "jobs_per_s": "jobs/s",
-    "read_round_trips_per_page": "round_trips",
-    "write_round_trips_per_job": "round_trips",
-    "read_bytes_per_page": "bytes",
-    "write_bytes_per_job": "bytes",
 }
 _JSON_KEYS: Final = ("kvq_params", "kvq_counts", "kvq_derived", "kvq_nplus1")
 
@@ -153,8 +163,6 @@ _TEXT_KEYS: Final = (
     "kvq_rtt_ms",
 )  # fmt: skip
 _REQUIRED_COUNTS: Final = ("total_calls", *COUNT_UNITS)
-_NUMERIC_PARAMS: Final = ("N", "K", "limit", "offset", "concurrency", "rtt_ms")
-_TEXT_PARAMS: Final = ("status", "op")
 _NPLUS1_TEXT: Final = ("source", "fingerprint", "site")
 
 
@@ -186,10 +194,11 @@ def metadata_problem(meta: Mapping[str, Any]) -> str | None:
 def _params_problem(params: Any) -> str | None:
     if not isinstance(params, dict):
         return f"kvq_params must be a JSON object of parameters: got {_show(params)}"
-    for key in _NUMERIC_PARAMS:
+    text = text_params()
+    for key in numeric_params():
         if key in params and not _is_number(params[key]):
             return f"kvq_params.{key} must be a finite number: got {_show(params[key])}"
-    for key in _TEXT_PARAMS:
+    for key in text:
         if key in params and not isinstance(params[key], str):
             return f"kvq_params.{key} must be a string: got {_show(params[key])}"
     return None
@@ -259,28 +268,29 @@ def benchmark_info(bench: pyperf.Benchmark) -> dict[str, Any]:
 
 
 def load(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """One tidy row per benchmark x metric (columns: COLUMNS); ResultsError for a bad or foreign file."""
+    """One tidy row per benchmark x metric (columns: ``columns()``); ResultsError for a bad or foreign file."""
     suite = load_suite(path)
-    rows = [row for bench in suite for row in _rows(bench)]
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    for column in ("N", "K", "limit", "offset", "concurrency", "rtt_ms", "value", "stdev", "n_values"):
+    params, units = param_columns(), derived_units()
+    rows = [row for bench in suite for row in _rows(bench, params, units)]
+    frame = pd.DataFrame(rows, columns=list(columns()))
+    for column in (*numeric_params(), "value", "stdev", "n_values"):
         frame[column] = pd.to_numeric(frame[column])
     return frame
 
 
-def _rows(bench: pyperf.Benchmark) -> Iterator[dict[str, Any]]:
+def _rows(bench: pyperf.Benchmark, params: Sequence[str], units: Mapping[str, str]) -> Iterator[dict[str, Any]]:
     meta = benchmark_info(bench)
-    base = _base_row(bench.get_name(), meta)
+    base = _base_row(bench.get_name(), meta, params)
     per_job = meta.get("kvq_per") == "job"
     for metric, value, unit in _count_metrics(meta["kvq_counts"]):
         yield {**base, "metric": metric, "kind": "count", "value": value, "unit": f"{unit}/job" if per_job else unit}
     yield from _time_rows(bench, base)
     yield from _instruction_rows(bench.get_name(), meta.get("kvq_instructions"), base, per_job)
     for metric, value in (meta.get("kvq_derived") or {}).items():
-        yield {**base, "metric": metric, "kind": "derived", "value": value, "unit": DERIVED_UNITS.get(metric, "")}
+        yield {**base, "metric": metric, "kind": "derived", "value": value, "unit": units.get(metric, "")}
 
 
-def _base_row(name: str, meta: Mapping[str, Any]) -> dict[str, Any]:
+def _base_row(name: str, meta: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
     params = meta.get("kvq_params") or {}
     row: dict[str, Any] = {
         "benchmark": name,
@@ -289,7 +299,7 @@ def _base_row(name: str, meta: Mapping[str, Any]) -> dict[str, Any]:
         "backend": meta.get("kvq_backend"),
         "suite": meta.get("kvq_suite"),
     }
-    row.update({column: params.get(column) for column in _PARAM_COLUMNS})
+    row.update({column: params.get(column) for column in columns})
     row.update({"stdev": math.nan, "n_values": math.nan})
     return row
 
@@ -345,7 +355,7 @@ def _integers_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
         for v, is_count in zip(out["value"], counts, strict=True)
     ]
     out["value"] = pd.Series(values, index=out.index, dtype=object)  # a float column would turn 1001 back into 1001.0
-    for column in ("N", "K", "limit", "offset", "concurrency", "rtt_ms"):
+    for column in numeric_params():
         given = out[column].dropna()
         if len(given) and (given % 1 == 0).all():
             out[column] = out[column].astype("Int64")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.against import _worktree, judge_times
-from bench.gate import GateConfig
-from bench.significance import _signed_rank_critical, paired_ratio, signed_rank_interval
+from bench.gate.against import _worktree, judge_times
+from bench.gate.gate import GateConfig
+from bench.gate.significance import _signed_rank_critical, paired_ratio, signed_rank_interval
 
 
 def rounds(
@@ -90,7 +90,7 @@ def test_the_worktree_is_removed_even_on_ctrl_c(tmp_path: Path) -> None:
 
 
 class StubAgent:
-    """Stands in for bench.tree_agent.Agent: the protocol, not the benchmarks."""
+    """Stands in for bench.gate.tree_agent.Agent: the protocol, not the benchmarks."""
 
     def __init__(self) -> None:
         self.closed = 0
@@ -112,7 +112,7 @@ def test_the_agent_protocol_answers_each_line_and_reports_a_bad_case() -> None:
     import io
     import json
 
-    from bench.tree_agent import serve
+    from bench.gate.tree_agent import serve
 
     requests = io.StringIO(
         "\n".join(json.dumps(r) for r in [

@@ -288,7 +288,7 @@ def test_a_worker_pins_itself_so_that_its_store_threads_inherit_the_cpus() -> No
         pytest.skip("one CPU: nothing to pin to")
     code = (
         "import os, threading\n"
-        "from bench.affinity import pin\n"
+        "from bench.run.affinity import pin\n"
         f"pin('{cpus[-1]}')\n"
         "seen = []\n"
         "t = threading.Thread(target=lambda: seen.append(sorted(os.sched_getaffinity(0))))\n"

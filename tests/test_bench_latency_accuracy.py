@@ -1,10 +1,10 @@
-"""bench.latency_accuracy, smoke-tested cheaply: one RTT, one block, serial and concurrent, both stores."""
+"""bench.run.latency_accuracy, smoke-tested cheaply: one RTT, one block, serial and concurrent, both stores."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench import latency_accuracy
+from bench.run import latency_accuracy
 
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])

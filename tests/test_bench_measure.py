@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from bench.measure import measure_case
-from bench.scenarios import LAYOUTS, SEED_POINT, SUITE_SPECS, Case, SeedSpec, build_cases
-from bench.seeding import code_version, ensure_seeds, planned_status, seed, seed_path
-from bench.stores import StoreSource, prepare_source
+from bench.run.measure import measure_case
+from bench.run.seeding import code_version, ensure_seeds, planned_status, seed, seed_path
+from bench.run.stores import StoreSource, prepare_source
+from bench.scenarios import LAYOUTS, Case, SeedSpec, build_cases, get_scenario
+from bench.scenarios.seed_case import SEED_POINT
 from queue_impls.jobs import JobStatus, Queue, check_integrity
 from queue_impls.kv import open_kv
 
@@ -23,7 +24,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def smoke_cases() -> list[Case]:
-    return build_cases(suite="smoke", layouts=LAYOUTS, rtt_ms=SUITE_SPECS["smoke"].rtt_ms)
+    return build_cases(suite="smoke", layouts=LAYOUTS, rtt_ms=None)
 
 
 async def source_for(case: Case, cache_dir: Path, run_dir: Path, backend: str = "sqlite") -> StoreSource:
@@ -75,7 +76,7 @@ def test_a_new_seed_replaces_the_one_an_older_code_version_built(tmp_path: Path)
 async def test_the_seed_case_costs_what_the_seed_document_says(
     layout: str, calls: int, cache_dir: Path, tmp_path: Path
 ) -> None:
-    case = Case.make("seed_case", layout, SEED_POINT)
+    case = Case.make(get_scenario("seed_case"), layout, SEED_POINT)
     measured = await measure_case(case, await source_for(case, cache_dir, tmp_path), private_dir=tmp_path)
     assert measured.counts["total_calls"] == calls
     if layout == "naive":
@@ -110,7 +111,7 @@ async def test_every_smoke_case_runs_and_reports_its_counts(cache_dir: Path, tmp
 
 async def test_worker_throughput_counts_are_per_job(tmp_path: Path) -> None:
     async def per_job(n: int, concurrency: int) -> dict[str, Any]:
-        case = Case.make("worker_throughput", "optimized", {"N": n, "concurrency": concurrency})
+        case = Case.make(get_scenario("worker_throughput"), "optimized", {"N": n, "concurrency": concurrency})
         return (await measure_case(case, StoreSource("sqlite", None), private_dir=tmp_path)).counts
 
     one, five, five_at_8 = await per_job(1, 1), await per_job(5, 1), await per_job(5, 8)
@@ -120,7 +121,7 @@ async def test_worker_throughput_counts_are_per_job(tmp_path: Path) -> None:
 
 
 async def test_the_memory_backend_loads_the_seed_into_each_process(cache_dir: Path, tmp_path: Path) -> None:
-    case = Case.make("seed_case", "naive", SEED_POINT)
+    case = Case.make(get_scenario("seed_case"), "naive", SEED_POINT)
     source = await source_for(case, cache_dir, tmp_path, backend="memory")
     assert source.backend == "memory"
     measured = await measure_case(case, source, private_dir=tmp_path)
@@ -131,7 +132,7 @@ async def test_the_memory_backend_loads_the_seed_into_each_process(cache_dir: Pa
 async def test_write_path_counts_are_the_same_every_time(layout: str, tmp_path: Path) -> None:
     # The gate compares exact counts between runs: a retry's jittered delay lands in the stored job, so the
     # operation's rng must be seeded or bytes_written moves by a few bytes from run to run.
-    case = Case.make("write_path", layout, {"op": "fail_retry"})
+    case = Case.make(get_scenario("write_path"), layout, {"op": "fail_retry"})
     runs = [
         (await measure_case(case, StoreSource("sqlite", None), private_dir=tmp_path / str(i))).counts for i in range(3)
     ]

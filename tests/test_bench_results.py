@@ -12,10 +12,10 @@ import pyperf
 import pytest
 
 from bench.errors import ResultsError
-from bench.measure import Measured
 from bench.results import COLUMNS, ResultsWriter, load, load_suite, suite_metadata
-from bench.runner import benchmark_metadata
-from bench.scenarios import Case
+from bench.run.measure import Measured
+from bench.run.runner import benchmark_metadata
+from bench.scenarios import Case, get_scenario
 
 COUNTS = {
     "calls": {"get": 100, "get_many": 0, "list": 1, "set": 0, "delete": 0, "commit": 0},
@@ -38,9 +38,9 @@ def benchmark(case: Case, values: list[float], measured: Measured | None = None)
     return bench
 
 
-SEED = Case.make("seed_case", "naive", {"N": 100, "K": 1, "limit": 100, "offset": 0, "status": "none"})
-WRITE = Case.make("write_path", "indexed", {"op": "fail_retry"})
-THROUGHPUT = Case.make("worker_throughput", "batched", {"N": 50, "concurrency": 8})
+SEED = Case.make(get_scenario("seed_case"), "naive", {"N": 100, "K": 1, "limit": 100, "offset": 0, "status": "none"})
+WRITE = Case.make(get_scenario("write_path"), "indexed", {"op": "fail_retry"})
+THROUGHPUT = Case.make(get_scenario("worker_throughput"), "batched", {"N": 50, "concurrency": 8})
 
 
 def write(path: Path, *benchmarks: pyperf.Benchmark) -> Path:

@@ -7,15 +7,15 @@ import math
 import pytest
 
 from bench.errors import UsageError
-from bench.runner import plan_timing
+from bench.run.runner import plan_timing
 from bench.scenarios import (
     LAYOUTS,
-    PARAM_ORDER,
     SCENARIOS,
     SUITE_SPECS,
     Case,
     Timing,
     build_cases,
+    get_scenario,
     parse_list,
     parse_rtt,
 )
@@ -30,7 +30,7 @@ ISSUE_QUICK_AXES = {
 
 
 def cases(suite: str) -> list[Case]:
-    return build_cases(suite=suite, layouts=LAYOUTS, rtt_ms=SUITE_SPECS[suite].rtt_ms)
+    return build_cases(suite=suite, layouts=LAYOUTS, rtt_ms=parse_rtt(None, suite=suite))
 
 
 @pytest.mark.parametrize("suite", list(SUITE_SPECS))
@@ -62,19 +62,23 @@ def test_full_adds_100k_jobs_and_keeps_every_quick_point() -> None:
 
 
 def test_names_follow_the_results_format() -> None:
-    case = Case.make("list_by_name", "naive", {"status": "none", "N": 1000, "K": 1, "limit": 50, "offset": 0})
+    case = Case.make(
+        get_scenario("list_by_name"), "naive", {"status": "none", "N": 1000, "K": 1, "limit": 50, "offset": 0}
+    )
     assert case.name == "list_by_name/naive/N=1000,K=1,limit=50,offset=0,status=none"
-    rtt = Case.make("rtt_sweep", "optimized", {**case.params, "rtt_ms": 5.0})
+    rtt = Case.make(get_scenario("rtt_sweep"), "optimized", {**case.params, "rtt_ms": 5.0})
     assert rtt.name.endswith(",status=none,rtt_ms=5")
-    assert Case.make("write_path", "batched", {"op": "add"}).name == "write_path/batched/op=add"
+    assert Case.make(get_scenario("write_path"), "batched", {"op": "add"}).name == "write_path/batched/op=add"
     for planned in cases("quick"):
-        assert tuple(planned.params) == PARAM_ORDER[planned.scenario]
+        assert tuple(planned.params) == get_scenario(planned.scenario).param_names
 
 
 def test_what_each_case_reads_and_whether_it_writes() -> None:
-    listing = Case.make("list_by_name", "naive", {"N": 100, "K": 10, "limit": 10, "offset": 0, "status": "rare"})
+    listing = Case.make(
+        get_scenario("list_by_name"), "naive", {"N": 100, "K": 10, "limit": 10, "offset": 0, "status": "rare"}
+    )
     assert (listing.seed and listing.seed.N, listing.mutates, listing.per) == (100, False, "call")
-    throughput = Case.make("worker_throughput", "naive", {"N": 50, "concurrency": 8})
+    throughput = Case.make(get_scenario("worker_throughput"), "naive", {"N": 50, "concurrency": 8})
     assert (throughput.seed, throughput.mutates, throughput.per) == (None, True, "job")
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bench.compare import compare, geometric_mean
 from bench.errors import ResultsError
+from bench.gate.compare import compare, geometric_mean
 from tests.synthetic_results import Spec, write_results
 
 RAISED = "write_path/indexed/op=add"

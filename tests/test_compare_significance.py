@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.significance import Sample, regularized_beta, two_sided_p, welch
+from bench.gate.significance import Sample, regularized_beta, two_sided_p, welch
 
 
 @pytest.mark.parametrize(

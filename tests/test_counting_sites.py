@@ -138,20 +138,20 @@ def test_what_a_site_looks_through() -> None:
 def test_what_qbench_measures_is_named_at_the_queues_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every call of every smoke benchmark is sited in the job queue (a user of the KV layer), never in the harness
     that ran it; the N+1 of the naive layout at its own line."""
-    import bench.measure
+    import bench.run.measure
+    from bench.run.seeding import ensure_seeds
+    from bench.run.stores import StoreSource, prepare_source
     from bench.scenarios import LAYOUTS, build_cases
-    from bench.seeding import ensure_seeds
-    from bench.stores import StoreSource, prepare_source
 
     sites: set[str] = set()
-    traced = bench.measure._traced_execution
+    traced = bench.run.measure._traced_execution
 
     async def spy(case: Any, kv: CountingKv, operation: Any) -> Any:
         measured = await traced(case, kv, operation)
         sites.update(event.site for event in kv.trace)
         return measured
 
-    monkeypatch.setattr(bench.measure, "_traced_execution", spy)
+    monkeypatch.setattr(bench.run.measure, "_traced_execution", spy)
     cases = build_cases(suite="smoke", layouts=tuple(LAYOUTS), rtt_ms=(1.0,))
     specs = list(dict.fromkeys(case.seed for case in cases if case.seed is not None))
     seeds = ensure_seeds(specs, cache_dir=tmp_path / "cache")
@@ -160,7 +160,7 @@ def test_what_qbench_measures_is_named_at_the_queues_lines(tmp_path: Path, monke
     naive = _line_in(Path("queue_impls/jobs/layouts/naive.py"), "await kv.get(")
     for case in cases:
         source = sources[case.seed] if case.seed is not None else StoreSource("memory", None)
-        measured = asyncio.run(bench.measure.measure_case(case, source, private_dir=tmp_path / "measure"))
+        measured = asyncio.run(bench.run.measure.measure_case(case, source, private_dir=tmp_path / "measure"))
         assert {f["site"] for f in measured.nplus1} <= {naive}, case.name
         if case.layout == "naive" and case.scenario in ("list_by_name", "rtt_sweep", "seed_case"):
             assert [f["site"] for f in measured.nplus1] == [naive], case.name

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench.deno_program import measure_deno_listing, measure_python_listing, shared_counts
+from bench.run.deno_program import measure_deno_listing, measure_python_listing, shared_counts
 
 pytestmark = pytest.mark.deno
 

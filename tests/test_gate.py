@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.gate import gate, update_baseline
+from bench.gate.gate import gate, update_baseline
 from tests.synthetic_results import Spec, write_results
 
 RAISED = "list_by_name/optimized/N=1000,K=1,limit=50,offset=0,status=none"

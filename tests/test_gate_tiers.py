@@ -10,7 +10,7 @@ from typing import Any
 import pyperf
 import pytest
 
-from bench.gate import gate
+from bench.gate.gate import gate
 from tests.synthetic_results import INSTRUCTIONS_ENV, Spec, write_results
 
 OPTIMIZED_PAGE = "list_by_name/optimized/N=1000,K=1,limit=50,offset=0,status=none"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import instructions
-from bench.instructions import ClientRequests, InstructionsUnavailable, check_available, figure, read_dumps
-from bench.runner import RunOptions, _instruction_pass
+from bench.run import instructions
+from bench.run.instructions import ClientRequests, InstructionsUnavailable, check_available, figure, read_dumps
+from bench.run.runner import RunOptions, _instruction_pass
 from bench.scenarios import LAYOUTS
 
 
@@ -81,8 +81,8 @@ sqlite_backend._read_range = _slower_read_range
 @needs_valgrind
 @pytest.mark.timeout(900)  # three callgrind passes: about 25 s on an idle machine, minutes on a loaded one
 def test_a_real_count_repeats_and_sees_a_planted_read_slowdown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.instructions import count_instructions
-    from bench.runner import _prepare_stores, _write_plan
+    from bench.run.instructions import count_instructions
+    from bench.run.runner import _prepare_stores, _write_plan
     from bench.scenarios import build_cases
 
     cases = build_cases(suite="smoke", layouts=("optimized",), rtt_ms=(0.0,), scenarios=("seed_case", "write_path"))[:2]
@@ -104,8 +104,8 @@ def test_a_real_count_repeats_and_sees_a_planted_read_slowdown(tmp_path: Path, m
 
 
 def test_compare_report_and_export_show_instructions(tmp_path: Path) -> None:
-    from bench.compare import compare
-    from bench.report import report
+    from bench.gate.compare import compare
+    from bench.report.report import report
     from bench.results import export_csv, load
     from tests.synthetic_results import INSTRUCTIONS_ENV, Spec, write_results
 

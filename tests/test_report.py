@@ -10,7 +10,7 @@ import pytest
 
 from bench.cli import main
 from bench.errors import ResultsError
-from bench.report import report
+from bench.report.report import report
 from tests.synthetic_results import Spec, write_results
 
 PLOTS = ("counts_vs_n", "time_vs_n", "time_vs_rtt", "speedup_heatmap", "bytes_written", "break_even")

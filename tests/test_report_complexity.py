@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bench.complexity import classify, fit
+from bench.report.complexity import classify, fit
 from bench.results import load
 from tests.synthetic_results import write_results
 

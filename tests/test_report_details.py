@@ -11,9 +11,9 @@ import matplotlib
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from bench import plots
 from bench.cli import main
-from bench.compare import compare
+from bench.gate.compare import compare
+from bench.report import plots
 from bench.results import COLUMNS
 from tests.synthetic_results import Spec, write_results
 

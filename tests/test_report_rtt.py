@@ -9,9 +9,10 @@ from pathlib import Path
 import pyperf
 import pytest
 
-from bench import latency_accuracy, plots
-from bench.report import report
+from bench.report import plots
+from bench.report.report import report
 from bench.results import load
+from bench.run import latency_accuracy
 from tests.synthetic_results import Spec, write_results
 
 INJECTOR = [

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bench.affinity import parse_cpus
+from bench.run.affinity import parse_cpus
 
 #: One timed call: a block awaits it ``calls`` times.
 Op = Callable[[], Awaitable[object]]

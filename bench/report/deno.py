@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.document import Block, Heading, Paragraph, Table, fmt_time
+from bench.report.document import Block, Heading, Paragraph, Table, fmt_time
 
 PORTS = (("deno_seed_case", "TypeScript (Deno, through qbench serve)"), ("seed_case", "Python"))
 METRICS = (

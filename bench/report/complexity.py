@@ -14,9 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 import pandas as pd
+
+from bench.scenarios import BUILTIN, param_columns
 
 # Candidates from the cheapest to the most expensive: the order is the one "got worse" compares on.
 CLASSES: tuple[tuple[str, Callable[[float], float]], ...] = (
@@ -95,7 +98,13 @@ def _nearest_exponent(ns: np.ndarray, costs: np.ndarray) -> int:
     return min(range(len(CLASSES)), key=lambda rank: (abs(exponents[rank] - observed), rank))
 
 
-SLICE_KEYS = ("scenario", "layout", "K", "limit", "offset", "status", "op", "concurrency", "rtt_ms")
+def slice_keys() -> tuple[str, ...]:
+    """What a sweep over N is sliced by: scenario, layout and every other parameter column the scenarios declare."""
+    return ("scenario", "layout", *(c for c in param_columns() if c != "N"))
+
+
+#: The built-in scenarios' slice keys: scenario, layout, K, limit, offset, status, op, concurrency, rtt_ms.
+SLICE_KEYS: Final = ("scenario", "layout", *(c for c in param_columns(BUILTIN) if c != "N"))
 
 
 def classify(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
@@ -105,7 +114,7 @@ def classify(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """
     rows = []
     subset = df[df["metric"].isin(metrics) & df["N"].notna()]
-    keys = [k for k in SLICE_KEYS if k in subset.columns]
+    keys = [k for k in slice_keys() if k in subset.columns]
     for key, group in subset.groupby([*keys, "metric", "kind"], dropna=False, sort=True):
         result = fit(
             group["N"].astype(float).tolist(),

@@ -1,10 +1,10 @@
 """CPU instructions per operation, counted by callgrind: a cost figure that does not move with the machine's load.
 
 ``qbench run`` starts one ``valgrind --tool=callgrind --instr-atstart=no`` process over the run's plan. Inside it
-(``python -m bench.instructions``) start-up, imports, store opening and each benchmark's warm-up executions run
+(``python -m bench.run.instructions``) start-up, imports, store opening and each benchmark's warm-up executions run
 uninstrumented; instrumentation is on for the measured executions only, each framed by two callgrind client requests
-(zero the counters, dump them under a label), sent through a few bytes of machine code because Python cannot issue them itself. The
-figure is the median measured span minus the median span of an empty coroutine framed the same way: only the
+(zero the counters, dump them under a label), sent through a few bytes of machine code because Python cannot issue
+them itself. The figure is the median measured span minus the median span of an empty coroutine framed the same way: only the
 operation's own instructions, on the event loop and the store's database thread alike. A modelled network's waits
 (``rtt_sweep``) end at once here: the figure is the round trips' work, the same at every RTT, not their waiting.
 """
@@ -109,7 +109,7 @@ def _count_cases(plan_path: str, names: Sequence[str]) -> None:
 
     requests = ClientRequests()
     if not requests.running_on_valgrind():
-        raise SystemExit("bench.instructions: the child runs under valgrind only (qbench run starts it)")
+        raise SystemExit("bench.run.instructions: the child runs under valgrind only (qbench run starts it)")
     loop = asyncio.new_event_loop()
     use_timer(loop, NoWaitTimer())  # a modelled network's waits cost time, not work: count the work alone
     settle = ctypes.create_string_buffer(b"settle")
@@ -192,7 +192,7 @@ def count_instructions(plan_path: Path, cases: Sequence[Any], work_dir: Path) ->
     names_file.write_text(json.dumps(names))
     command = [
         "valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no", "--dump-instr=no",
-        f"--callgrind-out-file={out}/cg.out", sys.executable, "-m", "bench.instructions", _ENTRY, str(plan_path),
+        f"--callgrind-out-file={out}/cg.out", sys.executable, "-m", "bench.run.instructions", _ENTRY, str(plan_path),
         str(names_file),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONHASHSEED": HASH_SEED}
@@ -242,4 +242,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == _ENTRY:
         _count_cases(sys.argv[2], json.loads(Path(sys.argv[3]).read_text()))
     else:
-        raise SystemExit("bench.instructions is started by `qbench run` under valgrind, not by hand")
+        raise SystemExit("bench.run.instructions is started by `qbench run` under valgrind, not by hand")

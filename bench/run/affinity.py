@@ -32,3 +32,14 @@ def pin(text: str | None) -> None:
     """
     if text:
         os.sched_setaffinity(0, parse_cpus(text))
+
+
+def affinity_argument(text: str) -> str:
+    """An argparse ``type`` for --affinity: the list unchanged when every CPU in it is one this process may use."""
+    import argparse
+
+    try:
+        parse_cpus(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

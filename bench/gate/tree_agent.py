@@ -1,6 +1,6 @@
 """One source tree's benchmarks, served over a pipe: ``qbench gate --against REF`` starts one agent per tree and run.
 
-``python -m bench.tree_agent --suite S --backend B --cache-dir DIR --run-dir DIR [--affinity CPUS]``, started with
+``python -m bench.gate.tree_agent --suite S --backend B --cache-dir DIR --run-dir DIR [--affinity CPUS]``, started with
 the tree as working directory and first on PYTHONPATH, so every import below is that tree's code. It seeds (or
 finds cached) the suite's stores with its own code, then answers one JSON request per line on standard input with
 one JSON line on standard output: ``measure`` (exact counts and N+1 findings of one case), ``instructions`` (the
@@ -26,14 +26,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .affinity import pin
-from .instructions import InstructionsUnavailable, check_available, count_instructions
-from .measure import measure_case
-from .operations import Operation
-from .runner import RunOptions, _prepare_stores, _write_plan
-from .scenarios import LAYOUTS, SUITE_SPECS, build_cases
-from .seeding import default_cache_dir
-from .worker import open_operation, plan_entry
+from ..run.affinity import pin
+from ..run.instructions import InstructionsUnavailable, check_available, count_instructions
+from ..run.measure import measure_case
+from ..run.runner import RunOptions, _prepare_stores, _write_plan
+from ..run.seeding import default_cache_dir
+from ..run.worker import open_operation, plan_entry
+from ..scenarios import LAYOUTS, Operation, build_cases, parse_rtt
 
 #: The protocol's version: the gate refuses an agent that speaks another one.
 PROTOCOL = 1
@@ -45,10 +44,10 @@ class Agent:
     def __init__(self, args: argparse.Namespace) -> None:
         self.run_dir = Path(args.run_dir)
         self.cases = {
-            c.name: c for c in build_cases(suite=args.suite, layouts=LAYOUTS, rtt_ms=SUITE_SPECS[args.suite].rtt_ms)
+            c.name: c for c in build_cases(suite=args.suite, layouts=LAYOUTS, rtt_ms=parse_rtt(None, suite=args.suite))
         }
         options = RunOptions(
-            suite=args.suite, backend=args.backend, layouts=LAYOUTS, rtt_ms=SUITE_SPECS[args.suite].rtt_ms,
+            suite=args.suite, backend=args.backend, layouts=LAYOUTS, rtt_ms=parse_rtt(None, suite=args.suite),
             scenarios=(), output=self.run_dir / "unused.json", cache_dir=Path(args.cache_dir or default_cache_dir()),
             progress=False,
         )  # fmt: skip
@@ -139,7 +138,7 @@ def serve(agent: Agent, requests: IO[str], replies: IO[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.tree_agent")
+    parser = argparse.ArgumentParser(prog="python -m bench.gate.tree_agent")
     parser.add_argument("--suite", required=True)
     parser.add_argument("--backend", required=True)
     parser.add_argument("--cache-dir", default=None, help="seeded stores' cache (default: qbench run's)")

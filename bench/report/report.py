@@ -1,24 +1,31 @@
 """`qbench report`: turn one results file into index.html (self-contained) and README.md with PNG plots beside it.
 
-Everything shown is computed from the results file; see docs/reports.md for what each section means.
+The report is SECTIONS, an ordered list: each section a heading, its plots (each with its caption) and its text and
+tables. A new section is one entry there (with its plot function in plots.py). Everything shown is computed from the
+results file; see docs/reports.md for what each section means.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
 import pyperf
+from matplotlib.figure import Figure as MplFigure
 
-from bench import latency_accuracy, plots
-from bench.complexity import classify
-from bench.document import Block, Figure, Heading, Paragraph, Table, fmt_time, to_html, to_markdown
 from bench.files import replace_directory
-from bench.report_deno import typescript_section
+from bench.report import plots
+from bench.report.complexity import classify
+from bench.report.deno import typescript_section
+from bench.report.document import Block, Figure, Heading, Paragraph, Table, fmt_time, to_html, to_markdown
 from bench.results import benchmark_info, load, load_suite
+from bench.run import latency_accuracy
+from bench.scenarios import BUILTIN
 
 HEADLINE_METRICS = (
     ("calls", "KV calls"),
@@ -234,7 +241,7 @@ def _injector_error(points: list[latency_accuracy.Point]) -> list[Block]:
     worst = max(points, key=lambda p: abs(p.ratio - 1))
     callers = max(p.callers for p in points)
     text = (
-        "**The model's own error.** Measured by `python -m bench.latency_accuracy` in this run: chains of gets "
+        "**The model's own error.** Measured by `python -m bench.run.latency_accuracy` in this run: chains of gets "
         f"on the in-memory store, one caller (serial) and {callers} on one event loop (concurrent), each RTT in "
         "blocks interleaved with the same chains at RTT 0. Predicted per round trip = RTT + the local work per round "
         "trip at RTT 0; measured = the median round trip. "
@@ -270,6 +277,43 @@ def findings(suite: pyperf.BenchmarkSuite) -> list[Block]:
     return [Table(headers, rows)]
 
 
+def plugin_scenarios(df: pd.DataFrame, suite: pyperf.BenchmarkSuite) -> list[Block]:
+    """One row per benchmark of the scenarios that are not built in (a plug-in's): its exact counts, time,
+    instructions and N+1 finding. Nothing when the results file holds built-in scenarios only."""
+    builtin = {scenario.name for scenario in BUILTIN}
+    benches = [b for b in suite.get_benchmarks() if benchmark_info(b).get("kvq_scenario") not in builtin]
+    if not benches:
+        return []
+    rows: list[list[object]] = []
+    for bench in benches:
+        meta = benchmark_info(bench)
+        counts = meta["kvq_counts"]
+        values = bench.get_values()
+        spread = f" ± {fmt_time(bench.stdev())}" if len(values) > 1 else ""
+        found = meta.get("kvq_nplus1") or []
+        instructions = meta.get("kvq_instructions")
+        rows.append(
+            [
+                f"`{bench.get_name()}`",
+                _int(float(counts["total_calls"])),
+                _int(float(counts["round_trips"])),
+                _int(float(counts["entries_read"])),
+                _int(float(counts["bytes_read"])),
+                _int(float(counts["bytes_written"])),
+                f"{fmt_time(bench.mean())}{spread}" if values else None,
+                None if instructions is None else f"{float(json.loads(instructions)):,.0f}",
+                f"{found[0]['count']} × `{found[0]['fingerprint']}`" if found else "–",
+            ]
+        )
+    headers = ["benchmark", "KV calls", "round trips", "entries read", "bytes read", "bytes written",
+               "time (mean ± stdev)", "CPU instructions", "N+1"]  # fmt: skip
+    per_job = any(benchmark_info(b).get("kvq_per") == "job" for b in benches)
+    note = "Scenarios registered by plug-ins (`qbench run --plugin`), one row per benchmark" + (
+        "; a scenario measured per job shows counts per job." if per_job else "."
+    )
+    return [Heading("Plug-in scenarios"), Paragraph(note), Table(headers, rows)]
+
+
 def environment(suite: pyperf.BenchmarkSuite, results: Path) -> list[Block]:
     meta = suite.get_benchmarks()[0].get_metadata()
     rows: list[list[object]] = [[label, meta[key]] for key, label in ENV_KEYS if key in meta]
@@ -280,32 +324,148 @@ def environment(suite: pyperf.BenchmarkSuite, results: Path) -> list[Block]:
     return [Table(["", "value"], rows)]
 
 
+# -- the sections, in the order the report shows them ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What every section reads: the tidy frame, the pyperf suite, the results file's path."""
+
+    df: pd.DataFrame
+    suite: pyperf.BenchmarkSuite
+    results: Path
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One figure: its file name (``name``.png), its title, the function that draws it (None: nothing to draw)."""
+
+    name: str
+    title: str
+    make: Callable[[pd.DataFrame], MplFigure | None]
+    caption: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading, its plots and its text and tables (``blocks``); ``plots_first``: the plots above the text."""
+
+    heading: str | None
+    plots: tuple[Plot, ...] = ()
+    blocks: Callable[[Inputs], list[Block]] = lambda inputs: []
+    level: int = 2
+    plots_first: bool = True
+
+    def render(self, inputs: Inputs, figures: dict[str, Figure]) -> list[Block]:
+        shown: list[Block] = [figures[p.name] for p in self.plots if p.name in figures]
+        text = self.blocks(inputs)
+        body = [*shown, *text] if self.plots_first else [*text, *shown]
+        return ([Heading(self.heading, self.level)] if self.heading else []) + body
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("Headline: the seed's case", blocks=lambda i: headline(i.df)),
+    Section(None, blocks=lambda i: typescript_section(i.df)),  # deno.py: only with deno_seed_case benchmarks
+    Section(
+        "Cost against the number of jobs",
+        plots=(
+            Plot(
+                "counts_vs_n",
+                "KV calls and round trips vs N",
+                plots.counts_vs_n,
+                "Exact KV calls and round trips of one list_jobs call as the store grows (log-log). A flat line is "
+                "O(1) in N; a line of slope 1 is O(N).",
+            ),
+        ),
+    ),
+    Section(
+        "Complexity class per layout",
+        level=3,
+        plots=(
+            Plot(
+                "time_vs_n",
+                "Time vs N",
+                plots.time_vs_n,
+                "pyperf mean time per list_jobs call, error bars one standard deviation.",
+            ),
+            Plot(
+                "instructions_vs_n",
+                "CPU instructions vs N",
+                plots.instructions_vs_n,
+                "CPU instructions of one list_jobs call counted under callgrind: deterministic, so what the gate's "
+                "instruction tier compares, whatever else the machine was doing.",
+            ),
+        ),
+        blocks=lambda i: complexity(i.df),
+        plots_first=False,
+    ),
+    Section(
+        "Network round-trip time",
+        plots=(
+            Plot(
+                "time_vs_rtt",
+                "Time vs round-trip time",
+                plots.time_vs_rtt,
+                "Measured time under a simulated network round-trip time (markers), against the prediction "
+                "(dashed): serial round trips × RTT plus the local work measured at RTT 0. As the RTT grows, the "
+                "round trips decide the cost.",
+            ),
+        ),
+        blocks=lambda i: rtt_blocks(i.df, i.suite),
+    ),
+    Section(
+        "Speedup over naive",
+        plots=(
+            Plot(
+                "speedup_heatmap",
+                "Speedup over naive",
+                plots.speedup_heatmap,
+                "Naive time divided by the layout's time for each N and page size; above 1 the layout is faster.",
+            ),
+        ),
+    ),
+    Section(
+        "The price of an index: writes",
+        plots=(
+            Plot(
+                "bytes_written",
+                "Bytes written per operation",
+                plots.bytes_written,
+                "Bytes each write operation stores, per layout: what an index costs on every write.",
+            ),
+        ),
+    ),
+    Section(
+        "Mixed workload break-even",
+        plots=(
+            Plot(
+                "break_even",
+                "Mixed-workload break-even",
+                plots.break_even,
+                "KV cost per job written when a dashboard reads r pages per job written; a dot marks where a layout "
+                "starts to beat naive.",
+            ),
+        ),
+        blocks=lambda i: break_even_blocks(i.df),
+    ),
+    Section(None, blocks=lambda i: plugin_scenarios(i.df, i.suite)),  # only with a plug-in's scenarios
+    Section("N+1 findings", blocks=lambda i: findings(i.suite)),
+    Section("Environment", blocks=lambda i: environment(i.suite, i.results)),
+)
+#: Every plot of every section, in the report's order.
+PLOTS: tuple[Plot, ...] = tuple(plot for section in SECTIONS for plot in section.plots)
+
+
 def write_figures(df: pd.DataFrame, out: Path) -> dict[str, Figure]:
     figures = {}
-    for name, title, make in plots.PLOTS:
-        fig = make(df)
+    for plot in PLOTS:
+        fig = plot.make(df)
         if fig is None:
             continue
-        fig.savefig(out / f"{name}.png", dpi=DPI)
+        fig.savefig(out / f"{plot.name}.png", dpi=DPI)
         plt.close(fig)
-        figures[name] = Figure(f"{name}.png", title, CAPTIONS[name])
+        figures[plot.name] = Figure(f"{plot.name}.png", plot.title, plot.caption)
     return figures
-
-
-CAPTIONS = {
-    "counts_vs_n": "Exact KV calls and round trips of one list_jobs call as the store grows (log-log). A flat line is "
-    "O(1) in N; a line of slope 1 is O(N).",
-    "time_vs_n": "pyperf mean time per list_jobs call, error bars one standard deviation.",
-    "instructions_vs_n": "CPU instructions of one list_jobs call counted under callgrind: deterministic, so what the "
-    "gate's instruction tier compares, whatever else the machine was doing.",
-    "time_vs_rtt": "Measured time under a simulated network round-trip time (markers), against the prediction "
-    "(dashed): serial round trips × RTT plus the local work measured at RTT 0. As the RTT grows, the round trips "
-    "decide the cost.",
-    "speedup_heatmap": "Naive time divided by the layout's time for each N and page size; above 1 the layout is faster.",
-    "bytes_written": "Bytes each write operation stores, per layout: what an index costs on every write.",
-    "break_even": "KV cost per job written when a dashboard reads r pages per job written; a dot marks where a layout "
-    "starts to beat naive.",
-}
 
 
 def build(df: pd.DataFrame, suite: pyperf.BenchmarkSuite, results: Path, figures: dict[str, Figure]) -> list[Block]:
@@ -317,24 +477,10 @@ def build(df: pd.DataFrame, suite: pyperf.BenchmarkSuite, results: Path, figures
             "regenerate it, never edit it by hand."
         ),
     ]
-    blocks += [Heading("Headline: the seed's case"), *headline(df)]
-    blocks += typescript_section(df)  # bench/report_deno.py: only with deno_seed_case benchmarks
-    blocks += [Heading("Cost against the number of jobs"), *_figs(figures, "counts_vs_n")]
-    blocks += [
-        Heading("Complexity class per layout", 3),
-        *complexity(df),
-        *_figs(figures, "time_vs_n", "instructions_vs_n"),
-    ]
-    blocks += [Heading("Network round-trip time"), *_figs(figures, "time_vs_rtt"), *rtt_blocks(df, suite)]
-    blocks += [Heading("Speedup over naive"), *_figs(figures, "speedup_heatmap")]
-    blocks += [Heading("The price of an index: writes"), *_figs(figures, "bytes_written")]
-    blocks += [Heading("Mixed workload break-even"), *_figs(figures, "break_even"), *break_even_blocks(df)]
-    blocks += [Heading("N+1 findings"), *findings(suite)]
-    return [*blocks, Heading("Environment"), *environment(suite, results)]
-
-
-def _figs(figures: dict[str, Figure], *names: str) -> list[Block]:
-    return [figures[n] for n in names if n in figures]
+    inputs = Inputs(df, suite, results)
+    for section in SECTIONS:
+        blocks += section.render(inputs, figures)
+    return blocks
 
 
 def report(*, results: Path, out: Path) -> None:
@@ -356,4 +502,4 @@ def report(*, results: Path, out: Path) -> None:
 
 def report_file(name: str) -> bool:
     """Whether a report directory's file ``name`` is one `qbench report` writes (and so replaces)."""
-    return name in ("index.html", "README.md") or name in {f"{plot}.png" for plot, _, _ in plots.PLOTS}
+    return name in ("index.html", "README.md") or name in {f"{plot.name}.png" for plot in PLOTS}

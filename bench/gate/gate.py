@@ -1,9 +1,9 @@
 """`qbench gate`: fail a change that makes an access pattern cost more; `qbench baseline update` records the baseline.
 
-Tiers (bench/gate_tiers.py), all hard rules unless bench/gate.toml says otherwise: every baseline benchmark present
+Tiers (tiers.py), all hard rules unless gate.toml says otherwise: every baseline benchmark present
 in results of the same suite and backend, no new or grown N+1, no exact count up, no complexity class in N worse,
 CPU instructions within a threshold, and wall time (report-only between two files; `--against REF` judges it on
-interleaved runs, bench/against.py). A failing verdict starts with one line per cause. Exit 0 pass, 1 fail, 2 unusable.
+interleaved runs, against.py). A failing verdict starts with one line per cause. Exit 0 pass, 1 fail, 2 unusable.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from bench.compare import changes
-from bench.document import cell, markdown_table
 from bench.errors import BenchError, ResultsError
 from bench.files import append_step_summary, copy_file
-from bench.gate_tiers import (
+from bench.gate.compare import changes
+from bench.gate.defaults import DEFAULT_BASELINE, DEFAULT_CONFIG, TIME_MODES
+from bench.gate.tiers import (
     FileInfo,
     Finding,
     causes,
@@ -34,10 +34,9 @@ from bench.gate_tiers import (
     nplus1_findings,
     welch_time_findings,
 )
-from bench.report_cli import DEFAULT_BASELINE, TIME_MODES
+from bench.report.document import cell, markdown_table
 from bench.results import load
 
-DEFAULT_CONFIG = Path(__file__).with_name("gate.toml")
 __all__ = ["Finding", "GateConfig", "GateError", "Verdict", "evaluate", "gate", "load_config", "update_baseline"]
 
 
@@ -51,7 +50,7 @@ def _first_match(patterns: dict[str, float], benchmark: str, default: float) -> 
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Settings from a TOML file (bench/gate.toml documents each key)."""
+    """Settings from a TOML file (bench/gate/gate.toml documents each key)."""
 
     times: str = "report-only"
     threshold: float = 0.10
@@ -278,7 +277,7 @@ def gate(
             settings = replace(settings, times=times, against_times=times)
         settings = replace(settings, allow_missing=settings.allow_missing + tuple(allow_missing))
         if against is not None:
-            from bench.against import judge_against
+            from bench.gate.against import judge_against
 
             verdict, baseline_label, results_label = judge_against(against, settings)
         else:

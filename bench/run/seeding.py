@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,23 +20,14 @@ from queue_impls.jobs import FakeClock, JobStatus, Queue
 from queue_impls.kv import Kv, encode_key, encode_value, open_kv
 from queue_impls.kv.limits import MAX_MUTATIONS, MAX_TOTAL_KEY_SIZE, MAX_TOTAL_MUTATION_SIZE
 
-from .scenarios import SeedSpec
+from ..scenarios import SeedSpec
+from ..scenarios.data import job_name, payload
+from .plugins import import_plugins, plugin_search_path
 
 #: Bump when the meaning of a seed changes in a way the hashed sources do not show.
 SEED_FORMAT: Final = 1
 #: Pending jobs of a seed wait this long (about ten years), so no worker in a benchmark ever runs them.
 PENDING_DELAY: Final = 315_360_000.0
-#: What the status filters of list_by_name look for: "rare" matches 1% of a name's jobs, "half" 50%.
-STATUS_FILTERS: Final[dict[str, JobStatus | None]] = {
-    "none": None,
-    "rare": JobStatus.FAILED,
-    "half": JobStatus.PENDING,
-}
-
-
-def job_name(index: int) -> str:
-    """The name of the index-th name of a seed (the dashboard lists the first one)."""
-    return f"email-{index}"
 
 
 def planned_status(ordinal: int) -> JobStatus:
@@ -43,11 +35,6 @@ def planned_status(ordinal: int) -> JobStatus:
     if ordinal % 100 == 0:
         return JobStatus.FAILED
     return JobStatus.PENDING if ordinal % 2 == 1 else JobStatus.COMPLETED
-
-
-def payload(index: int) -> dict[str, Any]:
-    """A small, realistic job payload."""
-    return {"to": f"user{index}@example.com", "template": "welcome", "locale": "en"}
 
 
 async def seed(kv: Kv, spec: SeedSpec) -> None:
@@ -116,12 +103,14 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("KVQ_CACHE_DIR") or Path(base) / "kvq-bench" / "seeds")
 
 
-def code_version() -> str:
-    """A hash of every source file that shapes a seeded store: this module, the queue, the KV value and key codec
-    and the SQLite backend's file format (other KV modules do not change what is stored)."""
+def code_version(plugins: Sequence[str] = ()) -> str:
+    """A hash of every source file that shapes a seeded store: this module, the scenarios' data, the queue, the KV
+    value and key codec, the SQLite backend's file format (other KV modules do not change what is stored), and the
+    run's plug-in modules (a plug-in layout shapes the stores seeded in it)."""
     package = Path(queue_impls.__file__).parent
     sources = [
         Path(__file__),
+        Path(__file__).resolve().parents[1] / "scenarios" / "data.py",
         *sorted((package / "jobs").rglob("*.py")),
         package / "kv" / "codec.py",
         package / "kv" / "backends" / "sqlite.py",
@@ -130,6 +119,12 @@ def code_version() -> str:
     for path in sources:
         digest.update(str(path.relative_to(package.parent)).encode())
         digest.update(path.read_bytes())
+    for name in plugins:
+        module = sys.modules.get(name)
+        file = getattr(module, "__file__", None)
+        digest.update(name.encode())
+        if file:
+            digest.update(Path(file).read_bytes())
     return digest.hexdigest()
 
 
@@ -139,8 +134,10 @@ def seed_path(spec: SeedSpec, cache_dir: Path, version: str) -> Path:
     return cache_dir / f"seed-N{spec.N}-K{spec.K}-{spec.layout}-{key}.db"
 
 
-def build_seed_file(spec: SeedSpec, path: str) -> str:
-    """Seed on the memory backend, copy into a new SQLite file, and move it into place atomically."""
+def build_seed_file(spec: SeedSpec, path: str, plugins: Sequence[str] = (), search: Sequence[str] = ()) -> str:
+    """Seed on the memory backend, copy into a new SQLite file, and move it into place atomically (in a process of
+    the pool: after importing the run's plug-ins, whose layouts it may seed)."""
+    import_plugins(plugins, search=search)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -172,17 +169,22 @@ async def _build(spec: SeedSpec, path: str) -> None:
             await copy_entries(memory, file)
 
 
-def missing_seeds(specs: Sequence[SeedSpec], *, cache_dir: Path) -> list[SeedSpec]:
+def missing_seeds(specs: Sequence[SeedSpec], *, cache_dir: Path, plugins: Sequence[str] = ()) -> list[SeedSpec]:
     """The specs whose seed is not in the cache for the current code version."""
-    version = code_version()
+    version = code_version(plugins)
     return [spec for spec in dict.fromkeys(specs) if not seed_path(spec, cache_dir, version).exists()]
 
 
 def ensure_seeds(
-    specs: Sequence[SeedSpec], *, cache_dir: Path, on_built: Callable[[SeedSpec], None] | None = None
+    specs: Sequence[SeedSpec],
+    *,
+    cache_dir: Path,
+    on_built: Callable[[SeedSpec], None] | None = None,
+    plugins: Sequence[str] = (),
 ) -> dict[SeedSpec, Path]:
-    """The cached file of every spec, building the missing ones in parallel worker processes."""
-    version = code_version()
+    """The cached file of every spec, building the missing ones in parallel worker processes (which import the
+    run's ``plugins`` first)."""
+    version = code_version(plugins)
     paths = {spec: seed_path(spec, cache_dir, version) for spec in dict.fromkeys(specs)}
     missing = [spec for spec, path in paths.items() if not path.exists()]
     if len(missing) == 1:
@@ -190,12 +192,15 @@ def ensure_seeds(
         if on_built:
             on_built(missing[0])
     elif missing:
-        _build_in_pool(missing, paths, on_built)
+        _build_in_pool(missing, paths, on_built, plugins)
     return paths
 
 
 def _build_in_pool(
-    missing: Sequence[SeedSpec], paths: dict[SeedSpec, Path], on_built: Callable[[SeedSpec], None] | None
+    missing: Sequence[SeedSpec],
+    paths: dict[SeedSpec, Path],
+    on_built: Callable[[SeedSpec], None] | None,
+    plugins: Sequence[str],
 ) -> None:
     from concurrent.futures import ProcessPoolExecutor  # only the manager seeds: keep workers' imports light
     from multiprocessing import get_context
@@ -204,7 +209,8 @@ def _build_in_pool(
     ordered = sorted(missing, key=lambda s: s.N, reverse=True)
     workers = min(len(ordered), os.cpu_count() or 1)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(build_seed_file, spec, str(paths[spec])): spec for spec in ordered}
+        search = plugin_search_path() if plugins else []
+        futures = {pool.submit(build_seed_file, spec, str(paths[spec]), plugins, search): spec for spec in ordered}
         for future in futures:
             future.result()
             if on_built:

@@ -1,4 +1,4 @@
-"""The pyperf worker entry point: ``python -m bench.worker --kvq-plan PLAN --kvq-case NAME <pyperf worker options>``.
+"""The pyperf worker entry point: ``python -m bench.run.worker --kvq-plan PLAN --kvq-case NAME <pyperf worker options>``.
 
 ``qbench run`` is pyperf's manager: for each benchmark it spawns worker processes running this module, which
 open the case's store, build the operation on one long-lived event loop and let pyperf time it.
@@ -26,11 +26,11 @@ import pyperf
 
 from queue_impls.kv import Kv
 from queue_impls.kv.counting import CountingKv
-from queue_impls.kv.latency import LatencyModel
 
+from ..scenarios import Case, Operation, get_scenario, timed
 from .affinity import pin
-from .operations import Operation, make_operation, timed
-from .scenarios import Case
+from .measure import make_operation
+from .plugins import import_plugins
 from .stores import StoreSource, open_store
 
 PLAN_OPTION = "--kvq-plan"
@@ -49,24 +49,29 @@ def worker_argv(argv: Sequence[str]) -> list[str]:
 
 
 def plan_entry(plan_path: str, name: str) -> dict[str, Any]:
+    """The plan's entry for one case, after importing the run's plug-ins (so their scenarios and layouts exist)."""
     plan = json.loads(Path(plan_path).read_text())
+    import_plugins(plan.get("plugins", ()), search=plan.get("plugin_path", ()))
     for entry in plan["cases"]:
         if entry["name"] == name:
             return dict(entry)
-    raise SystemExit(f"bench.worker: no case {name!r} in {plan_path}")
+    raise SystemExit(f"bench.run.worker: no case {name!r} in {plan_path}")
 
 
 def case_of(entry: dict[str, Any]) -> Case:
-    return Case.make(entry["scenario"], entry["layout"], entry["params"])
+    return Case.make(get_scenario(entry["scenario"]), entry["layout"], entry["params"])
 
 
 async def open_operation(entry: dict[str, Any], private_dir: Path) -> tuple[Operation, Kv]:
-    """The case's operation on its store; rtt_sweep wraps the store in CountingKv with the injected RTT."""
+    """The case's operation on its store, set up; a scenario with a simulated network (rtt_sweep) gets its store
+    wrapped in CountingKv with the injected round-trip time."""
     case = case_of(entry)
     kv = await open_store(StoreSource.from_json(entry["source"]), private_dir=private_dir, private=case.mutates)
-    if case.scenario == "rtt_sweep":
-        kv = CountingKv(kv, latency=LatencyModel(rtt_ms=case.params["rtt_ms"]))
-    return make_operation(case, kv), kv
+    if case.spec.latency is not None:
+        kv = CountingKv(kv, latency=case.spec.latency(case))
+    operation = make_operation(case, kv)
+    await operation.setup()
+    return operation, kv
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -74,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_options(runner)
     args = runner.parse_args(worker_argv(sys.argv[1:] if argv is None else argv))
     if not args.worker:
-        raise SystemExit("bench.worker is started by `qbench run`, not by hand")
+        raise SystemExit("bench.run.worker is started by `qbench run`, not by hand")
     pin(args.affinity)  # before the store's threads start (pyperf pins only when timing begins)
     entry = plan_entry(args.kvq_plan, args.kvq_case)
     private_dir = Path(tempfile.mkdtemp(prefix="worker-", dir=entry["run_dir"]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib
@@ -17,7 +17,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bench.document import time_unit
+from bench.report.document import time_unit
+from bench.scenarios import param_columns
 
 LAYOUT_ORDER = ("naive", "optimized", "batched", "indexed")
 COLOURS = {"naive": "#d62728", "optimized": "#1f77b4", "batched": "#ff7f0e", "indexed": "#2ca02c"}
@@ -298,7 +299,7 @@ def layout_break_even(costs: Costs, layout: str) -> float | None:
 def break_even(df: pd.DataFrame) -> Figure | None:
     """Mixed workload: KV cost per job as the number of page reads per job written grows; crossings are break-evens."""
     panels = [(unit, mixed_costs(df, unit)) for unit in ("round_trips", "bytes")]
-    panels = [(unit, costs) for unit, costs in panels if costs]
+    panels = [(unit, costs) for unit, costs in panels if "naive" in costs]  # break-evens are against naive
     if not panels:
         return None
     fig, axes = _figure(len(panels), width=5.6)
@@ -355,9 +356,6 @@ def _mark_break_evens(ax: Axes, costs: Costs) -> None:
 
 # -- slicing the frame by hand (the notebook) ---------------------------------------------------------------------
 
-#: Columns a slice can leave free besides the parameters: several scenarios or metrics at once.
-_SLICE_COLUMNS = ("scenario", "metric", "N", "K", "limit", "offset", "status", "op", "concurrency", "rtt_ms")
-
 
 def slice_rows(df: pd.DataFrame, selection: Mapping[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     """The rows whose columns equal ``selection``, and the columns that still vary among them: every row is one
@@ -366,7 +364,12 @@ def slice_rows(df: pd.DataFrame, selection: Mapping[str, Any]) -> tuple[pd.DataF
     for column, value in selection.items():
         mask &= df[column] == value
     part = df[mask]
-    free = [c for c in _SLICE_COLUMNS if c not in selection and part[c].nunique(dropna=True) > 1]
+    # Besides the parameters, a slice can leave free several scenarios or metrics at once.
+    free = [
+        c
+        for c in ("scenario", "metric", *param_columns())
+        if c in part and c not in selection and part[c].nunique(dropna=True) > 1
+    ]
     return part, free
 
 
@@ -419,14 +422,3 @@ def shade(layout: str, i: int, n: int) -> tuple[float, float, float]:
     t = i / (n - 1)  # 0 .. 1: darkened by 40% at 0, lightened by 55% towards white at 1
     mixed = base * (1 - 0.4 * (1 - t)) + (np.ones(3) - base) * 0.55 * t
     return (float(mixed[0]), float(mixed[1]), float(mixed[2]))
-
-
-PLOTS: tuple[tuple[str, str, Callable[[pd.DataFrame], Figure | None]], ...] = (
-    ("counts_vs_n", "KV calls and round trips vs N", counts_vs_n),
-    ("time_vs_n", "Time vs N", time_vs_n),
-    ("instructions_vs_n", "CPU instructions vs N", instructions_vs_n),
-    ("time_vs_rtt", "Time vs round-trip time", time_vs_rtt),
-    ("speedup_heatmap", "Speedup over naive", speedup_heatmap),
-    ("bytes_written", "Bytes written per operation", bytes_written),
-    ("break_even", "Mixed-workload break-even", break_even),
-)

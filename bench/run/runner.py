@@ -1,13 +1,15 @@
 """``qbench run``: seed (cached), measure exact counts in-process, time with pyperf worker processes, write results.
 
-This process is pyperf's manager: one ``pyperf.Runner`` whose worker command is ``python -m bench.worker`` with
-the run's plan file and the benchmark's name (see bench/worker.py). Results are written after every benchmark.
+This process is pyperf's manager: one ``pyperf.Runner`` whose worker command is ``python -m bench.run.worker`` with
+the run's plan file and the benchmark's name (see worker.py). Results are written after every benchmark.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
+import fnmatch
 import io
 import json
 import math
@@ -15,8 +17,8 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,13 +28,13 @@ from tqdm import tqdm
 from queue_impls.jobs import JobQueueError
 from queue_impls.kv import KvError
 
-from . import latency_accuracy
-from .errors import BenchmarkFailed, UsageError
-from .files import check_file_target
+from ..errors import BenchmarkFailed, UsageError
+from ..files import check_file_target
+from ..results import ResultsWriter, compact_json, suite_metadata
+from ..scenarios import SUITE_SPECS, Case, SeedSpec, Timing, build_cases
 from .instructions import Counted, InstructionsUnavailable, check_available, count_instructions
 from .measure import Measured, measure_case
-from .results import ResultsWriter, compact_json, suite_metadata
-from .scenarios import SUITE_SPECS, Case, SeedSpec, Timing, build_cases
+from .plugins import import_plugins, plugin_search_path
 from .seeding import ensure_seeds, missing_seeds
 from .stores import StoreSource, backend_version, prepare_source
 from .worker import CASE_OPTION, PLAN_OPTION, add_options
@@ -56,8 +58,92 @@ class RunOptions:
     progress: bool | None = None
     #: CPUs the timing workers (their store threads and subprocesses too) are pinned to, pyperf's --affinity syntax.
     affinity: str | None = None
-    #: Count each operation's CPU instructions under callgrind (bench/instructions.py) when valgrind is installed.
+    #: Count each operation's CPU instructions under callgrind (instructions.py) when valgrind is installed.
     instructions: bool = True
+    #: -k: run only the benchmarks whose name matches one of these (a substring, or a shell-style pattern).
+    patterns: tuple[str, ...] = ()
+    #: --plugin: modules imported before cases are built, and by every worker process and the callgrind pass.
+    plugins: tuple[str, ...] = ()
+    #: pyperf's --fast / --rigorous / -p / --values, applied to the suite's timing (timing_for).
+    timing: TimingFlags | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimingFlags:
+    """pyperf's timing options, passed through: ``--fast`` and ``--rigorous`` scale the suite's plan as pyperf scales
+    its defaults; ``-p``/``--values`` fix the processes and values per process (never cut by the time budget)."""
+
+    fast: bool = False
+    rigorous: bool = False
+    processes: int | None = None
+    values: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.fast and self.rigorous:
+            raise UsageError("--fast and --rigorous contradict each other: give one")
+        for flag, value in (("--processes", self.processes), ("--values", self.values)):
+            if value is not None and not 1 <= value <= 1000:
+                raise UsageError(f"{flag} must be 1..1000, got {value}")
+
+    def given(self) -> list[str]:
+        """The flags as they were given (for the results metadata)."""
+        flags = ["--fast"] if self.fast else (["--rigorous"] if self.rigorous else [])
+        flags += [] if self.processes is None else [f"--processes={self.processes}"]
+        return flags + ([] if self.values is None else [f"--values={self.values}"])
+
+
+def timing_for(timing: Timing, flags: TimingFlags | None) -> Timing:
+    """The suite's timing with pyperf's flags applied.
+
+    --rigorous: twice the processes (pyperf: 20 -> 40), and twice the time budget so they are not cut again.
+    --fast: half the processes (at least 1) and two thirds of the values (at least 2, unless the suite asks fewer),
+    half the time budget (pyperf: 20 x 3 -> 10 x 2). -p N / --values N: exactly N, whatever the budget.
+    """
+    if flags is None:
+        return timing
+    if flags.rigorous:
+        timing = replace(timing, processes=timing.processes * 2, budget_s=timing.budget_s * 2,
+                         max_seconds=timing.max_seconds * 2)  # fmt: skip
+    elif flags.fast:
+        values = max(timing.values * 2 // 3, min(timing.values, 2))
+        timing = replace(timing, processes=max(timing.processes // 2, 1), values=values,
+                         min_values=min(timing.min_values, values), budget_s=timing.budget_s / 2,
+                         max_seconds=timing.max_seconds / 2)  # fmt: skip
+    if flags.processes is not None:
+        timing = replace(timing, processes=flags.processes, min_processes=flags.processes)
+    if flags.values is not None:
+        timing = replace(timing, values=flags.values, min_values=flags.values)
+    return timing
+
+
+def timing_metadata(timing: Timing, flags: TimingFlags | None) -> dict[str, str]:
+    """kvq_timing: the pyperf flags given and the plan they made (only when flags were given)."""
+    if flags is None or not flags.given():
+        return {}
+    plan = {"flags": flags.given(), "processes": timing.processes, "values": timing.values,
+            "warmups": timing.warmups, "min_time": timing.min_time}  # fmt: skip
+    return {"kvq_timing": compact_json(plan)}
+
+
+def select_cases(cases: list[Case], patterns: Sequence[str]) -> list[Case]:
+    """-k: the cases whose name holds one of ``patterns`` (a shell-style pattern when it has * ? or [); none matched
+    is a UsageError naming the closest benchmark names."""
+    if not patterns:
+        return cases
+    chosen = [case for case in cases if any(_matches(case.name, pattern) for pattern in patterns)]
+    if not chosen:
+        # Names, and their scenario and scenario/layout parts, so that a short pattern finds its near miss.
+        known = list(dict.fromkeys(x for c in cases for x in (c.scenario, f"{c.scenario}/{c.layout}", c.name)))
+        close = [n for p in patterns for n in difflib.get_close_matches(p, known, n=3, cutoff=0.5)]
+        hint = f"; closest: {', '.join(dict.fromkeys(close))}" if close else ""
+        raise UsageError(f"-k {' -k '.join(patterns)}: no benchmark of the {len(cases)} planned matches{hint}")
+    return chosen
+
+
+def _matches(name: str, pattern: str) -> bool:
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatchcase(name, pattern if pattern.startswith("*") else f"*{pattern}*")
+    return pattern in name
 
 
 @dataclass(slots=True)
@@ -132,13 +218,16 @@ def run_suite(options: RunOptions, *, echo: Callable[[str], None] = print) -> Ru
     """Run a suite and write its results file; returns what was written (also after Ctrl-C)."""
     check_output(options.output)
     check_backend(options.backend)
-    cases = build_cases(
+    import_plugins(options.plugins, search=plugin_search_path())
+    every = build_cases(
         suite=options.suite, layouts=options.layouts, rtt_ms=options.rtt_ms, scenarios=options.scenarios
     )
+    cases = select_cases(every, options.patterns)
     summary = RunSummary(options.output, planned=len(cases))
     layouts = ",".join(options.layouts)
+    matched = f" (-k matched {len(cases)} of {len(every)})" if options.patterns else ""
     echo(
-        f"qbench run: suite {options.suite}, backend {options.backend}, layouts {layouts}: {_count(len(cases), 'benchmark')}"
+        f"qbench run: suite {options.suite}, backend {options.backend}, layouts {layouts}: {_count(len(cases), 'benchmark')}{matched}"
     )
     started = time.perf_counter()
     run_dir = Path(tempfile.mkdtemp(prefix="kvq-run-"))
@@ -164,9 +253,10 @@ def _run(
     echo: Callable[[str], None],
     interrupted: list[bool],
 ) -> None:
-    deadline = time.monotonic() + SUITE_SPECS[options.suite].timing.budget_s  # seeding counts against it
+    timing = timing_for(SUITE_SPECS[options.suite].timing, options.timing)
+    deadline = time.monotonic() + timing.budget_s  # seeding counts against it
     sources = _prepare_stores(options, cases, run_dir, echo)
-    plan = _write_plan(cases, sources, run_dir)
+    plan = _write_plan(cases, sources, run_dir, options.plugins)
     runner = _make_runner(plan, options.affinity)
     metadata = suite_metadata(
         suite=options.suite,
@@ -174,18 +264,18 @@ def _run(
         backend_version=backend_version(options.backend),
         rtt_ms=options.rtt_ms,
     )
+    metadata.update(timing_metadata(timing, options.timing))
     counted = _instruction_pass(options, cases, plan, run_dir, echo)
     if counted is not None:
         deadline += counted.seconds  # the timing budget is the timing's own
         metadata["kvq_instructions_env"] = compact_json(counted.environment)
         summary.instruction_seconds = counted.seconds
-    rtt_metadata = {**metadata, **_latency_model_check(options, echo)}
-    timing = SUITE_SPECS[options.suite].timing
+    per_scenario = _scenario_metadata(options, cases, metadata, echo)
     with tqdm(total=len(cases), unit="bench", disable=_no_bar(options.progress), dynamic_ncols=True) as bar:
         for done, case in enumerate(cases):
             allowance = (deadline - time.monotonic()) / (len(cases) - done)
             try:
-                meta = rtt_metadata if case.scenario == "rtt_sweep" else metadata
+                meta = per_scenario.get(case.scenario, metadata)
                 bench = _run_case(runner, case, sources[case.name], timing, allowance, run_dir, meta)
                 if counted is not None and case.name in counted.per_op:
                     bench.update_metadata({"kvq_instructions": compact_json(counted.per_op[case.name])})
@@ -203,18 +293,17 @@ def _run(
             bar.update()
 
 
-def _latency_model_check(options: RunOptions, echo: Callable[[str], None]) -> dict[str, str]:
-    """The latency injector's own error, recorded on the rtt_sweep benchmarks for the report (none without them)."""
-    if "rtt_sweep" not in options.scenarios:
-        return {}
-    points = latency_accuracy.for_suite(options.suite)
-    worst = max(points, key=lambda p: abs(p.ratio - 1))
-    echo(f"latency injector: measured/predicted per round trip, worst {worst.ratio:.3f} at RTT {worst.rtt_ms:g} ms")
-    return {"kvq_latency_model": compact_json([p.to_json() for p in points])}
-
-
-#: Scenarios whose operation is not Python code in the worker (the seed's TypeScript, run by Deno).
-NOT_COUNTED_SCENARIOS: Final = frozenset({"deno_seed_case"})
+def _scenario_metadata(
+    options: RunOptions, cases: list[Case], metadata: dict[str, str], echo: Callable[[str], None]
+) -> dict[str, dict[str, str]]:
+    """Run-wide metadata a scenario measures once per run (rtt_sweep: the latency injector's own error), recorded on
+    that scenario's benchmarks for the report."""
+    specs = {case.scenario: case.spec for case in cases}
+    return {
+        name: {**metadata, **spec.run_metadata(options.suite, echo)}
+        for name, spec in specs.items()
+        if spec.run_metadata is not None
+    }
 
 
 def _instruction_pass(
@@ -229,7 +318,7 @@ def _instruction_pass(
         echo(f"qbench run: {exc}")
         return None
     # A TypeScript program's work happens in Deno, not in this Python: only Python operations are counted.
-    python_cases = [case for case in cases if case.scenario not in NOT_COUNTED_SCENARIOS]
+    python_cases = [case for case in cases if case.spec.counted]
     if not python_cases:
         return None
     echo(f"counting instructions under callgrind ({_count(len(python_cases), 'benchmark')})")
@@ -282,7 +371,7 @@ def _seed(specs: list[SeedSpec], options: RunOptions, echo: Callable[[str], None
     unique = list(dict.fromkeys(specs))
     built: list[SeedSpec] = []
     started = time.perf_counter()
-    to_build = len(missing_seeds(unique, cache_dir=options.cache_dir))
+    to_build = len(missing_seeds(unique, cache_dir=options.cache_dir, plugins=options.plugins))
     no_bar = _no_bar(options.progress) or (None if to_build else True)
     with tqdm(total=to_build, unit="store", desc="seeding", disable=no_bar) as bar:
 
@@ -290,7 +379,7 @@ def _seed(specs: list[SeedSpec], options: RunOptions, echo: Callable[[str], None
             built.append(spec)
             bar.update()
 
-        seeds = ensure_seeds(unique, cache_dir=options.cache_dir, on_built=on_built)
+        seeds = ensure_seeds(unique, cache_dir=options.cache_dir, on_built=on_built, plugins=options.plugins)
     if built:
         echo(
             f"seeded {len(built)} of {len(unique)} stores in {time.perf_counter() - started:.1f} s (cached in {options.cache_dir})"
@@ -305,7 +394,7 @@ def _in_loop(coro: Any) -> Any:
         raise BenchmarkFailed(f"Cannot prepare a store: {exc}") from exc
 
 
-def _write_plan(cases: list[Case], sources: dict[str, StoreSource], run_dir: Path) -> Path:
+def _write_plan(cases: list[Case], sources: dict[str, StoreSource], run_dir: Path, plugins: Sequence[str] = ()) -> Path:
     entries = [
         {
             "name": case.name,
@@ -318,7 +407,8 @@ def _write_plan(cases: list[Case], sources: dict[str, StoreSource], run_dir: Pat
         for case in cases
     ]
     path = run_dir / "plan.json"
-    path.write_text(json.dumps({"cases": entries}))
+    plan = {"cases": entries, "plugins": list(plugins), "plugin_path": plugin_search_path() if plugins else []}
+    path.write_text(json.dumps(plan))
     return path
 
 
@@ -326,7 +416,7 @@ def _make_runner(plan_path: Path, affinity: str | None = None) -> pyperf.Runner:
     def add_cmdline_args(cmd: list[str], args: Any) -> None:
         cmd.extend((PLAN_OPTION, str(plan_path), CASE_OPTION, args.kvq_case))
 
-    runner = pyperf.Runner(program_args=("-m", "bench.worker"), add_cmdline_args=add_cmdline_args)
+    runner = pyperf.Runner(program_args=("-m", "bench.run.worker"), add_cmdline_args=add_cmdline_args)
     add_options(runner)
     pinned = [f"--affinity={affinity}"] if affinity else []
     runner.parse_args(["--quiet", "--inherit-environ", ",".join(_INHERITED_ENV), *pinned])
@@ -342,10 +432,8 @@ def _run_case(
     run_dir: Path,
     metadata: dict[str, str],
 ) -> pyperf.Benchmark:
-    if case.scenario == "deno_seed_case":  # a TypeScript program on its own server, timed by Deno itself
-        from .deno_program import run_deno_case
-
-        return run_deno_case(case, timing, metadata)
+    if case.spec.run_case is not None:  # deno_seed_case: a TypeScript program on its own server, timed by Deno
+        return case.spec.run_case(case, timing, metadata)
     started = time.monotonic()
     try:
         measured = asyncio.run(measure_case(case, source, private_dir=run_dir / "measure"))
@@ -353,8 +441,8 @@ def _run_case(
         raise BenchmarkFailed(f"{case.name}: {type(exc).__name__}: {exc}") from exc
     settings = plan_timing(timing, measured.probe_s, allowance_s - (time.monotonic() - started))
     bench = _time_in_workers(runner, case, settings)
-    if case.scenario in ("worker_throughput", "worker_path"):
-        measured.derived["jobs_per_s"] = round(case.params["N"] / bench.mean(), 3)
+    if case.spec.timed_derived is not None:
+        measured.derived.update(case.spec.timed_derived(case, bench.mean()))
     bench.update_metadata({**metadata, **benchmark_metadata(case, measured)})
     return bench
 
@@ -375,7 +463,7 @@ def _time_in_workers(runner: pyperf.Runner, case: Case, settings: PyperfSettings
 
 
 def _runs_in_workers(loops: int) -> float:
-    raise RuntimeError("the manager never runs a benchmark itself: bench.worker does")
+    raise RuntimeError("the manager never runs a benchmark itself: bench.run.worker does")
 
 
 def benchmark_metadata(case: Case, measured: Measured) -> dict[str, str]:

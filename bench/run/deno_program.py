@@ -1,9 +1,9 @@
 """Benchmarks of TypeScript programs run by the real Deno against a fresh KV Connect server each, counted there.
 
-The seed's own queue (bench/deno_seed/queue.ts: listJobs before and after its change) is the first such program:
+The seed's own queue (bench/run/deno_seed/queue.ts: listJobs before and after its change) is the first such program:
 scenario ``deno_seed_case`` seeds a fresh server with the TypeScript ``add()``, counts one ``listJobs`` through the
 server's CountingKv, and takes the time per call that Deno measures itself (performance.now around the calls, so a
-value includes every request to the server and back). ``python -m bench.deno_program`` prints the TypeScript and the
+value includes every request to the server and back). ``python -m bench.run.deno_program`` prints the TypeScript and the
 Python ports side by side.
 """
 
@@ -31,10 +31,11 @@ from queue_impls.kv.counts import KvCounts
 from queue_impls.kvconnect import KvConnectServer
 from queue_impls.kvconnect.server import TOKEN_ENV
 
-from .errors import BenchmarkFailed
+from ..errors import BenchmarkFailed
+from ..scenarios import Case, Timing
+from ..scenarios.data import job_name, payload
+from ..scenarios.seed_case import SEED_POINT
 from .measure import Measured, counts_json, findings_json
-from .scenarios import SEED_POINT, Case, Timing
-from .seeding import job_name, payload
 
 PROGRAM: Final = Path(__file__).resolve().parent / "deno_seed" / "list_jobs.ts"
 #: The Python layouts the TypeScript transcribes: the seed before ("naive") and after ("optimized") its change.
@@ -153,7 +154,11 @@ def run_deno_case(case: Case, timing: Timing, metadata: dict[str, str]) -> pyper
     bench = pyperf.Benchmark([run])
     measured = Measured(counts_json(listing.counts), listing.nplus1)
     bench.update_metadata(
-        {**metadata, **benchmark_metadata(case, measured), "kvq_program": f"bench/deno_seed/{PROGRAM.name}"}
+        {
+            **metadata,
+            **benchmark_metadata(case, measured),
+            "kvq_program": PROGRAM.relative_to(PROGRAM.parents[3]).as_posix(),
+        }
     )
     return bench
 

@@ -1,7 +1,7 @@
 """The gate's tiers, each a function from the two results to findings, and the one-line causes a failure starts with.
 
 Tiers: coverage (every baseline benchmark present, same suite and backend), N+1 findings, exact counts, complexity
-classes, CPU instructions, wall time. bench/gate.py applies bench/gate.toml's settings and prints the verdict.
+classes, CPU instructions, wall time. gate.py applies gate.toml's settings and prints the verdict.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.compare import Change
-from bench.complexity import SLICE_KEYS, classify
+from bench.gate.compare import Change
+from bench.report.complexity import classify, slice_keys
 from bench.results import benchmark_info, load_suite
 
 CLASS_METRICS = ("calls", "round_trips", "entries_read", "bytes_read", "bytes_written")
@@ -123,7 +123,7 @@ def count_findings(found: Sequence[Change], ignored: Callable[[str], bool]) -> l
 
 def class_findings(base: pd.DataFrame, new: pd.DataFrame) -> list[Finding]:
     """Slices (every parameter but N) whose class in N got worse for some count metric."""
-    keys = [*SLICE_KEYS, "metric"]
+    keys = [*slice_keys(), "metric"]
     joined = classify(base, CLASS_METRICS).merge(classify(new, CLASS_METRICS), on=keys, suffixes=("_b", "_n"))
     worse = joined[joined["rank_n"] > joined["rank_b"]]
     return [
@@ -140,7 +140,7 @@ def class_findings(base: pd.DataFrame, new: pd.DataFrame) -> list[Finding]:
 
 
 def _slice_name(row: pd.Series) -> str:
-    params = ",".join(f"{k}={_num(row[k])}" for k in SLICE_KEYS[2:] if pd.notna(row[k]))
+    params = ",".join(f"{k}={_num(row[k])}" for k in slice_keys()[2:] if k in row and pd.notna(row[k]))
     return f"{row['scenario']}/{row['layout']}/N=*" + (f",{params}" if params else "")
 
 

@@ -1,6 +1,6 @@
 """The latency injector's own error: measured against predicted time of round trips under ``LatencyModel(rtt_ms=r)``.
 
-``python -m bench.latency_accuracy [--rtt 0.1,0.2,...] [--blocks 7] [--concurrency 4] [--store memory|sqlite]
+``python -m bench.run.latency_accuracy [--rtt 0.1,0.2,...] [--blocks 7] [--concurrency 4] [--store memory|sqlite]
 [--affinity CPU] [--with-asyncio-sleep]`` prints, per RTT, for one caller (serial) and for ``--concurrency`` callers
 on one event loop (concurrent), each making a chain of gets through ``CountingKv``:
 
@@ -230,7 +230,7 @@ def table(points: Sequence[Point]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.latency_accuracy", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.run.latency_accuracy", description=__doc__.split("\n")[0])
     parser.add_argument("--rtt", default=",".join(f"{r:g}" for r in RTTS_MS), help="RTTs in ms, comma separated")
     parser.add_argument("--blocks", type=int, default=7, help="interleaved blocks per point (median)")
     parser.add_argument("--concurrency", type=int, default=4, help="callers in the concurrent mode")

@@ -1,6 +1,6 @@
 """`qbench gate --against REF`: this checkout against a git ref, both run in one job, time judged on interleaved runs.
 
-REF is checked out in a temporary worktree. Three agents (bench/tree_agent.py) run the suite: A (REF), B (this
+REF is checked out in a temporary worktree. Three agents (bench/gate/tree_agent.py) run the suite: A (REF), B (this
 checkout) and A' (REF again, the A/A control). Each measures its own tree's exact counts, N+1 findings and, when
 asked, CPU instructions; then every benchmark is timed in rounds A B A' (the order rotating), all on one pinned CPU.
 A benchmark's slowdown is the geometric mean of B/A over the rounds with a t-interval; the A'/A ratios in the same
@@ -22,14 +22,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import pyperf
 
-from bench.gate import GateConfig, GateError, Verdict, evaluate
-from bench.gate_tiers import FileInfo, Finding
+from bench.gate.gate import GateConfig, GateError, Verdict, evaluate
+from bench.gate.significance import RatioInterval, paired_ratio
+from bench.gate.tiers import FileInfo, Finding
 from bench.results import ResultsWriter, compact_json, load
-from bench.significance import RatioInterval, paired_ratio
 
 #: One timed value lasts about this long (the loops are chosen from the first execution).
 VALUE_S = 0.01
@@ -119,9 +119,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+#: Where a tree's agent lives: since the bench rooms, bench/gate/; before them, bench/ (a base ref may be either).
+AGENT_MODULES: Final = ("bench.gate.tree_agent", "bench.tree_agent")
+
+
+def agent_module(tree: Path) -> str | None:
+    """The module of ``tree``'s agent, or None when the tree has none."""
+    for module in AGENT_MODULES:
+        if (tree / (module.replace(".", "/") + ".py")).is_file():
+            return module
+    return None
+
+
 def _check_agent(tree: Path, ref: str) -> None:
-    if not (tree / "bench" / "tree_agent.py").is_file():
-        raise GateError(f"{ref} has no bench/tree_agent.py: --against needs a ref of kvq-bench that has --against")
+    if agent_module(tree) is None:
+        raise GateError(f"{ref} has no bench/gate/tree_agent.py: --against needs a ref of kvq-bench that has --against")
 
 
 # -- the agents ----------------------------------------------------------------------------------------------------
@@ -132,7 +144,7 @@ class AgentProcess:
 
     def __init__(self, label: str, tree: Path, options: AgainstOptions, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "bench.tree_agent", "--suite", options.suite, "--backend", options.backend,
+        command = [sys.executable, "-m", agent_module(tree) or AGENT_MODULES[0], "--suite", options.suite, "--backend", options.backend,
                    "--run-dir", str(run_dir)]  # fmt: skip
         if options.cache_dir is not None:
             command += ["--cache-dir", str(options.cache_dir)]

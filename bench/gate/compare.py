@@ -14,10 +14,10 @@ from typing import Any
 
 import pandas as pd
 
-from bench.document import fmt_time, markdown_table
 from bench.errors import ResultsError
+from bench.gate.significance import Sample, TTest, welch
+from bench.report.document import fmt_time, markdown_table
 from bench.results import load
-from bench.significance import Sample, TTest, welch
 
 KEY = ["benchmark", "metric"]
 #: Derived figures computed from a measured time (worker_throughput's N / mean time): as noisy as the time itself.

@@ -1,7 +1,7 @@
-"""The command-line side of reports and the gate: `qbench report|compare|gate|baseline`, registered by bench/cli.py.
+"""The command-line side of the gate: `qbench compare|gate|baseline`, registered by bench/cli.py.
 
 Each entry is (name, help, configure, handler) for cli.Command; handlers import their module lazily so that
-`qbench run` does not pay for matplotlib.
+`qbench run` does not pay for pandas.
 """
 
 from __future__ import annotations
@@ -11,23 +11,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import UsageError
-
-DEFAULT_BASELINE = Path("reports/baseline/quick.json")
-TIME_MODES = ("fail", "report-only")
-
-
-def configure_report(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", type=Path, help="a results file written by qbench run")
-    parser.add_argument("-o", "--output", type=Path, default=Path("reports/latest"), help="directory to write")
-
-
-def handle_report(args: argparse.Namespace) -> int:
-    from .report import report
-
-    report(results=args.results, out=args.output)
-    print(f"wrote {args.output / 'index.html'} and {args.output / 'README.md'}")
-    return 0
+from ..errors import UsageError
+from ..run.affinity import affinity_argument
+from .defaults import DEFAULT_BASELINE, TIME_MODES
 
 
 def configure_compare(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +32,7 @@ def handle_compare(args: argparse.Namespace) -> int:
 def configure_gate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", type=Path, nargs="?", help="results file to judge (not with --against)")
     parser.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help=f"default {DEFAULT_BASELINE}")
-    parser.add_argument("--config", type=Path, help="TOML settings (default: bench/gate.toml)")
+    parser.add_argument("--config", type=Path, help="TOML settings (default: bench/gate/gate.toml)")
     parser.add_argument("--times", choices=TIME_MODES, help="whether time slowdowns fail (default: config)")
     parser.add_argument(
         "--allow-missing",
@@ -64,7 +50,7 @@ def configure_gate(parser: argparse.ArgumentParser) -> None:
     against.add_argument("--suite", default="quick", help="suite to run with --against (default: quick)")
     against.add_argument("--backend", default="sqlite", help="backend to run with --against (default: sqlite)")
     against.add_argument(
-        "--affinity", type=_affinity, metavar="CPUS", help="pin both trees' runs to these CPUs (e.g. 1)"
+        "--affinity", type=affinity_argument, metavar="CPUS", help="pin both trees' runs to these CPUs (e.g. 1)"
     )
     against.add_argument(
         "--instructions",
@@ -77,19 +63,14 @@ def configure_gate(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _affinity(text: str) -> str:
-    from .cli import parse_affinity
-
-    return parse_affinity(text)
-
-
 def handle_gate(args: argparse.Namespace) -> int:
     from .gate import gate
 
     against = None
     if args.against is not None:
+        from ..run.stores import BACKENDS
+        from ..scenarios import SUITES, parse_choice
         from .against import AgainstOptions
-        from .scenarios import BACKENDS, SUITES, parse_choice
 
         if args.results is not None:
             raise UsageError("--against runs both trees itself: give no results file")
@@ -127,7 +108,6 @@ def handle_baseline(args: argparse.Namespace) -> int:
 
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handler], ...] = (
-    ("report", "write index.html, README.md and plots for a results file", configure_report, handle_report),
     ("compare", "markdown table of what changed between two results files", configure_compare, handle_compare),
     ("gate", "exit 1 when results cost more than the baseline (2: unusable input)", configure_gate, handle_gate),
     ("baseline", "manage the gate's baseline: `baseline update RESULTS`", configure_baseline, handle_baseline),

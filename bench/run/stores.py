@@ -12,12 +12,14 @@ import sqlite3
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from queue_impls.kv import Kv, open_kv
 
 from .seeding import copy_entries
 
+#: The stores qbench runs on (--backend), the embedded default first.
+BACKENDS: Final = ("sqlite", "memory", "deno")
 _SUFFIX = {"sqlite": ".db", "deno": ".sqlite"}
 
 
