@@ -1,7 +1,7 @@
 """A key-value layer faithful to Deno KV: same key order, limits, list batching, checks and versionstamps."""
 
 from .atomic import AtomicOperation
-from .base import Kv, KvListIterator
+from .contract import Kv, KvListIterator
 from .codec import Key, KeyPart, KvU64, decode_key, decode_value, encode_key, encode_value
 from .errors import (
     BackendError,

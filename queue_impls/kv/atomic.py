@@ -32,7 +32,7 @@ from .limits import (
 from .types import Check, CommitResult, KvEntry, Mutation, MutationKind
 
 if TYPE_CHECKING:
-    from .base import Kv
+    from .contract import Kv
 
 _HEX20 = re.compile(r"^[0-9a-fA-F]{20}$")
 _U64 = 2**64

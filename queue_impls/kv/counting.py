@@ -17,7 +17,7 @@ from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 from .atomic import AtomicOperation
-from .base import Kv, KvListIterator, WatchEntries, _many_keys, _point_entry, _point_read
+from .contract import Kv, KvListIterator, WatchEntries, _many_keys, _point_entry, _point_read
 from .codec import Key, encode_key, encode_value
 from .counts import OPS, KvCounts, LiveCounts
 from .latency import (

@@ -6,7 +6,7 @@ import importlib
 import inspect
 from typing import Any
 
-from .base import Kv
+from .contract import Kv
 from .errors import InvalidArgumentError, short_repr
 
 # scheme -> "module:factory"; a factory is an async callable taking the rest of the URL.

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from queue_impls.kv.base import Kv
+from queue_impls.kv.contract import Kv
 from queue_impls.kv.counting import CountingKv
 from queue_impls.kv.latency import LatencyModel
 from queue_impls.kv.nplusone import NPlusOneFinding, detect_n_plus_one

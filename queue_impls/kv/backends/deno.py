@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..base import Kv, WatchEntries
+from ..contract import Kv, WatchEntries
 from ..codec import Key, encode_key, encode_value
 from ..errors import (
     DenoBridgeError,

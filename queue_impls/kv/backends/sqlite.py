@@ -17,7 +17,7 @@ from typing import Any
 import aiosqlite
 
 from ..atomic import apply_u64
-from ..base import WATCH_POLL_S, Kv
+from ..contract import WATCH_POLL_S, Kv
 from ..codec import ENC_U64, decode_value, decode_values
 from ..errors import BackendError, MutationTypeError
 from ..types import Check, Consistency, Mutation, RawEntry, ReadRange, versionstamp_suffix
