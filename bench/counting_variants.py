@@ -36,10 +36,10 @@ from bench.kv_interleaved import rotating_blocks
 from bench.kv_micro import Op, SelfTimed, Workload, seed
 from queue_impls.kv import Kv, open_kv
 from queue_impls.kv.backends.memory import MemoryKv
-from queue_impls.kv.contract import _point_entry, _point_read
 from queue_impls.kv.codec import Key
-from queue_impls.kv.counting import CountingKv
+from queue_impls.kv.contract import _point_entry, _point_read
 from queue_impls.kv.types import Check, Consistency, KvEntry, Mutation, RawEntry, ReadRange
+from queue_impls.meter import CountingKv
 
 
 class PassThrough(Kv):

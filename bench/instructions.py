@@ -100,7 +100,7 @@ async def _nothing() -> None:
 
 def _count_cases(plan_path: str, names: Sequence[str]) -> None:
     """Run each named case of the plan with its spans framed; callgrind writes one dump per span."""
-    from queue_impls.kv.latency import NoWaitTimer, use_timer
+    from queue_impls.meter import NoWaitTimer, use_timer
 
     from .worker import open_operation, plan_entry
 

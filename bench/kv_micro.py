@@ -26,7 +26,7 @@ import pyperf
 
 from bench.deno_inprocess import deno_inprocess, deno_unavailable
 from queue_impls.kv import CommitResult, Kv, KvEntry, encode_key, encode_value, open_kv
-from queue_impls.kv.counting import CountingKv
+from queue_impls.meter import CountingKv
 
 # -------------------------------------------------------------------------------------------------- workload
 

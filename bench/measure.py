@@ -10,11 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from queue_impls.kv.counting import CountingKv
-from queue_impls.kv.counts import KvCounts
-from queue_impls.kv.latency import LatencyModel, predict
-from queue_impls.kv.nplusone import detect_n_plus_one
-from queue_impls.kv.trace import TraceEvent
+from queue_impls.meter import CountingKv, KvCounts, LatencyModel, TraceEvent, detect_n_plus_one, predict
 
 from .operations import Mixed, Operation, make_operation
 from .scenarios import Case

@@ -25,8 +25,7 @@ from typing import Any
 import pyperf
 
 from queue_impls.kv import Kv
-from queue_impls.kv.counting import CountingKv
-from queue_impls.kv.latency import LatencyModel
+from queue_impls.meter import CountingKv, LatencyModel
 
 from .affinity import pin
 from .operations import Operation, make_operation, timed

@@ -35,7 +35,7 @@ def counting_factory(inner: KvFactory, **options: Any) -> KvFactory:
 
     @contextlib.asynccontextmanager
     async def factory(tmp_path: Path) -> AsyncIterator[Kv]:
-        from queue_impls.kv.counting import CountingKv
+        from queue_impls.meter import CountingKv
 
         async with inner(tmp_path) as kv:
             counting = CountingKv(kv, **options)

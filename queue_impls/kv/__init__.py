@@ -1,8 +1,8 @@
 """A key-value layer faithful to Deno KV: same key order, limits, list batching, checks and versionstamps."""
 
 from .atomic import AtomicOperation
-from .contract import Kv, KvListIterator
 from .codec import Key, KeyPart, KvU64, decode_key, decode_value, encode_key, encode_value
+from .contract import Kv, KvListIterator
 from .errors import (
     BackendError,
     CommitLimitError,

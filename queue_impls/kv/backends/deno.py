@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..contract import Kv, WatchEntries
 from ..codec import Key, encode_key, encode_value
+from ..contract import Kv, WatchEntries
 from ..errors import (
     DenoBridgeError,
     DenoNotFoundError,

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ..atomic import apply_u64
-from ..contract import Kv
 from ..codec import ENC_U64, decode_value
+from ..contract import Kv
 from ..errors import InvalidArgumentError
 from ..types import Check, Consistency, Mutation, RawEntry, ReadRange, versionstamp_suffix
 

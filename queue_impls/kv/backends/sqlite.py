@@ -17,8 +17,8 @@ from typing import Any
 import aiosqlite
 
 from ..atomic import apply_u64
-from ..contract import WATCH_POLL_S, Kv
 from ..codec import ENC_U64, decode_value, decode_values
+from ..contract import WATCH_POLL_S, Kv
 from ..errors import BackendError, MutationTypeError
 from ..types import Check, Consistency, Mutation, RawEntry, ReadRange, versionstamp_suffix
 
