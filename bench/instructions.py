@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from queue_impls.kv.backends import get_backend
+
 #: Executions of each operation before measuring: the adaptive interpreter specializes, caches fill, SQLite
 #: prepares its statements. One is enough for a figure that repeats (docs/ci.md); each costs the operation's time
 #: fifty-fold under callgrind.
@@ -165,8 +167,10 @@ def valgrind_version() -> str:
 
 def check_available(backend: str) -> None:
     """Raise InstructionsUnavailable, with the one-line reason, when this run cannot count instructions."""
-    if backend == "deno":
-        raise InstructionsUnavailable("instruction counts are not recorded on deno: the store runs in another process")
+    if not get_backend(backend).in_process:
+        raise InstructionsUnavailable(
+            f"instruction counts are not recorded on {backend}: the store runs in another process"
+        )
     if platform.machine() not in ("x86_64", "AMD64"):
         raise InstructionsUnavailable(f"instruction counts need an x86-64 CPU: this one is {platform.machine()}")
     valgrind_version()

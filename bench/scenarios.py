@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from queue_impls.jobs.layouts import LAYOUTS
+from queue_impls.kv.backends import backend_names
 
 from .errors import UsageError
 
@@ -20,7 +21,7 @@ SCENARIOS: Final = ("list_by_name", "seed_case", "write_path", "worker_throughpu
 OPT_IN_SCENARIOS: Final = ("deno_seed_case",)
 SCENARIO_LAYOUTS: Final[dict[str, tuple[str, ...]]] = {"deno_seed_case": ("naive", "optimized")}
 SUITES: Final = ("smoke", "quick", "full")
-BACKENDS: Final = ("sqlite", "memory", "deno")
+BACKENDS: Final = backend_names()  # the KV backends registry (queue_impls/kv/backends), the default first
 #: Status filters of list_by_name: none, one that 1% of a name's jobs match (failed), one that half match (pending).
 STATUSES: Final = ("none", "rare", "half")
 WRITE_OPS: Final = ("add", "claim", "complete", "fail_retry", "delete")

@@ -139,3 +139,7 @@ async def open_memory(rest: str) -> MemoryKv:
     if rest:
         raise InvalidArgumentError(f"memory: takes no path, got {rest!r}")
     return MemoryKv()
+
+
+def engine_version() -> str:
+    return "memory (in-process)"

@@ -238,3 +238,8 @@ def _data_version(conn: sqlite3.Connection) -> int:
 
 async def open_sqlite(rest: str) -> SqliteKv:
     return await SqliteKv.open(rest or ":memory:")
+
+
+def engine_version() -> str:
+    """The SQLite library's version (the one Python's sqlite3, and so aiosqlite, runs on)."""
+    return f"SQLite {sqlite3.sqlite_version}"
