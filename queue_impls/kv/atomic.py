@@ -6,7 +6,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, Self
 
-from .codec import ENC_U64, Key, KvU64, encode_key, encode_value
+from .codec import ENC_U64, Key, encode_key, encode_value
 from .commit_order import raise_first_commit_error
 from .errors import (
     InvalidCheckError,
@@ -30,6 +30,7 @@ from .limits import (
     check_write_key,
 )
 from .types import Check, CommitResult, KvEntry, Mutation, MutationKind
+from .u64 import KvU64
 
 if TYPE_CHECKING:
     from .contract import Kv
