@@ -5,8 +5,8 @@ Owns ``CountingKv`` (a store that wraps a store and counts calls, round trips, e
 the latency model and ``predict``, and ``kv_budget``. Import everything from here: ``from queue_impls.meter import
 CountingKv``; the modules inside are the room's own layout. See docs/counting.md.
 
-May import: ``queue_impls.kv`` (the contract, codec, types, errors) and the standard library. Never
-``queue_impls.jobs``, ``queue_impls.kvconnect`` or ``bench``.
+May import: queue_impls.kv (never jobs, kvconnect or bench).
+Third-party: none.
 """
 
 from .budget import KvBudget, KvBudgetExceeded, describe_calls, kv_budget
