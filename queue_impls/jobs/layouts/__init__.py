@@ -18,14 +18,13 @@ from .indexed import IndexedLayout
 from .naive import NaiveLayout
 from .optimized import OptimizedLayout
 
+_BUILT_IN: Final = (NaiveLayout, OptimizedLayout, BatchedLayout, IndexedLayout)
 #: The built-in layouts, in the order suites and reports show them.
-LAYOUTS: Final = ("naive", "optimized", "batched", "indexed")
+LAYOUTS: Final = tuple(cls.name for cls in _BUILT_IN)
 #: Installed packages name their layouts under this entry-point group (``name = "module:LayoutClass"``).
 ENTRY_POINT_GROUP: Final = "kvq_bench.layouts"
 
-_REGISTRY: dict[str, type[Layout]] = {
-    cls.name: cls for cls in (NaiveLayout, OptimizedLayout, BatchedLayout, IndexedLayout)
-}
+_REGISTRY: dict[str, type[Layout]] = {cls.name: cls for cls in _BUILT_IN}
 _entry_points_loaded = False
 
 
