@@ -254,7 +254,7 @@ class CountingKv(Kv):
             self._calls["get"] += 1
             return await Kv.get(self, key, consistency=consistency)
         # The commonest call, untraced, inlined for speed: one coroutine frame instead of three (this one, Kv.get's
-        # and _snapshot_read's), and the clock's begin/end written out rather than called (two calls cost 750 of a
+        # and _snapshot_read's), and the clock's begin/end written out rather than called (two calls cost 830 of a
         # get's 57,000 instructions on memory; bench/get_instructions.py). So this is Kv.get's steps (_point_read,
         # the read, _point_entry) around SerialClock.begin/end's steps, in their order, the call and its round trip
         # counted as one. It is the only inlined copy; the suites run on both paths (tests/backends.py: counting and
