@@ -3,6 +3,11 @@
 It is a ``Kv`` itself, so validation and list batching run in the shared base exactly as on the inner store; its two
 primitives hand each snapshot read and atomic write to the inner store's, counting (and, with a ``LatencyModel``,
 sleeping) on the way. It never changes a result. See docs/counting.md.
+
+Its mechanisms, each in one place: the serial-round-trip clock and the task factory it installs (serial_clock.py);
+the live counters the hot paths fold into (counts.LiveCounts, ``_fold`` here); how a primitive finds the trace event
+it works for (``_traced`` for public calls, ``_for_event`` for list pulls and KV Connect requests); and the untraced
+get, inlined for speed (``CountingKv.get``).
 """
 
 from __future__ import annotations
