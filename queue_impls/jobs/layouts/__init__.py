@@ -2,7 +2,9 @@
 
 The four built-in layouts are registered here. A user's own layout is a ``Layout`` subclass registered with
 ``register_layout`` (as a decorator, or from a module ``qbench run --plugin`` imports), or named by an entry point in
-the ``kvq_bench.layouts`` group of an installed package (loaded the first time a name is looked up).
+the ``kvq_bench.layouts`` group of an installed package (loaded the first time a name is looked up). A layout's
+index key prefixes are defined, with their shapes, in ``jobs/keys.py``; the layouts are part of the jobs room and
+follow its import rules (``queue_impls/jobs/__init__.py``).
 """
 
 from __future__ import annotations
