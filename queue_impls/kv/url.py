@@ -27,8 +27,9 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 async def open_kv(url: str = "memory:", **options: Any) -> Kv:
-    """Open a store: ``memory:``, ``sqlite:PATH``, ``sqlite::memory:``, ``deno:PATH``, ``deno::memory:``,
-    ``deno+https://...`` or a bare path (SQLite)."""
+    """Open a store from a URL of a registered backend (``queue_impls.kv.backends.url_forms()``), such as
+    ``memory:``, ``sqlite:PATH``, ``sqlite::memory:``, ``deno:PATH``, ``deno::memory:``, ``deno+https://...`` or a
+    bare path (SQLite). Keyword options go to the backend's opener; an unknown one is an InvalidArgumentError."""
     if not isinstance(url, str) or not url:
         raise InvalidArgumentError(f"A KV URL must be a non-empty string, got {short_repr(url)}; forms: {url_forms()}")
     name, rest = split_url(url)

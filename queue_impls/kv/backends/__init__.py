@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..contract import Kv
@@ -56,12 +56,8 @@ class Backend:
     #: Needs the ``deno`` executable (``find_deno``).
     needs_deno: bool = False
 
-    def open(self, rest: str, **options: Any) -> Awaitable[Kv]:
-        """The opener's coroutine for the rest of a URL (``open_kv`` checks the options first)."""
-        factory: Callable[..., Awaitable[Kv]] = self.opener_function()
-        return factory(rest, **options)
-
     def opener_function(self) -> Callable[..., Awaitable[Kv]]:
+        """The coroutine function that opens a store from the rest of a URL (imports the module)."""
         opener: Callable[..., Awaitable[Kv]] = getattr(importlib.import_module(self.module), self.opener)
         return opener
 
