@@ -29,8 +29,8 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
 
 def handle_serve(args: argparse.Namespace) -> int:
     from queue_impls.kv.errors import KvError
-    from queue_impls.kv.latency import LatencyModel
     from queue_impls.kvconnect import serve_until_stopped
+    from queue_impls.meter import LatencyModel
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")

@@ -7,8 +7,7 @@ import asyncio
 
 from queue_impls.jobs import Job, Queue, Worker
 from queue_impls.kv import open_kv
-from queue_impls.kv.counting import CountingKv
-from queue_impls.kv.nplusone import detect_n_plus_one
+from queue_impls.meter import CountingKv, detect_n_plus_one
 
 
 async def send_email(job: Job) -> None:

@@ -11,9 +11,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .kv.backends.memory import MemoryKv
-from .kv.base import Kv
-from .kv.counting import DENO_DEPLOY_CROSS_REGION_STRONG, DENO_DEPLOY_SAME_REGION, CountingKv, Measurement, predict
-from .kv.nplusone import detect_n_plus_one
+from .kv.contract import Kv
+from .meter import (
+    DENO_DEPLOY_CROSS_REGION_STRONG,
+    DENO_DEPLOY_SAME_REGION,
+    CountingKv,
+    Measurement,
+    detect_n_plus_one,
+    predict,
+)
 
 NAME = "email"
 

@@ -1,4 +1,5 @@
-"""The stores every behaviour suite runs on: one entry per backend (and per wrapper around one).
+"""The stores every behaviour suite runs on: every example URL of every registered backend, the counting wrappers
+around some, and the real Deno client through our KV Connect server.
 
 Each entry: (id, factory, marks). A factory is an async context manager taking the test's tmp_path.
 """
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from queue_impls.kv import Kv, open_kv
+from queue_impls.kv.backends import BACKENDS as REGISTRY
 
 KvFactory = Callable[[Path], contextlib.AbstractAsyncContextManager[Kv]]
 
@@ -35,7 +37,7 @@ def counting_factory(inner: KvFactory, **options: Any) -> KvFactory:
 
     @contextlib.asynccontextmanager
     async def factory(tmp_path: Path) -> AsyncIterator[Kv]:
-        from queue_impls.kv.counting import CountingKv
+        from queue_impls.meter import CountingKv
 
         async with inner(tmp_path) as kv:
             counting = CountingKv(kv, **options)
@@ -82,18 +84,34 @@ def deno_token(token: str) -> Iterator[None]:
             os.environ["DENO_KV_ACCESS_TOKEN"] = saved
 
 
+def _registered() -> list[tuple[str, KvFactory, list[Any]]]:
+    """Every example URL of every registered backend (queue_impls/kv/backends), as (id, factory, marks)."""
+    stores = []
+    for backend in REGISTRY.values():
+        marks = [pytest.mark.deno] if backend.needs_deno else []
+        for form in backend.url_forms:
+            if form.example is not None:
+                stores.append((form.label, url_factory(_example_url(form.example)), marks))
+    return stores
+
+
+def _example_url(example: str) -> Callable[[Path], str]:
+    return lambda tmp_path: example.format(dir=tmp_path)
+
+
+#: The URL each entry opens (with "{dir}" for the test's tmp_path): what test_architecture checks against the registry.
+STORE_URLS: dict[str, str] = {
+    form.label: form.example for backend in REGISTRY.values() for form in backend.url_forms if form.example
+}
+
 BACKENDS: list[tuple[str, KvFactory, list[Any]]] = [
-    ("memory", url_factory(lambda _: "memory:"), []),
-    ("sqlite", url_factory(lambda p: f"sqlite:{p / 'kv.db'}"), []),
-    ("sqlite-mem", url_factory(lambda _: "sqlite::memory:"), []),
-    ("deno-file", url_factory(lambda p: f"deno:{p / 'kv.sqlite'}"), [pytest.mark.deno]),
-    ("deno-mem", url_factory(lambda _: "deno::memory:"), [pytest.mark.deno]),
+    *_registered(),
     # The wrapper's two read paths: untraced (get in one frame) on memory and Deno, traced (through the primitives)
     # on SQLite.
     ("counting(memory)", counting_factory(url_factory(lambda _: "memory:")), []),
     ("traced(sqlite)", counting_factory(url_factory(lambda p: f"sqlite:{p / 'kv.db'}"), trace=True), []),
     ("counting(deno-mem)", counting_factory(url_factory(lambda _: "deno::memory:")), [pytest.mark.deno]),
-    # The real Deno client speaking KV Connect to our server (queue_impls/kvconnect) in front of SQLite.
+    # The real Deno client speaking KV Connect (deno+http://) to our server (queue_impls/kvconnect) in front of SQLite.
     ("deno+http(sqlite)", kvconnect_factory("sqlite:{dir}/served.db"), [pytest.mark.deno]),
 ]
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from queue_impls.kv import Key, Kv
-from queue_impls.kv.counting import CountingKv
 from queue_impls.kv.types import Consistency, RawEntry, ReadRange
+from queue_impls.meter import CountingKv
 
 # Encoded keys (hex). The first six are the semantics document's examples; all but -NaN were checked on Deno 2.9.6
 # (listing under prefix () returns the whole encoded key as the cursor). V8 turns a negative NaN into a positive one

@@ -93,25 +93,3 @@ def test_each_room_imports_only_the_rooms_it_may(path: Path) -> None:
         assert target in allowed or (rel, target) in EXCEPTIONS, (
             f"{rel} imports {module}: {room} may not import {target}"
         )
-
-
-def test_no_bench_module_imports_itself_back_at_import_time() -> None:
-    """Module-level imports (what runs when a module is imported) form no cycle."""
-    graph = {_module_name(p): _imports(p, top_level_only=True) for p in _modules()}
-    for name in graph:
-        graph[name] = {m for m in graph[name] if m in graph and m != name}
-    state: dict[str, int] = {}
-
-    def visit(node: str, stack: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                cycle = [*stack[stack.index(nxt) :], nxt] if nxt in stack else [node, nxt]
-                pytest.fail(f"import cycle: {' -> '.join(cycle)}")
-            if nxt not in state:
-                visit(nxt, [*stack, nxt])
-        state[node] = 2
-
-    for name in sorted(graph):
-        if name not in state:
-            visit(name, [name])

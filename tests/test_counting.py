@@ -10,7 +10,7 @@ import pytest
 
 from queue_impls.kv import InvalidKeyError, Kv, KvClosedError, TooManyRangesError, encode_key, encode_value
 from queue_impls.kv.backends.memory import MemoryKv
-from queue_impls.kv.counting import OPS, CountingKv, KvCounts, detect_n_plus_one
+from queue_impls.meter import OPS, CountingKv, KvCounts, detect_n_plus_one
 
 
 @pytest.fixture
@@ -283,21 +283,21 @@ async def test_a_task_created_inside_the_context_it_is_given_is_created_as_usual
 
 
 async def test_a_closed_wrapper_no_longer_forks_its_lanes_into_new_tasks() -> None:
-    from queue_impls.kv import counting
+    from queue_impls.meter import serial_clock
 
     ckv = CountingKv(MemoryKv())
     await ckv.get(("a",))
-    assert id(ckv) in counting._WRAPPERS
+    assert id(ckv._clock) in serial_clock._CLOCKS
     await ckv.close()
-    assert id(ckv) not in counting._WRAPPERS
+    assert id(ckv._clock) not in serial_clock._CLOCKS
     forgotten = CountingKv(MemoryKv())  # never closed: leaves when collected
     await forgotten.get(("a",))
-    key = id(forgotten)
-    assert key in counting._WRAPPERS
+    key = id(forgotten._clock)
+    assert key in serial_clock._CLOCKS
     del forgotten
-    await asyncio.sleep(0)  # the root pass's callback holds the wrapper until the loop runs it
+    await asyncio.sleep(0)  # the root pass's callback holds the clock until the loop runs it
     gc.collect()
-    assert key not in counting._WRAPPERS
+    assert key not in serial_clock._CLOCKS
 
 
 async def test_a_reference_held_to_the_counts_stays_current(ckv: CountingKv) -> None:

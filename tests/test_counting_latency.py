@@ -13,18 +13,19 @@ import weakref
 import pytest
 
 from queue_impls.kv import InvalidArgumentError, Kv
-from queue_impls.kv import latency as latency_module
 from queue_impls.kv.backends.memory import MemoryKv
-from queue_impls.kv.counting import (
+from queue_impls.meter import (
     DENO_DEPLOY_CROSS_REGION_STRONG,
     DENO_DEPLOY_SAME_REGION,
     PRESETS,
     CountingKv,
     KvCounts,
     LatencyModel,
+    RoundTrip,
     predict,
+    sleep_until,
 )
-from queue_impls.kv.latency import RoundTrip, sleep_until
+from queue_impls.meter import latency as latency_module
 
 RTT_MS = 20.0  # large against scheduling noise, small enough to keep the suite fast
 

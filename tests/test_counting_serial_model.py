@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from queue_impls.kv import Kv, open_kv
 from queue_impls.kv.backends.memory import MemoryKv
-from queue_impls.kv.counting import CountingKv
+from queue_impls.meter import CountingKv
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import pytest
 import queue_impls.jobs
 from queue_impls.kv import Kv
 from queue_impls.kv.backends.memory import MemoryKv
-from queue_impls.kv.counting import CountingKv, detect_n_plus_one
-from queue_impls.kv.trace import is_toolkit_frame
+from queue_impls.meter import CountingKv, detect_n_plus_one
+from queue_impls.meter.trace import is_toolkit_frame
 
 HERE = "tests/test_counting_sites.py"
 

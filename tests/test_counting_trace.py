@@ -8,8 +8,7 @@ import uuid
 import pytest
 
 from queue_impls.kv import InvalidKeyError, InvalidSelectorError, Kv
-from queue_impls.kv.counting import CountingKv, key_fingerprint
-from queue_impls.kv.trace import is_varying, keys_fingerprint
+from queue_impls.meter import CountingKv, is_varying, key_fingerprint, keys_fingerprint
 
 from .test_counting import entry_bytes, fill
 
@@ -118,7 +117,7 @@ async def test_concurrent_lists_keep_their_own_batches(ckv: CountingKv) -> None:
 
 def test_the_traced_list_proxy_covers_the_whole_iterator_api() -> None:
     from queue_impls.kv import KvListIterator
-    from queue_impls.kv.counting import _TracedList
+    from queue_impls.meter.counting import _TracedList
 
     public = {n for n in vars(KvListIterator) if not n.startswith("_")} | {"__aiter__", "__anext__"}
     assert public <= set(vars(_TracedList)), "a new KvListIterator method must be delegated by _TracedList"

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from queue_impls.kv import KeyTooLargeError, Kv, KvEntry, TooManyRangesError
-from queue_impls.kv.counting import CountingKv
+from queue_impls.meter import CountingKv
 
 QUIET_S = 0.3  # longer than the 50 ms a store without a change signal waits between looks
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from queue_impls.kv import Kv
-from queue_impls.kv.counting import CountingKv, detect_n_plus_one
+from queue_impls.meter import CountingKv, detect_n_plus_one
 
 HERE = "tests/test_nplusone.py"
 

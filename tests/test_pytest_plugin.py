@@ -7,7 +7,7 @@ import re
 import pytest
 
 from queue_impls.kv.backends.memory import MemoryKv
-from queue_impls.kv.counting import CountingKv, KvBudgetExceeded, kv_budget
+from queue_impls.meter import CountingKv, KvBudgetExceeded, kv_budget
 
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 

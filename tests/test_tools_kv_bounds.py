@@ -72,11 +72,11 @@ async def test_counting_variants_measure_every_variant_on_a_real_store() -> None
 
 
 async def test_counting_variants_time_task_creation_and_leave_the_forking_factory_in_place() -> None:
-    from queue_impls.kv import counting
+    from queue_impls.meter import serial_clock
 
     default, forking = await counting_variants.task_creation(rounds=2, calls=10)
     assert default > 0 and forking > 0
-    assert isinstance(asyncio.get_running_loop().get_task_factory(), counting._ForkingTaskFactory)
+    assert isinstance(asyncio.get_running_loop().get_task_factory(), serial_clock._ForkingTaskFactory)
 
 
 def test_get_instructions_runs_each_variant_inside_valgrind_s_process() -> None:

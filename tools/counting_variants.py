@@ -35,7 +35,7 @@ from typing import Any
 
 from queue_impls.kv import Key, Kv, KvEntry, open_kv
 from queue_impls.kv.backends.memory import MemoryKv
-from queue_impls.kv.counting import CountingKv
+from queue_impls.meter import CountingKv
 from tools.harness import (
     Interval,
     Op,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from queue_impls.kv import CommitResult, Kv, KvEntry, encode_key, encode_value, open_kv
-from queue_impls.kv.counting import CountingKv
+from queue_impls.meter import CountingKv
 from tools.deno_inprocess import deno_inprocess, deno_unavailable
 from tools.harness import Interval, Op, SelfTimed, differences, format_ratio, format_us, median_interval, ratios
 from tools.sqlite_floor import open_floor

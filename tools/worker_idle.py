@@ -22,7 +22,7 @@ from queue_impls.jobs import Queue, Worker
 from queue_impls.jobs.clock import FakeClock
 from queue_impls.jobs.model import Job
 from queue_impls.kv import Kv, open_kv
-from queue_impls.kv.counting import CountingKv
+from queue_impls.meter import CountingKv
 from tools.harness import load
 
 

@@ -7,6 +7,7 @@ Each entry is (name, help, configure, handler) for cli.Command; handlers import 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -70,11 +71,11 @@ def handle_gate(args: argparse.Namespace) -> int:
     if args.against is not None:
         from ..run.stores import BACKENDS
         from ..scenarios import SUITES, parse_choice
-        from .against import AgainstOptions
+        from .against import AgainstOptions, judge_against
 
         if args.results is not None:
             raise UsageError("--against runs both trees itself: give no results file")
-        against = AgainstOptions(
+        options = AgainstOptions(
             ref=args.against,
             suite=parse_choice(args.suite, known=SUITES, what="suite"),
             backend=parse_choice(args.backend, known=BACKENDS, what="backend"),
@@ -82,6 +83,7 @@ def handle_gate(args: argparse.Namespace) -> int:
             instructions=args.instructions,
             keep=args.keep,
         )
+        against = functools.partial(judge_against, options)
     return gate(
         baseline=args.baseline,
         results=args.results,

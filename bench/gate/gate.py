@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -265,11 +266,12 @@ def gate(
     config: Path | None = None,
     times: str | None = None,
     allow_missing: tuple[str, ...] = (),
-    against: Any = None,
+    against: Callable[[GateConfig], tuple[Verdict, str, str]] | None = None,
 ) -> int:
     """Print the verdict (and append it to $GITHUB_STEP_SUMMARY); return 0 pass, 1 fail, 2 unusable input.
 
-    ``against``: a bench.against.AgainstOptions; both trees are run and compared instead of two files.
+    ``against``: judges instead of two files, given the settings; returns the verdict and the two sides' labels
+    (``gate --against REF`` passes ``against.judge_against`` bound to its options: both trees are run and compared).
     """
     try:
         settings = load_config(config or DEFAULT_CONFIG)
@@ -277,9 +279,7 @@ def gate(
             settings = replace(settings, times=times, against_times=times)
         settings = replace(settings, allow_missing=settings.allow_missing + tuple(allow_missing))
         if against is not None:
-            from bench.gate.against import judge_against
-
-            verdict, baseline_label, results_label = judge_against(against, settings)
+            verdict, baseline_label, results_label = against(settings)
         else:
             if results is None:
                 raise GateError("give a results file to judge, or --against REF")

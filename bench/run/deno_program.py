@@ -26,10 +26,9 @@ import pyperf
 from queue_impls.jobs import FakeClock, Queue
 from queue_impls.kv import KvError, open_kv
 from queue_impls.kv.backends.deno import find_deno
-from queue_impls.kv.counting import CountingKv
-from queue_impls.kv.counts import KvCounts
 from queue_impls.kvconnect import KvConnectServer
 from queue_impls.kvconnect.server import TOKEN_ENV
+from queue_impls.meter import CountingKv, KvCounts
 
 from ..errors import BenchmarkFailed
 from ..scenarios import Case, Timing

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from queue_impls.kv.backends import get_backend
+
 #: Executions of each operation before measuring, with callgrind's instrumentation off (valgrind then runs the
 #: code a few times slower than native, not fifty): Python 3.11's adaptive interpreter specializes a function after
 #: 8 calls, caches fill, SQLite prepares its statements. The second execution of an operation needed 1.5 to 2.8
@@ -103,7 +105,7 @@ async def _nothing() -> None:
 
 def _count_cases(plan_path: str, names: Sequence[str]) -> None:
     """Run each named case of the plan with its spans framed; callgrind writes one dump per span."""
-    from queue_impls.kv.latency import NoWaitTimer, use_timer
+    from queue_impls.meter import NoWaitTimer, use_timer
 
     from .worker import open_operation, plan_entry
 
@@ -172,8 +174,10 @@ def valgrind_version() -> str:
 
 def check_available(backend: str) -> None:
     """Raise InstructionsUnavailable, with the one-line reason, when this run cannot count instructions."""
-    if backend == "deno":
-        raise InstructionsUnavailable("instruction counts are not recorded on deno: the store runs in another process")
+    if not get_backend(backend).in_process:
+        raise InstructionsUnavailable(
+            f"instruction counts are not recorded on {backend}: the store runs in another process"
+        )
     if platform.machine() not in ("x86_64", "AMD64"):
         raise InstructionsUnavailable(f"instruction counts need an x86-64 CPU: this one is {platform.machine()}")
     valgrind_version()

@@ -31,9 +31,7 @@ from typing import Any, Final
 
 from queue_impls.kv import Kv, open_kv
 from queue_impls.kv.backends.memory import MemoryKv
-from queue_impls.kv.counting import CountingKv
-from queue_impls.kv.counts import KvCounts
-from queue_impls.kv.latency import LatencyModel, RoundTrip, predict
+from queue_impls.meter import CountingKv, KvCounts, LatencyModel, RoundTrip, predict
 
 from .affinity import pin
 

@@ -11,11 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from queue_impls.kv import Kv
-from queue_impls.kv.counting import CountingKv
-from queue_impls.kv.counts import KvCounts
-from queue_impls.kv.latency import predict
-from queue_impls.kv.nplusone import detect_n_plus_one
-from queue_impls.kv.trace import TraceEvent
+from queue_impls.meter import CountingKv, KvCounts, TraceEvent, detect_n_plus_one, predict
 
 from ..errors import BenchmarkFailed
 from ..scenarios import Case, Operation

@@ -203,15 +203,13 @@ def check_output(path: Path) -> None:
 
 def check_backend(backend: str) -> None:
     """Fail early, as bad input, when the chosen backend cannot be loaded here."""
-    if backend != "deno":
-        return
-    from queue_impls.kv.backends.deno import find_deno
-    from queue_impls.kv.errors import DenoNotFoundError
+    from queue_impls.kv.backends import get_backend
+    from queue_impls.kv.errors import KvError
 
     try:
-        find_deno()
-    except DenoNotFoundError as exc:
-        raise UsageError(f"--backend deno: {exc}") from None
+        get_backend(backend).check_available()
+    except KvError as exc:
+        raise UsageError(f"--backend {backend}: {exc}") from None
 
 
 def run_suite(options: RunOptions, *, echo: Callable[[str], None] = print) -> RunSummary:

@@ -8,19 +8,19 @@ process loads the entries of the run's copy into its own store (nothing can be s
 from __future__ import annotations
 
 import shutil
-import sqlite3
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from queue_impls.kv import Kv, open_kv
+from queue_impls.kv.backends import backend_names, get_backend
 
 from .seeding import copy_entries
 
-#: The stores qbench runs on (--backend), the embedded default first.
-BACKENDS: Final = ("sqlite", "memory", "deno")
-_SUFFIX = {"sqlite": ".db", "deno": ".sqlite"}
+#: The stores qbench runs on (--backend): the KV backends registry (queue_impls/kv/backends), the embedded default first.
+BACKENDS: Final = backend_names()
+#: The backend whose files the seed cache holds (bench/seeding.py writes them with it).
+SEED_BACKEND = "sqlite"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,39 +40,43 @@ class StoreSource:
 
 async def prepare_source(*, backend: str, seed_file: Path, run_dir: Path) -> StoreSource:
     """Turn a cached seed file into the file this run's processes open (done once per seed and run)."""
-    target = run_dir / (seed_file.stem + _SUFFIX["deno" if backend == "deno" else "sqlite"])
+    own = get_backend(backend).file_suffix
+    copies_entries = own is not None and backend != SEED_BACKEND  # a store file of another format
+    suffix = own if copies_entries else get_backend(SEED_BACKEND).file_suffix
+    target = run_dir / f"{seed_file.stem}{suffix}"
     if not target.exists():
-        if backend == "deno":
-            await _copy_file_into(seed_file, f"deno:{target}")
-        else:  # memory: each process loads this copy (the cache may be pruned by another run meanwhile)
+        if copies_entries:
+            await _copy_file_into(seed_file, f"{backend}:{target}")
+        else:  # the seed's format, or in memory: each process loads this copy (the cache may be pruned meanwhile)
             shutil.copyfile(seed_file, target)
     return StoreSource(backend, str(target))
 
 
 async def _copy_file_into(seed_file: Path, url: str) -> None:
-    async with await open_kv(f"sqlite:{seed_file}") as source, await open_kv(url) as target:
+    async with await open_kv(f"{SEED_BACKEND}:{seed_file}") as source, await open_kv(url) as target:
         await copy_entries(source, target)
 
 
 async def open_store(source: StoreSource, *, private_dir: Path, private: bool) -> Kv:
     """Open a case's store; ``private``: a copy this process may write to (files go into ``private_dir``)."""
-    if source.backend == "memory":
-        return await _open_memory(source.path)
     scheme = source.backend
+    suffix = get_backend(scheme).file_suffix
+    if suffix is None:  # in memory only: each process loads the seed's entries
+        return await _open_memory(scheme, source.path)
     if source.path is None:
-        path = _fresh_path(private_dir, _SUFFIX[scheme])
+        path = _fresh_path(private_dir, suffix)
     elif private:
-        path = _fresh_path(private_dir, _SUFFIX[scheme])
+        path = _fresh_path(private_dir, suffix)
         shutil.copyfile(source.path, path)
     else:
         path = Path(source.path)
     return await open_kv(f"{scheme}:{path}")
 
 
-async def _open_memory(seed_file: str | None) -> Kv:
-    kv = await open_kv("memory:")
+async def _open_memory(scheme: str, seed_file: str | None) -> Kv:
+    kv = await open_kv(f"{scheme}:")
     if seed_file is not None:
-        async with await open_kv(f"sqlite:{seed_file}") as source:
+        async with await open_kv(f"{SEED_BACKEND}:{seed_file}") as source:
             await copy_entries(source, kv)
     return kv
 
@@ -87,20 +91,6 @@ def _fresh_path(directory: Path, suffix: str) -> Path:
 
 
 def backend_version(backend: str) -> str:
-    """The version of the engine behind a backend: SQLite's library version, Deno's version, or the memory store's."""
-    if backend == "sqlite":
-        return f"SQLite {sqlite3.sqlite_version}"
-    if backend == "deno":
-        return _deno_version()
-    return "memory (in-process)"
-
-
-def _deno_version() -> str:
-    from queue_impls.kv.backends.deno import find_deno
-    from queue_impls.kv.errors import DenoNotFoundError
-
-    try:
-        out = subprocess.run([find_deno(), "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
-    except (OSError, subprocess.SubprocessError, DenoNotFoundError):
-        return "deno (version unknown)"
-    return out.splitlines()[0].strip() if out.strip() else "deno (version unknown)"
+    """The version of the engine behind a backend (the registry's): SQLite's library version, Deno's version, or the
+    memory store's."""
+    return get_backend(backend).version()

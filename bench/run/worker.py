@@ -25,7 +25,7 @@ from typing import Any
 import pyperf
 
 from queue_impls.kv import Kv
-from queue_impls.kv.counting import CountingKv
+from queue_impls.meter import CountingKv
 
 from ..scenarios import Case, Operation, get_scenario, timed
 from .affinity import pin

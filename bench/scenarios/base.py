@@ -21,8 +21,7 @@ from queue_impls.kv import Kv
 if TYPE_CHECKING:  # only for annotations: the scenarios room does not import the run room
     import pyperf
 
-    from queue_impls.kv.counts import KvCounts
-    from queue_impls.kv.latency import LatencyModel
+    from queue_impls.meter import KvCounts, LatencyModel
 
     from .suites import Timing
 

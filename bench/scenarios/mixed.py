@@ -7,8 +7,7 @@ from typing import Any, Final
 
 from queue_impls.jobs import Worker
 from queue_impls.kv import Kv
-from queue_impls.kv.counting import CountingKv
-from queue_impls.kv.counts import KvCounts
+from queue_impls.meter import CountingKv, KvCounts
 
 from .base import Case, Param, QueueOperation, Scenario
 from .data import CHURN_NAME, WORKER_ID, payload

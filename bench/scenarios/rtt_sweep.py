@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
-from queue_impls.kv.latency import LatencyModel
+from queue_impls.meter import LatencyModel
 
 from .base import Case, Param, Scenario
 from .list_by_name import LISTING, ListByName

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from queue_impls.jobs import Worker
-from queue_impls.kv.counts import KvCounts
+from queue_impls.meter import KvCounts
 
 from .base import Case, Param, Scenario
 from .data import CHURN_NAME, WORKER_ID

@@ -1,4 +1,11 @@
-"""A job queue on the KV layer in four storage layouts (naive, optimized, batched, indexed) over one shared engine."""
+"""A job queue on the KV layer in four storage layouts (naive, optimized, batched, indexed) over one shared engine.
+
+Owns the engine (queue, worker, claims, waits, backoff, clock, validation, integrity, poison), the job model, every
+key prefix (``keys.py``) and the layouts with their registry (``layouts/``). See docs/layouts.md.
+
+May import: queue_impls.kv; queue_impls.meter in costs.py only (it measures each operation's KV cost per layout).
+Third-party: none.
+"""
 
 from .backoff import Backoff
 from .clock import Clock, FakeClock, SystemClock

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..kv import open_kv
-from ..kv.counting import CountingKv
+from ..meter import CountingKv
 from .backoff import Backoff
 from .clock import FakeClock
 from .layouts import LAYOUTS

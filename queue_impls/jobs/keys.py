@@ -1,7 +1,6 @@
-"""The engine's keys, the same for every layout: job records, queue entries, leases, dead letters, counters.
-
-The layouts own only their index keys (see layouts/); everything here is shared.
-"""
+"""Every key prefix of the job queue, by its shape: the engine's (job records, queue entries, leases, dead letters,
+counters), the same for every layout, and the layouts' index keys (each layout lists those it keeps in
+``Layout.index_prefixes``)."""
 
 from __future__ import annotations
 
@@ -36,6 +35,15 @@ LIMIT: Final[Key] = ("queue", "limit")
 #: ("queue", "version") -> KvU64: + 1 in every commit after which a job may have become claimable (a job added,
 #: promoted, retried or freed from its name's limit; a limit changed). Idle workers watch it instead of polling.
 VERSION: Final[Key] = ("queue", "version")
+
+# -- the layouts' index keys ------------------------------------------------------------------------------------
+
+#: ("jobs_by_name", name, id) -> the id (naive, batched) or the whole job (optimized, indexed): a name's jobs.
+BY_NAME: Final[Key] = ("jobs_by_name",)
+#: ("jobs_by_status", status, id) -> the job (indexed).
+BY_STATUS: Final[Key] = ("jobs_by_status",)
+#: ("jobs_by_status_name", status, name, id) -> the job (indexed).
+BY_STATUS_NAME: Final[Key] = ("jobs_by_status_name",)
 
 #: Adding this to a KvU64 with sum() subtracts one (sum wraps modulo 2**64).
 MINUS_ONE: Final = 2**64 - 1

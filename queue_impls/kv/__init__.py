@@ -1,8 +1,16 @@
-"""A key-value layer faithful to Deno KV: same key order, limits, list batching, checks and versionstamps."""
+"""A key-value layer faithful to Deno KV: same key order, limits, list batching, checks and versionstamps.
+
+Owns the store contract (``contract.py``: ``Kv``, every public call written once on two primitives), the codecs
+(keys, values, V8), Deno's limits, selectors and order of checks, the atomic builder, the error tree, ``open_kv`` and
+the backends with their registry (``backends/``). See docs/kv.md.
+
+May import: nothing outside queue_impls.kv (the standard library aside).
+Third-party: aiosqlite (backends/sqlite.py).
+"""
 
 from .atomic import AtomicOperation
-from .base import Kv, KvListIterator
-from .codec import Key, KeyPart, KvU64, decode_key, decode_value, encode_key, encode_value
+from .codec import Key, KeyPart, decode_key, decode_value, encode_key, encode_value
+from .contract import Kv, KvListIterator
 from .errors import (
     BackendError,
     CommitLimitError,
@@ -30,6 +38,7 @@ from .errors import (
     ValueTooLargeError,
 )
 from .types import CommitResult, KvEntry
+from .u64 import KvU64
 from .url import open_kv
 
 __all__ = [

@@ -6,7 +6,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, Self
 
-from .codec import ENC_U64, Key, KvU64, encode_key, encode_value
+from .codec import ENC_U64, Key, encode_key, encode_value
 from .commit_order import raise_first_commit_error
 from .errors import (
     InvalidCheckError,
@@ -30,9 +30,10 @@ from .limits import (
     check_write_key,
 )
 from .types import Check, CommitResult, KvEntry, Mutation, MutationKind
+from .u64 import KvU64
 
 if TYPE_CHECKING:
-    from .base import Kv
+    from .contract import Kv
 
 _HEX20 = re.compile(r"^[0-9a-fA-F]{20}$")
 _U64 = 2**64

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from .errors import InvalidKeyError, InvalidValueError, short_repr
+from .u64 import KvU64
 
 KeyPart = bytes | str | int | float | bool
 Key = tuple[KeyPart, ...]
@@ -24,35 +25,6 @@ Key = tuple[KeyPart, ...]
 ENC_SERIALIZED: Final = 1
 ENC_BYTES: Final = 2
 ENC_U64: Final = 3
-
-_U64_MAX: Final = 2**64 - 1
-
-
-class KvU64:
-    """An unsigned 64-bit integer value, the operand and result type of sum/min/max."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidValueError(f"KvU64 value must be an int, got {type(value).__name__}")
-        if not 0 <= value <= _U64_MAX:
-            raise InvalidValueError(f"KvU64 value must be in 0..2**64-1, got {short_repr(value)}")
-        self._value = value
-
-    @property
-    def value(self) -> int:
-        return self._value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, KvU64) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash((KvU64, self._value))
-
-    def __repr__(self) -> str:
-        return f"KvU64({self._value})"
-
 
 # ---------------------------------------------------------------------------------------------- keys
 

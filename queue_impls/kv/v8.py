@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from .codec import KvU64
 from .errors import InvalidValueError
+from .u64 import KvU64
 
 __all__ = ["UNDEFINED", "JsMap", "JsRegExp", "JsUndefined", "Uint8ClampedArray", "v8_dumps", "v8_loads"]
 

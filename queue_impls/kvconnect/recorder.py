@@ -11,16 +11,15 @@ values differently). Trace events carry the client's User-Agent as their site.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import TypeVar
 
 from queue_impls.kv.codec import Key, decode_key
-from queue_impls.kv.counting import CountingKv
 from queue_impls.kv.errors import KvError
-from queue_impls.kv.trace import TraceEvent, keys_fingerprint
 from queue_impls.kv.types import Check, Consistency, KvEntry, Mutation, RawEntry, ReadRange
+from queue_impls.meter.counting import CountingKv
+from queue_impls.meter.trace import TraceEvent, keys_fingerprint
 
 _T = TypeVar("_T")
 
@@ -85,22 +84,9 @@ class RequestRecorder:
             event = self._event(op, keys, fp, site)
         return await self._primitive(event, kv._atomic_write(checks, mutations))
 
-    async def _primitive(self, event: TraceEvent | None, call: Awaitable[_T]) -> _T:
-        """Await one of the wrapper's primitives with ``event`` handed to it (the primitive takes it before its first
-        await, see CountingKv._take_event), and put its duration and any error on the event."""
-        kv = self.kv
-        started = time.perf_counter()
-        kv._pulling = event
-        try:
-            return await call
-        except BaseException as exc:
-            if event is not None:
-                event.error = type(exc).__name__
-            raise
-        finally:
-            kv._pulling = None
-            if event is not None:
-                event.duration_s += time.perf_counter() - started
+    def _primitive(self, event: TraceEvent | None, call: Awaitable[_T]) -> Awaitable[_T]:
+        """One of the wrapper's primitives, awaited with ``event`` handed to it (``CountingKv._for_event``)."""
+        return self.kv._for_event(event, call)
 
     def watch(self, keys: Sequence[Key]) -> AsyncIterator[list[KvEntry]]:
         """The store's ``watch`` through the counting wrapper: each yield (each message sent) is one read."""

@@ -20,11 +20,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from queue_impls.kv.base import Kv
-from queue_impls.kv.counting import CountingKv
-from queue_impls.kv.latency import LatencyModel
-from queue_impls.kv.nplusone import NPlusOneFinding, detect_n_plus_one
+from queue_impls.kv.contract import Kv
 from queue_impls.kv.url import open_kv
+from queue_impls.meter import CountingKv, LatencyModel, NPlusOneFinding, detect_n_plus_one
 
 from .app import KvConnectApp
 from .recorder import RequestRecorder

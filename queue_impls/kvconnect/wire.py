@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from queue_impls.kv.atomic import check_totals
-from queue_impls.kv.codec import ENC_BYTES, ENC_SERIALIZED, ENC_U64, Key, KvU64, decode_key
+from queue_impls.kv.codec import ENC_BYTES, ENC_SERIALIZED, ENC_U64, Key, decode_key
 from queue_impls.kv.errors import InvalidValueError, KvError
 from queue_impls.kv.limits import (
     MAX_CHECKS,
@@ -22,6 +22,7 @@ from queue_impls.kv.limits import (
     MAX_WRITE_KEY_SIZE,
 )
 from queue_impls.kv.types import Check, KvEntry, Mutation, MutationKind, RawEntry, ReadRange
+from queue_impls.kv.u64 import KvU64
 from queue_impls.kv.v8 import v8_dumps, v8_loads
 
 from . import datapath_pb2 as pb

@@ -2,7 +2,9 @@
 
 The four built-in layouts are registered here. A user's own layout is a ``Layout`` subclass registered with
 ``register_layout`` (as a decorator, or from a module ``qbench run --plugin`` imports), or named by an entry point in
-the ``kvq_bench.layouts`` group of an installed package (loaded the first time a name is looked up).
+the ``kvq_bench.layouts`` group of an installed package (loaded the first time a name is looked up). A layout's
+index key prefixes are defined, with their shapes, in ``jobs/keys.py``; the layouts are part of the jobs room and
+follow its import rules (``queue_impls/jobs/__init__.py``).
 """
 
 from __future__ import annotations
@@ -18,14 +20,13 @@ from .indexed import IndexedLayout
 from .naive import NaiveLayout
 from .optimized import OptimizedLayout
 
+_BUILT_IN: Final = (NaiveLayout, OptimizedLayout, BatchedLayout, IndexedLayout)
 #: The built-in layouts, in the order suites and reports show them.
-LAYOUTS: Final = ("naive", "optimized", "batched", "indexed")
+LAYOUTS: Final = tuple(cls.name for cls in _BUILT_IN)
 #: Installed packages name their layouts under this entry-point group (``name = "module:LayoutClass"``).
 ENTRY_POINT_GROUP: Final = "kvq_bench.layouts"
 
-_REGISTRY: dict[str, type[Layout]] = {
-    cls.name: cls for cls in (NaiveLayout, OptimizedLayout, BatchedLayout, IndexedLayout)
-}
+_REGISTRY: dict[str, type[Layout]] = {cls.name: cls for cls in _BUILT_IN}
 _entry_points_loaded = False
 
 

@@ -9,10 +9,10 @@ from typing import Final
 
 from ...kv import Kv, KvEntry
 from ...kv.limits import MAX_READ_RANGES
-from ..keys import JOBS, record_key
+from ..keys import BY_NAME, JOBS, record_key
 from ..model import Job, JobStatus
 from .base import Page
-from .naive import BY_NAME, NaiveLayout
+from .naive import NaiveLayout
 
 #: get_many reads at most 10 keys (Deno's limit), so jobs come in tens.
 BATCH: Final = MAX_READ_RANGES

@@ -10,13 +10,9 @@ from typing import Any
 
 from ...kv import Key, Kv, KvValidationError
 from ..errors import InvalidJobOptionError
-from ..keys import JOBS
+from ..keys import BY_NAME, BY_STATUS, BY_STATUS_NAME, JOBS
 from ..model import Job, JobStatus
 from .base import JobPage, Layout
-
-BY_NAME: Key = ("jobs_by_name",)
-BY_STATUS: Key = ("jobs_by_status",)
-BY_STATUS_NAME: Key = ("jobs_by_status_name",)
 
 
 class IndexedLayout(Layout):

@@ -1,15 +1,15 @@
-"""The seed before its change: a name index of ids, and list_jobs(name=...) gets every job one by one (N+1)."""
+"""The seed before its change: a name index of ids, and list_jobs(name=...) gets every job one by one (N+1).
+
+Keys (jobs/keys.py): ("jobs", id) -> job; ("jobs_by_name", name, id) -> id."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ...kv import Key, Kv
-from ..keys import JOBS, record_key
+from ..keys import BY_NAME, JOBS, record_key
 from ..model import Job, JobStatus
 from .base import Layout, Page
-
-BY_NAME: Key = ("jobs_by_name",)
 
 
 class NaiveLayout(Layout):

@@ -1,15 +1,15 @@
-"""The seed after its change: the name index holds the whole job, and the listing loop stops when the page is full."""
+"""The seed after its change: the name index holds the whole job, and the listing loop stops when the page is full.
+
+Keys (jobs/keys.py): ("jobs", id) -> job; ("jobs_by_name", name, id) -> job."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ...kv import Key, Kv
-from ..keys import JOBS
+from ..keys import BY_NAME, JOBS
 from ..model import Job, JobStatus
 from .base import Layout, Page, drop_malformed
-
-BY_NAME: Key = ("jobs_by_name",)
 
 
 class OptimizedLayout(Layout):

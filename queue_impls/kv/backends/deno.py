@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import time
 import warnings
 from collections.abc import AsyncIterator, Sequence
@@ -19,8 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..base import Kv, WatchEntries
 from ..codec import Key, encode_key, encode_value
+from ..contract import Kv, WatchEntries
 from ..errors import (
     DenoBridgeError,
     DenoNotFoundError,
@@ -372,3 +373,13 @@ async def open_deno(
         raise
     kv.deno_version = reply[2][1]
     return kv
+
+
+def engine_version() -> str:
+    """``deno --version``'s first line (``deno 2.9.6 (...)``), or ``deno (version unknown)`` when it cannot be run."""
+    try:
+        done = subprocess.run([find_deno(), "--version"], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError, DenoNotFoundError):
+        return "deno (version unknown)"
+    out = done.stdout
+    return out.splitlines()[0].strip() if out.strip() else "deno (version unknown)"

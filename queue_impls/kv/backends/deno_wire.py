@@ -12,7 +12,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from ..codec import KvU64, decode_key, encode_key
+from ..codec import decode_key, encode_key
 from ..errors import (
     BackendError,
     CursorOutOfBoundsError,
@@ -32,6 +32,7 @@ from ..errors import (
     ValueTooLargeError,
 )
 from ..types import Check, Mutation, ReadRange
+from ..u64 import KvU64
 
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ..atomic import apply_u64
-from ..base import Kv
 from ..codec import ENC_U64, decode_value
+from ..contract import Kv
 from ..errors import InvalidArgumentError
 from ..types import Check, Consistency, Mutation, RawEntry, ReadRange, versionstamp_suffix
 
@@ -139,3 +139,7 @@ async def open_memory(rest: str) -> MemoryKv:
     if rest:
         raise InvalidArgumentError(f"memory: takes no path, got {rest!r}")
     return MemoryKv()
+
+
+def engine_version() -> str:
+    return "memory (in-process)"

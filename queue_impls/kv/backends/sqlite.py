@@ -18,8 +18,8 @@ from typing import Any, Final
 import aiosqlite
 
 from ..atomic import apply_u64
-from ..base import WATCH_POLL_S, Kv
 from ..codec import ENC_U64, decode_value, decode_values
+from ..contract import WATCH_POLL_S, Kv
 from ..errors import BackendError, MutationTypeError
 from ..types import Check, Consistency, Mutation, RawEntry, ReadRange, versionstamp_suffix
 
@@ -271,3 +271,8 @@ def _data_version(conn: sqlite3.Connection) -> int:
 
 async def open_sqlite(rest: str) -> SqliteKv:
     return await SqliteKv.open(rest or ":memory:")
+
+
+def engine_version() -> str:
+    """The SQLite library's version (the one Python's sqlite3, and so aiosqlite, runs on)."""
+    return f"SQLite {sqlite3.sqlite_version}"

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from ..kv.errors import InvalidArgumentError
 from .counts import KvCounts
-from .errors import InvalidArgumentError
 
 #: From this long before a deadline the timer checks the clock on every pass of the loop (a busy wait that lets the
 #: loop's other work run). Before that it sleeps: an alarm thread wakes the loop (asyncio's own timers wait whole

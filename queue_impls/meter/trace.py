@@ -20,8 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .codec import Key, KeyPart, decode_key
-from .types import RawEntry
+from ..kv.codec import Key, KeyPart, decode_key
+from ..kv.types import RawEntry
 
 _NAME = re.compile(r"[A-Za-z_.:\-]{0,40}")
 
@@ -100,7 +100,8 @@ class TraceEvent:
         return f"{self.op} {self.fingerprint}"
 
 
-_LIBRARY_DIR = str(Path(__file__).resolve().parent) + os.sep
+#: The KV layer and the meter around it: code a call site looks through (the job queue is a caller like any other).
+_LIBRARY_DIRS = tuple(str(Path(__file__).resolve().parent.parent / room) + os.sep for room in ("kv", "meter"))
 
 
 def _dirs(*paths: str) -> tuple[str, ...]:
@@ -114,16 +115,16 @@ _THIRD_PARTY = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os
 _SKIPPED: dict[str, bool] = {}
 
 #: Where the current task was created, when its coroutine is the KV layer's own (``asyncio.gather(kv.get(k), ...)``):
-#: set by the task factory of ``counting.py`` for the new task's context (see ``spawn_site``).
+#: set by the task factory of ``serial_clock.py`` for the new task's context (see ``spawn_site``).
 SPAWN_SITE: ContextVar[str | None] = ContextVar("kvq_spawn_site", default=None)
 
 
 def is_toolkit_frame(filename: str) -> bool:
-    """True for code a call site looks through: the KV layer (queue_impls/kv/), the standard library (asyncio
-    included) and frozen modules. Third-party packages (site-packages) and everything else are callers."""
+    """True for code a call site looks through: the KV layer and the meter (queue_impls/kv/, queue_impls/meter/),
+    the standard library (asyncio included) and frozen modules. Third-party packages (site-packages) and everything else are callers."""
     skipped = _SKIPPED.get(filename)
     if skipped is None:
-        skipped = _SKIPPED[filename] = filename.startswith((_LIBRARY_DIR, "<frozen ")) or (
+        skipped = _SKIPPED[filename] = filename.startswith((*_LIBRARY_DIRS, "<frozen ")) or (
             filename.startswith(_STDLIB) and not any(part in filename for part in _THIRD_PARTY)
         )
     return skipped
@@ -157,7 +158,7 @@ def _first_caller(frame: FrameType | None) -> tuple[FrameType | None, FrameType 
         filename = frame.f_code.co_filename
         if not is_toolkit_frame(filename):
             return frame, outermost
-        if filename.startswith(_LIBRARY_DIR):
+        if filename.startswith(_LIBRARY_DIRS):
             outermost = frame
         if frame is root:
             break
@@ -174,7 +175,7 @@ def caller_site(skip: int = 2) -> str:
 
     Looked for in the current task's stack; when that is all toolkit code (a task running ``kv.get(...)`` itself, made
     by ``gather``, ``create_task`` or a TaskGroup), the site where the task was created. When there is none either (a
-    call made from inside queue_impls/kv/), the outermost KV layer frame.
+    call made from inside queue_impls/kv/ or meter/), the outermost KV layer frame.
     """
     caller, outermost = _first_caller(sys._getframe(skip))
     if caller is not None:

@@ -266,11 +266,14 @@ class Kv(abc.ABC):
     def atomic(self) -> AtomicOperation:
         return AtomicOperation(self)
 
+    # set() and delete() are calls of their own in Deno, not atomic() builders: a store overriding atomic() (the
+    # counting store counts each commit of one) does not see them as commits.
+
     async def set(self, key: Key, value: Any, *, expire_in: int | None = None) -> CommitResult:
-        return await self.atomic().set(key, value, expire_in=expire_in).commit()
+        return await AtomicOperation(self).set(key, value, expire_in=expire_in).commit()
 
     async def delete(self, key: Key) -> None:
-        await self.atomic().delete(key).commit()
+        await AtomicOperation(self).delete(key).commit()
 
 
 class _DeferredKeyError(NamedTuple):

@@ -12,8 +12,9 @@ from .nplusone import detect_n_plus_one
 from .trace import TraceEvent
 
 if TYPE_CHECKING:
-    from .counting import CountingKv, Measurement
+    from .counting import CountingKv
     from .counts import KvCounts
+    from .measurement import Measurement
 
 # budget keyword -> (counter, unit for messages, how a trace event contributes)
 _LIMITS: dict[str, tuple[str, str]] = {
