@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,13 +85,27 @@ def test_the_plugin_example_runs_as_its_readme_shows(tmp_path: Path) -> None:
     assert "| by_status | 4 | 4 |" in report
 
 
-async def test_the_example_layout_lists_what_indexed_lists_and_keeps_its_index_whole() -> None:
+@pytest.fixture
+def plugin_imported(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """examples.plugin imported in this process, and gone afterwards with what it registered: the registry tests
+    compare the registries with the built-ins."""
+    import bench.scenarios as scenario_registry
+    from queue_impls.jobs import layouts as layout_registry
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    monkeypatch.setattr(layout_registry, "_REGISTRY", dict(layout_registry._REGISTRY))
+    monkeypatch.setattr(scenario_registry, "_REGISTRY", dict(scenario_registry._REGISTRY))
+    import examples.plugin  # noqa: F401  (registers by_status and customer_orders)
+
+    yield
+    sys.modules.pop("examples.plugin", None)
+
+
+async def test_the_example_layout_lists_what_indexed_lists_and_keeps_its_index_whole(plugin_imported: None) -> None:
     """by_status (examples/plugin.py) answers every filter as the built-in indexed layout does, after adds, claims,
     completions, failures and deletes, and check_integrity finds no index entry missing or orphaned."""
     import random
 
-    sys.path.insert(0, str(ROOT))
-    import examples.plugin  # noqa: F401  (registers by_status)
     from queue_impls.jobs import FakeClock, JobStatus
     from queue_impls.jobs.integrity import check_integrity
     from queue_impls.kv import open_kv

@@ -15,8 +15,9 @@ from queue_impls.kv import open_kv
 
 @pytest.fixture
 def clean_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test registers into a copy of the registry; the built-ins are untouched afterwards."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    """Each test starts from the built-ins alone (another test may have loaded a plug-in) and registers into a copy."""
+    builtins = {name: cls for name, cls in registry._REGISTRY.items() if name in LAYOUTS}
+    monkeypatch.setattr(registry, "_REGISTRY", builtins)
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
 
 
