@@ -40,6 +40,12 @@ def test_the_figure_is_the_median_span_minus_the_median_empty_span(tmp_path: Pat
     assert figure(spans, 1, per_job=50) == 200_000.0
 
 
+def test_a_long_operation_measured_once_is_its_one_span(tmp_path: Path) -> None:
+    dump(tmp_path, 1, "op:0:0", 90_000_000)
+    dump(tmp_path, 2, "empty:0:0", 50_000)
+    assert figure(read_dumps(tmp_path), 0) == 89_950_000
+
+
 def test_a_missing_dump_is_an_error_not_a_zero(tmp_path: Path) -> None:
     for rep in range(3):
         dump(tmp_path, rep + 1, f"op:0:{rep}", 1_250_000)

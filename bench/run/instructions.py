@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import itertools
 import json
 import mmap
 import os
@@ -25,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +34,21 @@ from typing import Any, Final
 
 from queue_impls.kv.backends import get_backend
 
-#: Executions of each operation before measuring, with callgrind's instrumentation off (valgrind then runs the
-#: code a few times slower than native, not fifty): Python 3.11's adaptive interpreter specializes a function after
-#: 8 calls, caches fill, SQLite prepares its statements. The second execution of an operation needed 1.5 to 2.8
-#: times the instructions of the ones after it (docs/ci.md): a figure taken that early measures the warm-up.
+#: Executions of each operation before measuring, with callgrind's instrumentation off (valgrind then runs the code
+#: several times faster than instrumented): Python 3.11's adaptive interpreter specializes a function after 8 calls,
+#: caches fill, SQLite prepares its statements. The second execution of an operation needed 1.5 to 2.8 times the
+#: instructions of later ones (docs/ci.md): a figure taken that early measures the warm-up. At least MIN_WARMUPS,
+#: then more up to WARMUPS while the warm-ups have taken under WARMUP_BUDGET_S: an operation long enough to exceed
+#: it runs its own per-call code once per execution and its inner code thousands of times, so it is warm sooner.
+MIN_WARMUPS: Final = 2
 WARMUPS: Final = 12
-#: Measured executions per operation; the figure is their median. The event loop and the database thread hand
-#: work to each other in an order the OS decides, so single executions differ by a few tenths of a percent.
+WARMUP_BUDGET_S: Final = 2.0
+#: Measured executions per operation; the figure is their median. The event loop and the database thread hand work
+#: to each other in an order the OS decides, so single executions of a short operation differ by a few tenths of a
+#: percent. An operation whose last warm-up took over LONG_S is measured once: its thousands of hand-offs average
+#: that out, and each instrumented execution of it costs minutes.
 REPS: Final = 3
+LONG_S: Final = 1.0
 #: Fixed, so that str hashes (dict and set layouts, hence instruction paths) are the same in every run.
 HASH_SEED: Final = "0"
 #: Callgrind's client requests (valgrind/callgrind.h: VG_USERREQ_TOOL_BASE('C','T') + n) and valgrind's own.
@@ -119,19 +128,23 @@ def _count_cases(plan_path: str, names: Sequence[str]) -> None:
         entry = plan_entry(plan_path, name)
         private_dir = Path(tempfile.mkdtemp(prefix="instructions-", dir=entry["run_dir"]))
         operation, kv = loop.run_until_complete(open_operation(entry, private_dir))
-        labels = {kind: [ctypes.create_string_buffer(f"{kind}:{index}:{r}".encode()) for r in range(REPS)]
-                  for kind in ("op", "empty")}  # fmt: skip
-        for _ in range(WARMUPS):
+        started, warmups, last = time.perf_counter(), 0, 0.0
+        while warmups < MIN_WARMUPS or (warmups < WARMUPS and time.perf_counter() - started < WARMUP_BUDGET_S):
             loop.run_until_complete(operation.prepare())
+            began = time.perf_counter()
             loop.run_until_complete(operation.execute())
+            last, warmups = time.perf_counter() - began, warmups + 1
+        reps = 1 if last > LONG_S else REPS
+        labels = {kind: [ctypes.create_string_buffer(f"{kind}:{index}:{r}".encode()) for r in range(reps)]
+                  for kind in ("op", "empty")}  # fmt: skip
         requests.request(START_INSTRUMENTATION)
         # The first span after instrumentation starts reads wrong (callgrind's counters restart mid-block): discarded.
         loop.run_until_complete(_span(requests, settle, _nothing))
-        for rep in range(REPS):
+        for rep in range(reps):
             loop.run_until_complete(operation.prepare())
             gc.collect()  # every span starts with the collector's counters at zero
             loop.run_until_complete(_span(requests, labels["op"][rep], operation.execute))
-        for rep in range(REPS):
+        for rep in range(reps):
             gc.collect()
             loop.run_until_complete(_span(requests, labels["empty"][rep], _nothing))
         requests.request(STOP_INSTRUMENTATION)
@@ -185,8 +198,6 @@ def check_available(backend: str) -> None:
 
 def count_instructions(plan_path: Path, cases: Sequence[Any], work_dir: Path) -> Counted:
     """Count every case of the plan in one callgrind process; raises InstructionsUnavailable or RuntimeError."""
-    import time
-
     env_info = environment()
     started = time.perf_counter()
     out = work_dir / "callgrind"
@@ -233,13 +244,17 @@ def read_dumps(directory: Path) -> dict[str, int]:
 
 def figure(spans: dict[str, int], index: int, *, per_job: int = 1) -> float:
     """Median measured span minus median empty span, per job when the benchmark counts per job."""
-    try:
-        ops = [spans[f"op:{index}:{r}"] for r in range(REPS)]
-        empty = [spans[f"empty:{index}:{r}"] for r in range(REPS)]
-    except KeyError as exc:
-        raise RuntimeError(f"the callgrind pass wrote no dump {exc.args[0]}") from None
+    ops, empty = _series(spans, "op", index), _series(spans, "empty", index)
     value = statistics.median(ops) - statistics.median(empty)
     return round(value / per_job, 1) if per_job != 1 else int(value)
+
+
+def _series(spans: dict[str, int], kind: str, index: int) -> list[int]:
+    """The spans ``kind:index:0``, ``:1``, ... that were dumped (one or more)."""
+    series = list(itertools.takewhile(lambda v: v is not None, (spans.get(f"{kind}:{index}:{r}") for r in range(REPS))))
+    if not series:
+        raise RuntimeError(f"the callgrind pass wrote no dump {kind}:{index}:0")
+    return [v for v in series if v is not None]
 
 
 if __name__ == "__main__":
