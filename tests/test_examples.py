@@ -134,3 +134,18 @@ async def test_the_example_layout_lists_what_indexed_lists_and_keeps_its_index_w
                 assert [(j.name, j.data, j.status) for j in got] == [(j.name, j.data, j.status) for j in want]
     problems = await check_integrity(kv, "by_status")  # type: ignore[arg-type]
     assert {p.kind for p in problems} <= {"expired_lease"}  # the fake clock's leases, not the layout's index
+
+
+def _seed_table(text: str) -> list[str]:
+    """The rows of the first table whose header starts "| layout | KV calls" (header, rule and one row per layout)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| layout | KV calls"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
+
+
+def test_the_readme_shows_the_committed_report_figures() -> None:
+    """The README's seed-case table is the committed report's, figure for figure: no number there is typed in."""
+    readme = (ROOT / "README.md").read_text()
+    report = (ROOT / "reports" / "latest" / "README.md").read_text()
+    assert _seed_table(readme) == _seed_table(report)

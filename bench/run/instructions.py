@@ -42,13 +42,13 @@ from queue_impls.kv.backends import get_backend
 #: it runs its own per-call code once per execution and its inner code thousands of times, so it is warm sooner.
 MIN_WARMUPS: Final = 2
 WARMUPS: Final = 12
-WARMUP_BUDGET_S: Final = 2.0
+WARMUP_BUDGET_S: Final = 1.0
 #: Measured executions per operation; the figure is their median. The event loop and the database thread hand work
 #: to each other in an order the OS decides, so single executions of a short operation differ by a few tenths of a
-#: percent. An operation whose last warm-up took over LONG_S is measured once: its thousands of hand-offs average
-#: that out, and each instrumented execution of it costs minutes.
+#: percent. An operation whose last warm-up took over LONG_S (uninstrumented; an instrumented execution takes 15 to
+#: 20 times as long) is measured once: its hundreds of hand-offs average that out, and three would cost seconds each.
 REPS: Final = 3
-LONG_S: Final = 1.0
+LONG_S: Final = 0.1
 #: Fixed, so that str hashes (dict and set layouts, hence instruction paths) are the same in every run.
 HASH_SEED: Final = "0"
 #: Callgrind's client requests (valgrind/callgrind.h: VG_USERREQ_TOOL_BASE('C','T') + n) and valgrind's own.
