@@ -42,7 +42,7 @@ from queue_impls.kv.backends import get_backend
 #: it runs its own per-call code once per execution and its inner code thousands of times, so it is warm sooner.
 MIN_WARMUPS: Final = 2
 WARMUPS: Final = 12
-WARMUP_BUDGET_S: Final = 1.0
+WARMUP_BUDGET_S: Final = 0.5
 #: Measured executions per operation; the figure is their median. The event loop and the database thread hand work
 #: to each other in an order the OS decides, so single executions of a short operation differ by a few tenths of a
 #: percent. An operation whose last warm-up took over LONG_S (uninstrumented; an instrumented execution takes 15 to
