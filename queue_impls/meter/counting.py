@@ -7,7 +7,7 @@ sleeping) on the way. It never changes a result. See docs/counting.md.
 Its mechanisms, each in one place: the serial-round-trip clock and the task factory it installs (serial_clock.py);
 the live counters the hot paths fold into (counts.LiveCounts, ``_fold`` here); how a primitive finds the trace event
 it works for (``_traced`` for public calls, ``_for_event`` for list pulls and KV Connect requests); and the untraced
-get, inlined for speed (``CountingKv.get``).
+get in one coroutine frame (``CountingKv.get``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..kv.types import Check, CommitResult, Consistency, KvEntry, Mutation, RawE
 from .counts import KvCounts, LiveCounts
 from .latency import LatencyModel
 from .measurement import Measurement
-from .serial_clock import Lane, SerialClock, install_on_running_loop
+from .serial_clock import SerialClock, install_on_running_loop
 from .trace import Fingerprinter, TraceEvent, caller_site, key_fingerprint, keys_fingerprint
 
 T = TypeVar("T")
@@ -258,11 +258,9 @@ class CountingKv(Kv):
         if self.latency is not None:
             self._calls["get"] += 1
             return await Kv.get(self, key, consistency=consistency)
-        # The commonest call, untraced, inlined for speed: one coroutine frame instead of three (this one, Kv.get's
-        # and _snapshot_read's), and the clock's begin/end written out rather than called (two calls cost 830 of a
-        # get's 57,000 instructions on memory; bench/get_instructions.py). So this is Kv.get's steps (_point_read,
-        # the read, _point_entry) around SerialClock.begin/end's steps, in their order, the call and its round trip
-        # counted as one. It is the only inlined copy; the suites run on both paths (tests/backends.py: counting and
+        # The commonest call, untraced, in one coroutine frame instead of three (this one, Kv.get's and
+        # _snapshot_read's): Kv.get's steps (_point_read, the read, _point_entry) around the clock's begin and end,
+        # the call and its round trip counted as one. The suites run on both paths (tests/backends.py: counting and
         # traced) and test_counting_serial_model checks the clock on both.
         try:
             key, point = _point_read(key, consistency)
@@ -273,23 +271,13 @@ class CountingKv(Kv):
             self._calls["get"] += 1  # a call made, no round trip
             raise
         clock = self._clock
-        lane = clock.lane_var.get()  # clock.begin()
-        if not isinstance(lane, Lane):
-            lane = clock.own_lane(lane)
-        end = lane.clock = lane.clock + 1
-        if end > clock.issued:
-            clock.issued = end
+        lane = clock.begin()
+        end = lane.clock
         self._gets += 1
         try:
             [rows] = await inner._snapshot_read([point], consistency)
         finally:
-            if end > clock.completed:  # clock.end(lane, end)
-                clock.completed = end
-            parent = lane.parent
-            while parent is not None:
-                if parent.clock < end:
-                    parent.clock = end
-                parent = parent.parent
+            clock.end(lane, end)
         if rows:
             raw = rows[0]
             self._entries += 1
