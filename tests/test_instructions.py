@@ -21,35 +21,21 @@ def dump(directory: Path, n: int, label: str, total: int) -> None:
     )
 
 
-def test_the_figure_is_the_median_span_minus_the_median_empty_span(tmp_path: Path) -> None:
-    assert instructions.REPS == 3
-    n = 0
-    for label, totals in {
-        "op:0": (1_250_000, 1_240_000, 1_900_000),  # one execution the OS interleaved worse: the median ignores it
-        "empty:0": (50_000, 60_000, 40_000),
-        "op:1": (10_050_000, 10_050_000, 10_050_000),
-        "empty:1": (50_000, 50_000, 50_000),
-    }.items():
-        for rep, total in enumerate(totals):
-            n += 1
-            dump(tmp_path, n, f"{label}:{rep}", total)
+def test_the_figure_is_the_span_minus_the_empty_span(tmp_path: Path) -> None:
+    dump(tmp_path, 1, "op:0", 1_250_000)
+    dump(tmp_path, 2, "empty:0", 50_000)
+    dump(tmp_path, 3, "op:1", 10_050_000)
+    dump(tmp_path, 4, "empty:1", 50_000)
     (tmp_path / "cg.out").write_text("desc: Trigger: Program termination\nsummary: 999\n")
     spans = read_dumps(tmp_path)
-    assert len(spans) == 12 and spans["op:0:2"] == 1_900_000
-    assert figure(spans, 0) == 1_250_000 - 50_000
+    assert spans == {"op:0": 1_250_000, "empty:0": 50_000, "op:1": 10_050_000, "empty:1": 50_000}
+    assert figure(spans, 0) == 1_200_000
     assert figure(spans, 1, per_job=50) == 200_000.0
 
 
-def test_a_long_operation_measured_once_is_its_one_span(tmp_path: Path) -> None:
-    dump(tmp_path, 1, "op:0:0", 90_000_000)
-    dump(tmp_path, 2, "empty:0:0", 50_000)
-    assert figure(read_dumps(tmp_path), 0) == 89_950_000
-
-
 def test_a_missing_dump_is_an_error_not_a_zero(tmp_path: Path) -> None:
-    for rep in range(3):
-        dump(tmp_path, rep + 1, f"op:0:{rep}", 1_250_000)
-    with pytest.raises(RuntimeError, match="empty:0:0"):
+    dump(tmp_path, 1, "op:0", 1_250_000)
+    with pytest.raises(RuntimeError, match="empty:0"):
         figure(read_dumps(tmp_path), 0)
 
 

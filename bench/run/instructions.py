@@ -1,13 +1,13 @@
 """CPU instructions per operation, counted by callgrind: a cost figure that does not move with the machine's load.
 
 ``qbench run`` starts ``valgrind --tool=callgrind --instr-atstart=no`` processes over the run's plan, one per CPU
-it may use, each counting its share of the benchmarks. Inside them
-(``python -m bench.run.instructions``) start-up, imports, store opening and each benchmark's warm-up executions run
-uninstrumented; instrumentation is on for the measured executions only, each framed by two callgrind client requests
-(zero the counters, dump them under a label), sent through a few bytes of machine code because Python cannot issue
-them itself. The figure is the median measured span minus the median span of an empty coroutine framed the same way: only the
-operation's own instructions, on the event loop and the store's database thread alike. A modelled network's waits
-(``rtt_sweep``) end at once here: the figure is the round trips' work, the same at every RTT, not their waiting.
+it may use, each counting its share of the benchmarks. Inside them (``python -m bench.run.instructions``) start-up,
+imports, store opening and each benchmark's warm-up executions run uninstrumented; instrumentation is on for the
+measured execution only, framed by two callgrind client requests (zero the counters, dump them under a label), sent
+through a few bytes of machine code because Python cannot issue them itself. The figure is the measured span minus
+the span of an empty coroutine framed the same way: only the operation's own instructions, on the event loop and the
+store's database thread alike. A modelled network's waits (``rtt_sweep``) end at once here: the figure is the round
+trips' work, the same at every RTT, not their waiting.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
-import itertools
 import json
 import mmap
 import os
@@ -23,7 +22,6 @@ import platform
 import re
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,20 +34,13 @@ from typing import Any, Final
 from queue_impls.kv.backends import get_backend
 
 #: Executions of each operation before measuring, with callgrind's instrumentation off (valgrind then runs the code
-#: several times faster than instrumented): Python 3.11's adaptive interpreter specializes a function after 8 calls,
-#: caches fill, SQLite prepares its statements. The second execution of an operation needed 1.5 to 2.8 times the
-#: instructions of later ones (docs/ci.md): a figure taken that early measures the warm-up. At least MIN_WARMUPS,
-#: then more up to WARMUPS while the warm-ups have taken under WARMUP_BUDGET_S: an operation long enough to exceed
-#: it runs its own per-call code once per execution and its inner code thousands of times, so it is warm sooner.
-MIN_WARMUPS: Final = 2
-WARMUPS: Final = 12
-WARMUP_BUDGET_S: Final = 0.5
-#: Measured executions per operation; the figure is their median. The event loop and the database thread hand work
-#: to each other in an order the OS decides, so single executions of a short operation differ by a few tenths of a
-#: percent. An operation whose last warm-up took over LONG_S (uninstrumented; an instrumented execution takes 15 to
-#: 20 times as long) is measured once: its hundreds of hand-offs average that out, and three would cost seconds each.
-REPS: Final = 3
-LONG_S: Final = 0.1
+#: several times faster than instrumented): Python 3.11's adaptive interpreter quickens a function after 8 calls and
+#: then specializes its instructions, caches fill, SQLite prepares its statements. The second execution of an
+#: operation needed 1.5 to 2.8 times the instructions of later ones (docs/ci.md): a figure taken that early measured
+#: the warm-up. A fixed number, so that the measured execution meets the same store every run (a write operation's
+#: ninth commit and its fifth hit different WAL and B-tree states: a count of warm-ups set by the clock moved
+#: write_path figures by up to 5%).
+WARMUPS: Final = 10
 #: Fixed, so that str hashes (dict and set layouts, hence instruction paths) are the same in every run.
 HASH_SEED: Final = "0"
 #: Callgrind's client requests (valgrind/callgrind.h: VG_USERREQ_TOOL_BASE('C','T') + n) and valgrind's own.
@@ -137,23 +128,16 @@ def _count_cases(plan_path: str, names: Sequence[tuple[int, str]]) -> None:
         entry = plan_entry(plan_path, name)
         private_dir = Path(tempfile.mkdtemp(prefix="instructions-", dir=entry["run_dir"]))
         operation, kv = loop.run_until_complete(open_operation(entry, private_dir))
-        started, warmups, last = time.perf_counter(), 0, 0.0
-        while warmups < MIN_WARMUPS or (warmups < WARMUPS and time.perf_counter() - started < WARMUP_BUDGET_S):
+        for _ in range(WARMUPS):
             loop.run_until_complete(operation.prepare())
-            began = time.perf_counter()
             loop.run_until_complete(operation.execute())
-            last, warmups = time.perf_counter() - began, warmups + 1
-        reps = 1 if last > LONG_S else REPS
-        labels = {kind: [ctypes.create_string_buffer(f"{kind}:{index}:{r}".encode()) for r in range(reps)]
-                  for kind in ("op", "empty")}  # fmt: skip
+        labels = {kind: ctypes.create_string_buffer(f"{kind}:{index}".encode()) for kind in ("op", "empty")}
         requests.request(START_INSTRUMENTATION)
         # The first span after instrumentation starts reads wrong (callgrind's counters restart mid-block): discarded.
         loop.run_until_complete(_span(requests, settle, _nothing))
-        for rep in range(reps):
-            loop.run_until_complete(operation.prepare())
-            loop.run_until_complete(_span(requests, labels["op"][rep], operation.execute))
-        for rep in range(reps):
-            loop.run_until_complete(_span(requests, labels["empty"][rep], _nothing))
+        loop.run_until_complete(operation.prepare())
+        loop.run_until_complete(_span(requests, labels["op"], operation.execute))
+        loop.run_until_complete(_span(requests, labels["empty"], _nothing))
         requests.request(STOP_INSTRUMENTATION)
         loop.run_until_complete(kv.close())
         shutil.rmtree(private_dir, ignore_errors=True)
@@ -272,18 +256,12 @@ def read_dumps(directory: Path) -> dict[str, int]:
 
 
 def figure(spans: dict[str, int], index: int, *, per_job: int = 1) -> float:
-    """Median measured span minus median empty span, per job when the benchmark counts per job."""
-    ops, empty = _series(spans, "op", index), _series(spans, "empty", index)
-    value = statistics.median(ops) - statistics.median(empty)
-    return round(value / per_job, 1) if per_job != 1 else int(value)
-
-
-def _series(spans: dict[str, int], kind: str, index: int) -> list[int]:
-    """The spans ``kind:index:0``, ``:1``, ... that were dumped (one or more)."""
-    series = list(itertools.takewhile(lambda v: v is not None, (spans.get(f"{kind}:{index}:{r}") for r in range(REPS))))
-    if not series:
-        raise RuntimeError(f"the callgrind pass wrote no dump {kind}:{index}:0")
-    return [v for v in series if v is not None]
+    """The measured span minus the empty span, per job when the benchmark counts per job."""
+    try:
+        value = spans[f"op:{index}"] - spans[f"empty:{index}"]
+    except KeyError as exc:
+        raise RuntimeError(f"the callgrind pass wrote no dump {exc.args[0]}") from None
+    return round(value / per_job, 1) if per_job != 1 else value
 
 
 if __name__ == "__main__":
