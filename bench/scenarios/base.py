@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -111,7 +111,7 @@ class Scenario:
         points = [dict(p) for p in self.points(suite)]
         for key, values in overrides.items():
             if key in self.overridable:
-                points = _unique([{**{k: v for k, v in p.items() if k != key}, key: value} for p in points
+                points = unique_points([{**{k: v for k, v in p.items() if k != key}, key: value} for p in points
                                   for value in values])  # fmt: skip
         if self.layouts == (NO_LAYOUT,):
             chosen: Sequence[str] = (NO_LAYOUT,)
@@ -120,14 +120,15 @@ class Scenario:
         return [Case.make(self, layout, point) for point in points for layout in chosen]
 
 
-def _unique(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def unique_points(points: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The points in their order, each once (a point is its set of parameter values)."""
     seen: set[tuple[tuple[str, Any], ...]] = set()
     out = []
     for point in points:
         key = tuple(sorted(point.items()))
         if key not in seen:
             seen.add(key)
-            out.append(point)
+            out.append(dict(point))
     return out
 
 

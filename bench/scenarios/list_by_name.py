@@ -3,12 +3,12 @@ time around a base point; the sweep over N is what the complexity classes are fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from queue_impls.jobs import Queue
 
-from .base import Param, QueueOperation, Scenario
+from .base import Param, QueueOperation, Scenario, unique_points
 from .data import STATUS_FILTERS, job_name
 
 #: Status filters of list_by_name: none, one that 1% of a name's jobs match (failed), one that half match (pending).
@@ -46,23 +46,12 @@ def one_at_a_time(base: Mapping[str, Any], axes: Mapping[str, Sequence[Any]]) ->
     points = [dict(base)]
     for key, values in axes.items():
         points += [{**base, key: value} for value in values]
-    return unique(points)
-
-
-def unique(points: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    seen: set[tuple[tuple[str, Any], ...]] = set()
-    out = []
-    for point in points:
-        key = tuple(sorted(point.items()))
-        if key not in seen:
-            seen.add(key)
-            out.append(dict(point))
-    return out
+    return unique_points(points)
 
 
 def points(suite: str) -> list[dict[str, Any]]:
     base, axes, extra = SWEEPS[suite]
-    return unique([*one_at_a_time(base, axes), *extra])
+    return unique_points([*one_at_a_time(base, axes), *extra])
 
 
 async def list_page(queue: Queue, *, limit: int, offset: int = 0, status: str = "none") -> None:
