@@ -38,6 +38,11 @@ from ..scenarios import LAYOUTS, Operation, build_cases, parse_rtt
 PROTOCOL = 1
 
 
+def source_tree() -> Path:
+    """The checkout this code was imported from: the directory holding the ``bench`` package."""
+    return Path(__file__).resolve().parents[2]
+
+
 class Agent:
     """The cases of one suite in one tree, on one event loop."""
 
@@ -58,8 +63,7 @@ class Agent:
         self.open_case: tuple[Operation, Any] | None = None
 
     def hello(self) -> dict[str, Any]:
-        package = Path(__file__).resolve().parent.parent
-        return {"protocol": PROTOCOL, "tree": str(package), "cases": list(self.cases)}
+        return {"protocol": PROTOCOL, "tree": str(source_tree()), "cases": list(self.cases)}
 
     def measure(self, name: str) -> dict[str, Any]:
         case = self.cases[name]
