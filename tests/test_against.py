@@ -129,3 +129,16 @@ def test_the_agent_protocol_answers_each_line_and_reports_a_bad_case() -> None:
     assert answers[2] == {"seconds": 0.003}
     assert answers[3] == {"error": "unknown request 'nonsense'"}
     assert len(answers) == 4 and agent.closed == 1  # nothing after quit; the open case is closed
+
+
+def test_the_real_agent_starts_in_this_checkout_and_names_it(tmp_path: Path) -> None:
+    """The agent's hello names the checkout it imported bench from; --against refuses an agent that names another."""
+    from bench.gate.against import AgainstOptions, AgentProcess
+
+    root = Path(__file__).resolve().parent.parent
+    options = AgainstOptions(ref="HEAD", suite="smoke", backend="memory", cache_dir=tmp_path / "cache")
+    agent = AgentProcess("A", root, options, tmp_path / "run")
+    try:
+        assert agent.cases and all("/" in name for name in agent.cases)
+    finally:
+        agent.stop()
