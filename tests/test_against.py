@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.gate.against import _worktree, judge_times
+from bench.gate.against import _worktree, judge_clocks, judge_times
 from bench.gate.gate import GateConfig
 from bench.gate.significance import _signed_rank_critical, paired_ratio, signed_rank_interval
+from bench.gate.tiers import causes
 
 
 def rounds(
@@ -66,6 +67,30 @@ def test_a_slowdown_inside_the_noise_floor_passes() -> None:
 
 def test_a_slowdown_below_the_threshold_passes() -> None:
     assert judge_times({"small": rounds(1.03, 0.002)}, GateConfig())[0] == []
+
+
+def test_cpu_time_catches_a_slowdown_that_a_loaded_machine_hides_in_wall_time() -> None:
+    """Wall time drowned in noise (other processes held the CPU), CPU time clear: one finding, on CPU time."""
+    config = GateConfig()
+    wall = {"slow": rounds(1.15, 0.02, control_noise=0.4), "same": rounds(1.0, 0.3, seed=3)}
+    cpu = {"slow": rounds(1.15, 0.01, seed=2), "same": rounds(1.0, 0.01, seed=4)}
+    assert judge_times(wall, config)[0] == []
+    found, notes = judge_clocks(wall, cpu, config)
+    assert [(f.benchmark, f.metric) for f in found] == [("slow", "CPU time")]
+    assert "slower in CPU time" in found[0].why
+    assert [n.split(":")[0] for n in notes] == ["Wall time", "CPU time"]
+    lines = causes(found)
+    assert lines[0].startswith("CPU time rose in 1 benchmarks") and "`slow` x1.1" in lines[0]
+
+
+def test_a_slowdown_on_both_clocks_is_one_finding_and_no_cpu_clock_is_said() -> None:
+    config = GateConfig()
+    both = {"slow": rounds(1.2, 0.01)}
+    found, _ = judge_clocks(both, both, config)
+    assert [f.benchmark for f in found] == ["slow"]
+    found, notes = judge_clocks(both, {}, config)
+    assert [f.metric for f in found] == ["time"] and "judged on wall time alone" in notes[-1]
+    assert causes(found)[0].startswith("wall time rose in 1 benchmarks")
 
 
 def git(repo: Path, *args: str) -> str:

@@ -2,9 +2,10 @@
 
 REF is checked out in a temporary worktree. Three agents (bench/gate/tree_agent.py) run the suite: A (REF), B (this
 checkout) and A' (REF again, the A/A control). Each measures its own tree's exact counts, N+1 findings and, when
-asked, CPU instructions; then every benchmark is timed in rounds A B A' (the order rotating), all on one pinned CPU.
-A benchmark's slowdown is the geometric mean of B/A over the rounds with a t-interval; the A'/A ratios in the same
-rounds give the noise floor. The worktree is removed however the gate ends, Ctrl-C included.
+asked, CPU instructions; then every benchmark is timed in rounds A B A' (the order rotating), all on one pinned CPU, in
+wall time and in the agents' CPU time. On each clock, a benchmark's slowdown is the Hodges-Lehmann estimate of B/A
+over the rounds with a signed-rank interval; the A'/A ratios in the same rounds give the noise floor. The worktree
+is removed however the gate ends, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -214,8 +215,10 @@ def _measure_all(options: AgainstOptions, config: GateConfig, agents: list[Agent
     measured = {side.label: {name: side.ask(cmd="measure", name=name) for name in side.cases} for side in (base, new)}
     counted = {side.label: _instructions(side, options) for side in (base, new)}
     print(f"qbench gate: timing {len(names)} benchmarks interleaved, {config.against_rounds} rounds", file=sys.stderr)
-    rounds = {name: _interleave(name, agents, config, measured[new.label][name]) for name in names}
-    paired, notes = judge_times(rounds, config)
+    timed = {name: _interleave(name, agents, config, measured[new.label][name]) for name in names}
+    rounds = {name: wall for name, (wall, _) in timed.items()}
+    cpu_rounds = {name: cpu for name, (_, cpu) in timed.items() if cpu}
+    paired, notes = judge_clocks(rounds, cpu_rounds, config)
     paths: dict[str, Any] = {"paired": paired, "notes": notes, "rounds": rounds}
     for key, side, index in (("base", base, 0), ("new", new, 1)):
         path = work / f"{key}.json"
@@ -238,34 +241,67 @@ def _instructions(agent: AgentProcess, options: AgainstOptions) -> dict[str, Any
 
 def _interleave(
     name: str, agents: list[AgentProcess], config: GateConfig, measured: dict[str, Any]
-) -> list[list[float]]:
-    """Seconds per execution of each agent in each round: rounds x [A, B, A'].
+) -> tuple[list[list[float]], list[list[float]]]:
+    """Seconds per execution of each agent in each round, wall and CPU: two lists of rounds x [A, B, A'].
 
-    A benchmark that looks slower than the threshold after ``against.rounds`` rounds gets more, up to
+    The CPU list is empty when an agent does not report CPU time (a ref from before it did). A benchmark that looks
+    slower than the threshold on either clock after ``against.rounds`` rounds gets more, up to
     ``against.max_rounds``: a real slowdown then clears the noise, a chance one falls back.
     """
     loops = max(1, math.ceil(VALUE_S / max(float(measured["probe_s"]), 1e-6)))
     for agent in agents:
         agent.ask(cmd="open", name=name)
-    values: list[list[float]] = []
+    wall: list[list[float]] = []
+    cpu: list[list[float]] | None = []
     target = config.against_rounds
-    while len(values) < target:
-        row = [0.0, 0.0, 0.0]
-        for index in _ORDERS[len(values) % len(_ORDERS)]:
-            row[index] = float(agents[index].ask(cmd="time", loops=loops)["seconds"]) / loops
-        values.append(row)
-        if len(values) == target < config.against_max_rounds and _looks_slower(values, config):
+    while len(wall) < target:
+        row: list[float] = [0.0, 0.0, 0.0]
+        cpu_row: list[float] | None = [0.0, 0.0, 0.0]
+        for index in _ORDERS[len(wall) % len(_ORDERS)]:
+            reply = agents[index].ask(cmd="time", loops=loops)
+            row[index] = float(reply["seconds"]) / loops
+            if cpu_row is not None and "cpu_seconds" in reply:
+                cpu_row[index] = max(float(reply["cpu_seconds"]), 1e-9) / loops
+            else:
+                cpu_row = None
+        wall.append(row)
+        if cpu is not None and cpu_row is not None:
+            cpu.append(cpu_row)
+        else:
+            cpu = None
+        if len(wall) == target < config.against_max_rounds and _looks_slower([wall, cpu or []], config):
             target = config.against_max_rounds
     for agent in agents:
         agent.ask(cmd="close")
-    return values
+    return wall, cpu or []
 
 
-def _looks_slower(values: list[list[float]], config: GateConfig) -> bool:
-    return paired_ratio([b / a for a, b, _ in values]).ratio - 1 > config.against_threshold
+def _looks_slower(clocks: list[list[list[float]]], config: GateConfig) -> bool:
+    return any(
+        paired_ratio([b / a for a, b, _ in values]).ratio - 1 > config.against_threshold for values in clocks if values
+    )
 
 
-def judge_times(rounds: dict[str, list[list[float]]], config: GateConfig) -> tuple[list[Finding], list[str]]:
+def judge_clocks(
+    wall: dict[str, list[list[float]]], cpu: dict[str, list[list[float]]], config: GateConfig
+) -> tuple[list[Finding], list[str]]:
+    """Slowdowns on either clock, one finding per benchmark (the clock whose interval clears its noise by more)."""
+    found, notes = judge_times(wall, config)
+    if not cpu:
+        notes.append("CPU time: not reported by both trees (a ref from before it was); judged on wall time alone.")
+        return found, notes
+    cpu_found, cpu_notes = judge_times(cpu, config, clock="CPU time")
+    best: dict[str, Finding] = {}
+    for finding in found + cpu_found:
+        held = best.get(finding.benchmark)
+        if held is None or (finding.interval or (0, 0))[0] > (held.interval or (0, 0))[0]:
+            best[finding.benchmark] = finding
+    return [best[name] for name in dict.fromkeys(f.benchmark for f in found + cpu_found)], notes + cpu_notes
+
+
+def judge_times(
+    rounds: dict[str, list[list[float]]], config: GateConfig, clock: str = "wall time"
+) -> tuple[list[Finding], list[str]]:
     """Slowdowns above the threshold whose interval clears the A/A noise floor; a note on the noise."""
     findings, floors = [], []
     for name, values in rounds.items():
@@ -274,23 +310,25 @@ def judge_times(rounds: dict[str, list[list[float]]], config: GateConfig) -> tup
         floor = max(noise.high, 1 / noise.low)
         floors.append(floor)
         if slow.ratio - 1 > config.against_threshold and slow.low > floor:
-            findings.append(_time_finding(name, slow, floor, config.against_threshold))
+            findings.append(_time_finding(name, slow, floor, config.against_threshold, clock))
     worst = max(floors, default=1.0)
     median = sorted(floors)[len(floors) // 2] if floors else 1.0
     note = (
-        f"Wall time: interleaved A B A' rounds on one CPU; A/A noise floor {median - 1:+.1%} (median), "
+        f"{clock[0].upper() + clock[1:]}: interleaved A B A' rounds on one CPU; A/A noise floor {median - 1:+.1%} (median), "
         f"{worst - 1:+.1%} (worst benchmark); {sum(len(v) > config.against_rounds for v in rounds.values())} "
         f"benchmarks got {config.against_max_rounds} rounds instead of {config.against_rounds}."
     )
     return findings, [note]
 
 
-def _time_finding(name: str, slow: RatioInterval, floor: float, threshold: float) -> Finding:
+def _time_finding(name: str, slow: RatioInterval, floor: float, threshold: float, clock: str) -> Finding:
     why = (
-        f"{slow.ratio - 1:+.1%} slower (Hodges-Lehmann), {slow.n} paired rounds, interval [{slow.low:.3f}, {slow.high:.3f}] "
+        f"{slow.ratio - 1:+.1%} slower in {clock} (Hodges-Lehmann), {slow.n} paired rounds, "
+        f"interval [{slow.low:.3f}, {slow.high:.3f}] "
         f"above the threshold ({threshold:.0%}) and the A/A noise (x{floor:.3f})"
     )
-    return Finding(name, "time", "A", f"x{slow.ratio:.3f}", why, tier="time", ratio=slow.ratio,
+    metric = "time" if clock == "wall time" else clock
+    return Finding(name, metric, "A", f"x{slow.ratio:.3f}", why, tier="time", ratio=slow.ratio,
                    interval=(slow.low, slow.high))  # fmt: skip
 
 

@@ -255,7 +255,7 @@ def _rules(config: GateConfig, paired: bool) -> str:
         times = f"between two files, fail when significant (Welch p < 0.05) and more than {config.threshold:.0%} slower"
     return (
         "coverage, N+1, exact counts and complexity classes are hard; CPU instructions fail above "
-        f"+{config.instructions_threshold:.0%}; wall time: {times}"
+        f"+{config.instructions_threshold:.0%}; time: {times}"
     )
 
 

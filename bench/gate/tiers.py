@@ -214,8 +214,8 @@ def causes(findings: Iterable[Finding]) -> list[str]:
     lines += [f.why for f in by_tier.get("incomparable", [])]
     if "instructions" in by_tier:
         lines.append(_ratio_cause("CPU instructions per operation rose", by_tier["instructions"]))
-    if "time" in by_tier:
-        lines.append(_ratio_cause("wall time rose", by_tier["time"]))
+    for clock in dict.fromkeys(f.metric for f in by_tier.get("time", [])):
+        lines.append(_ratio_cause(f"{'wall time' if clock == 'time' else clock} rose", _of(by_tier["time"], clock)))
     if "missing" in by_tier:
         lines.append(_missing_cause(by_tier["missing"]))
     return lines
@@ -256,6 +256,10 @@ def _class_cause(findings: list[Finding]) -> str:
     named = ", ".join(f"`{f.benchmark}` {f.metric} {f.base} -> {f.new}" for f in findings[:NAMED])
     more = f", and {len(findings) - NAMED} more" if len(findings) > NAMED else ""
     return f"complexity class in N got worse in {len(findings)} slices: {named}{more}"
+
+
+def _of(findings: list[Finding], metric: str) -> list[Finding]:
+    return [f for f in findings if f.metric == metric]
 
 
 def _ratio_cause(what: str, findings: list[Finding]) -> str:
