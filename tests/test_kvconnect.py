@@ -50,8 +50,13 @@ kv.close();
 
 
 @pytest.fixture(
-    params=[("memory:", "hypercorn"), ("sqlite:{dir}/served.db", "hypercorn"), ("sqlite:{dir}/served.db", "granian")],
-    ids=["memory", "sqlite", "granian(sqlite)"],
+    params=[
+        ("memory:", "builtin"),
+        ("sqlite:{dir}/served.db", "builtin"),
+        ("sqlite:{dir}/served.db", "hypercorn"),
+        ("sqlite:{dir}/served.db", "granian"),
+    ],
+    ids=["memory", "sqlite", "hypercorn(sqlite)", "granian(sqlite)"],
 )
 async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KvConnectServer]:
     url, http_server = request.param
@@ -381,7 +386,7 @@ async def test_watch_streams_a_frame_at_once_then_one_per_change_each_counted_as
         nothing.close()
 
 
-@pytest.mark.parametrize("http_server", ["hypercorn", "granian"])
+@pytest.mark.parametrize("http_server", ["builtin", "hypercorn", "granian"])
 async def test_a_server_stops_at_once_with_a_watch_open_and_ends_the_stream_cleanly(http_server: str) -> None:
     """Without ending its watches, hypercorn cuts the stream after its graceful timeout and granian waits on it."""
     stack = contextlib.AsyncExitStack()

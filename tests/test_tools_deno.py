@@ -55,5 +55,8 @@ def test_the_server_overhead_benchmark_runs_and_prints_its_verdict() -> None:
         "floor: one-byte TCP ping-pong",
         "the app alone",
         "through granian->sqlite",
+        "through builtin->sqlite",
+        "builtin no-op",
+        "the app and store inside builtin",
     ):
         assert line in done.stdout
