@@ -114,7 +114,8 @@ class H2Connection(asyncio.BufferedProtocol):
         self._initial_window = 65535  # the client's SETTINGS_INITIAL_WINDOW_SIZE
         self._max_frame = MAX_FRAME  # the client's SETTINGS_MAX_FRAME_SIZE
         self._received = 0  # DATA bytes since the last WINDOW_UPDATE we sent for the connection
-        self._closing = False
+        self._closing = False  # the server is stopping
+        self._goaway = False  # the client said GOAWAY
         self._lost = False
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         transport.set_protocol(self)
@@ -148,6 +149,8 @@ class H2Connection(asyncio.BufferedProtocol):
         self._partial = data[pos:]
         if out:
             self._transport.write(b"".join(out))
+        if self._closing:
+            self._check_done()
 
     def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes, out: list[bytes]) -> None:
         if self._block is not None and kind != CONTINUATION:
@@ -170,7 +173,7 @@ class H2Connection(asyncio.BufferedProtocol):
         elif kind == CONTINUATION:
             self._continuation(flags, stream_id, payload, out)
         elif kind == GOAWAY:
-            self._closing = True  # the client opens no more streams; it closes the connection when it is done
+            self._goaway = True  # the client opens no more streams; it closes the connection when it is done
         elif kind == PUSH_PROMISE:
             raise ConnectionError_(PROTOCOL_ERROR, "a client cannot push")
         # PRIORITY and unknown frame types are ignored (RFC 9113, 5.5)
@@ -219,7 +222,7 @@ class H2Connection(asyncio.BufferedProtocol):
             if stream_id <= self._last_stream:
                 return  # trailers of a stream already answered
             self._last_stream = stream_id
-            if len(self._streams) >= MAX_STREAMS or self._closing:
+            if len(self._streams) >= MAX_STREAMS or self._closing or self._goaway:
                 out.append(frame(RST_STREAM, 0, stream_id, REFUSED_STREAM.to_bytes(4)))
                 return
             stream = self._streams[stream_id] = _Stream(stream_id, self._initial_window)
@@ -366,8 +369,7 @@ class H2Connection(asyncio.BufferedProtocol):
         if stream.ended:
             if not out:
                 out.append(frame(DATA, END_STREAM, stream.id))
-            del self._streams[stream.id]
-            self._check_done()
+            del self._streams[stream.id]  # the caller writes ``out``, then sees whether a stopping server may close
         return out
 
     def _unblock(self, out: list[bytes]) -> None:
@@ -387,14 +389,13 @@ class H2Connection(asyncio.BufferedProtocol):
         self._transport.close()
 
     def shutdown(self) -> None:
-        """Refuse new streams (GOAWAY), close once the streams in flight are answered."""
-        if not self._closing and not self._lost:
-            self._write([frame(GOAWAY, 0, 0, self._last_stream.to_bytes(4) + NO_ERROR.to_bytes(4))])
+        """Refuse new streams; once the streams in flight are answered, say GOAWAY and close."""
         self._closing = True
         self._check_done()
 
     def _check_done(self) -> None:
-        if self._closing and not self._streams and not self._tasks - {asyncio.current_task()}:
+        if self._closing and not self._streams and not self._tasks - {asyncio.current_task()} and not self._lost:
+            self._write([frame(GOAWAY, 0, 0, self._last_stream.to_bytes(4) + NO_ERROR.to_bytes(4))])
             self._transport.close()
 
     async def finished(self) -> None:
