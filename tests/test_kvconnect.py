@@ -459,3 +459,17 @@ def test_qbench_serve_refuses_bad_input_in_one_line(args: list[str], message: st
     assert done.returncode == 2
     assert done.stderr.startswith(f"qbench serve: error: {message}")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_encoded_values_are_kept_per_version_and_bounded() -> None:
+    from queue_impls.kvconnect.wire import EncodedValues
+
+    values = EncodedValues(max_bytes=400)
+    first = values.get(b"k", "00" * 10, {"a": 1.0})
+    assert first == (v8_dumps({"a": 1.0}), pb.VE_V8)
+    assert values.get(b"k", "00" * 10, {"ignored": True}) is first  # the same version: the same bytes, not re-encoded
+    assert values.get(b"k", "01" + "00" * 9, {"a": 2.0}) == (v8_dumps({"a": 2.0}), pb.VE_V8)  # a new version
+    assert values.get(b"b", "02" + "00" * 9, b"raw") == (b"raw", pb.VE_BYTES)
+    for i in range(20):  # over the bound: it starts over, and every answer stays right
+        assert values.get(b"x", f"{i:020x}", "v" * 50) == (v8_dumps("v" * 50), pb.VE_V8)
+    assert values._bytes <= 400

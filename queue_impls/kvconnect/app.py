@@ -63,6 +63,7 @@ class KvConnectApp:
         self._data_tokens: dict[str, float] = {}  # token handed out by a metadata exchange -> expiry (unix s)
         self.errors: dict[int, int] = {}  # responses by error status
         self._closing = asyncio.Event()  # set: open watch streams end (the server is stopping)
+        self.encoded = wire.EncodedValues()  # values read are serialised once per version
 
     @property
     def closing(self) -> asyncio.Event:
@@ -133,7 +134,7 @@ class KvConnectApp:
         if path == f"{DATA_PATH}/snapshot_read":
             ranges = wire.read_ranges(wire.parse(pb.SnapshotRead, body))
             results = await self.recorder.snapshot_read(ranges, "strong", site)
-            return 200, _PROTOBUF, wire.read_output(results)
+            return 200, _PROTOBUF, wire.read_output(results, self.encoded)
         if path == f"{DATA_PATH}/atomic_write":
             checks, mutations = wire.atomic_write(wire.parse(pb.AtomicWrite, body))
             versionstamp = await self.recorder.atomic_write(checks, mutations, site)
