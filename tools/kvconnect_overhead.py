@@ -1,11 +1,14 @@
 """What ``qbench serve`` adds to each request: a Deno client through the server to SQLite against the same client
-on its own local SQLite, measured side by side (alternating blocks inside one Deno process).
+on its own local SQLite, measured side by side (rotating blocks inside one Deno process), with the floors beside it.
 
-``python -m tools.kvconnect_overhead [--rounds 20] [--block 200] [--cpu CPUS|none]`` prints, per op, the median
-microseconds of each path (Deno's own SQLite; the server on hypercorn in front of SQLite and of memory; the server on
-granian in front of SQLite), each server path's difference from local (the added cost: HTTP/2 + protobuf + V8 codec +
-our store, minus Deno's own SQLite) with its 95% interval, the floor of a Deno <-> Python round trip, the app's own
-cost, and whether the get stays under the goal of 150 us added. Deno rotates the paths' order every round (the
+``python -m tools.kvconnect_overhead [--rounds 20] [--block 200] [--cpu CPUS|none]`` prints, per route and op, the
+median microseconds and the difference from Deno's local SQLite (the added cost) with its 95% interval. The routes:
+each server stack (builtin, hypercorn, granian) in front of SQLite, the builtin one also in front of memory, and each
+stack as a no-op (the same server replaying its first answer to each distinct request: the same bytes on the wire, no
+app work), so a reader sees what the HTTP stack alone adds and what the app and its store add (printed per stack as
+route minus no-op). Then the floors: a one-byte TCP ping-pong between Deno and a Python asyncio echo server, the app
+alone in process (no HTTP), a store's get alone in process; the server process's CPU per get on each route alone;
+and whether each route stays under the goal of 150 us added per get. Deno rotates the routes' order every round (the
 harness's method, tools/harness.py, written in TypeScript in kvconnect_overhead.ts); the figures use the harness's.
 """
 
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.run.deno_program import run_program
+from queue_impls.kv import open_kv
 from queue_impls.kv.codec import encode_key
 from queue_impls.kvconnect import KvConnectServer
 from queue_impls.kvconnect import datapath_pb2 as pb
@@ -155,6 +159,23 @@ async def app_cost_us(n: int = 2000) -> float:
         return best
 
 
+async def store_get_us(url: str, n: int = 2000) -> float:
+    """One ``get`` of the benchmark's value straight from a store, in process (no server, no counting): for SQLite,
+    the query plus aiosqlite's hop to its thread and back."""
+    kv = await open_kv(url)
+    try:
+        await kv.set(("k",), _VALUE)
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            for _ in range(n):
+                await kv.get(("k",))
+            best = min(best, (time.perf_counter() - started) / n * 1e6)
+        return best
+    finally:
+        await kv.close()
+
+
 async def _data_token(app: Any, access_token: str) -> str:
     """A data-path token from the app's metadata exchange (``POST /``), as a KV Connect client gets one."""
     request = json.dumps({"supportedVersions": [1, 2, 3]}).encode()
@@ -248,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ping = statistics.median(samples["ping"]["ping"])
     print(f"floor: one-byte TCP ping-pong Deno <-> a Python asyncio echo server: {ping:.1f} us per round trip")
     print(f"the app alone, in process (no HTTP), per get: {asyncio.run(app_cost_us()):.1f} us (best of 3 x 2,000)")
+    with tempfile.TemporaryDirectory(prefix="kvq-overhead-") as tmp:
+        sqlite = asyncio.run(store_get_us(f"sqlite:{Path(tmp) / 'alone.db'}"))
+    memory = asyncio.run(store_get_us("memory:"))
+    print(f"the store alone, in process, per get: sqlite {sqlite:.1f} us, memory {memory:.1f} us (best of 3 x 2,000)")
     cpu = ", ".join(f"{route.label} {cpu_us[route.name]:.1f}" for route in ROUTES)
     print(f"server process CPU per get (user + sys, all threads; each route alone, {5 * args.block:,} gets): {cpu} us")
     for route in ROUTES:
