@@ -1,7 +1,8 @@
 """HTTP/2 over cleartext (RFC 9113) for the KV Connect server: what a request/response server needs, lean.
 
-A request is its HEADERS (and CONTINUATION) and DATA frames; when it ends, ``Handler.respond`` answers it in a task,
-and the answer's HEADERS and DATA frames leave in one write. A watch's answer is sent frame by frame. Flow control
+A request is its HEADERS (and CONTINUATION) and DATA frames; when it ends, ``Handler.respond`` answers it at once,
+in a context of its own (a task takes over only if the answer has to wait), and the answers made while one read is
+handled leave, HEADERS and DATA frames together, in one write. A watch's answer is sent frame by frame. Flow control
 both ways: the server opens its receive windows wide at once (2^31 - 1, topped up as data arrives), and sends no
 more DATA than the client's windows allow (the rest waits for its WINDOW_UPDATE). Header blocks are decoded with
 ``hpack``; a block that leaves the decoder's table as it was (a request whose headers are all indexed, as a client's
@@ -12,7 +13,11 @@ push, no priorities (PRIORITY frames are read and ignored), no h2c upgrade from 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 import struct
+import types
+from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -31,6 +36,7 @@ FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 6, 7, 8, 9
 MAX_WINDOW = 2**31 - 1
 MAX_FRAME = 16384  # the default SETTINGS_MAX_FRAME_SIZE, which this server keeps for what it receives
 MAX_STREAMS = 1000  # SETTINGS_MAX_CONCURRENT_STREAMS this server announces
+_log = logging.getLogger(__name__)
 _HEAD = struct.Struct(">HBBBL")  # length (24 bits, as 16 + 8), type, flags, stream id
 _SETTING = struct.Struct(">HL")
 _WATCH_BUFFER = 1 << 20  # a watch waits for the client's window once this much of its answer is held back
@@ -108,6 +114,7 @@ class H2Connection(asyncio.BufferedProtocol):
         self._streams: dict[int, _Stream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._blocked: dict[int, _Stream] = {}
+        self._out: list[bytes] | None = None  # frames to write at the end of the read being handled
         self._last_stream = 0
         self._block: tuple[int, int, list[bytes]] | None = None  # (stream, flags, fragments) awaiting CONTINUATION
         self._send_window = 65535  # the connection's window for what we send
@@ -131,6 +138,7 @@ class H2Connection(asyncio.BufferedProtocol):
         received = memoryview(self._buffer)[:nbytes]
         data = self._partial + received if self._partial else bytes(received)
         out: list[bytes] = []
+        self._out = out  # answers made while reading (run eagerly) leave with the control frames, in one write
         pos, end = 0, len(data)
         try:
             while end - pos >= 9:
@@ -144,10 +152,12 @@ class H2Connection(asyncio.BufferedProtocol):
                 pos += 9 + size
                 self._frame(kind, flags, stream_id & MAX_WINDOW, payload, out)
         except ConnectionError_ as exc:
+            self._out = None
             self._fail(exc, out)
             return
+        self._out = None
         self._partial = data[pos:]
-        if out:
+        if out and not self._lost:
             self._transport.write(b"".join(out))
         if self._closing:
             self._check_done()
@@ -297,10 +307,24 @@ class H2Connection(asyncio.BufferedProtocol):
     # -- answering -----------------------------------------------------------------------------------------------
 
     def _dispatch(self, stream: _Stream) -> None:
+        """Answer ``stream`` at once, in a context of its own, as far as the answer goes without waiting (a get from
+        memory, or from SQLite read on the loop, goes all the way: no task, no event-loop pass); a task takes over
+        the rest when it has to wait (a write on aiosqlite's thread, the latency model, a watch)."""
         if stream.started:
             return
         stream.started = True
-        task = asyncio.get_running_loop().create_task(self._answer(stream))
+        answer = self._answer(stream)
+        context = contextvars.copy_context()  # what a task would run in: the same lanes of the serial clock
+        try:
+            waiting = context.run(answer.send, None)
+        except StopIteration:
+            return
+        except Exception:
+            _log.exception("KV Connect stream %d failed", stream.id)
+            self._write([frame(RST_STREAM, 0, stream.id, INTERNAL_ERROR.to_bytes(4))])
+            self._reset(stream.id)
+            return
+        task = asyncio.Task(_finish(answer, waiting), loop=asyncio.get_running_loop(), context=context)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -377,7 +401,9 @@ class H2Connection(asyncio.BufferedProtocol):
             out += self._take(stream)
 
     def _write(self, frames: list[bytes]) -> None:
-        if frames and not self._lost:
+        if self._out is not None:
+            self._out += frames
+        elif frames and not self._lost:
             self._transport.write(b"".join(frames) if len(frames) > 1 else frames[0])
 
     # -- the connection's end ------------------------------------------------------------------------------------
@@ -417,6 +443,29 @@ class H2Connection(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool | None:
         return None
+
+
+@types.coroutine
+def _rest(coroutine: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, Any, None]:
+    """The rest of a coroutine whose first step already ran and yielded ``waiting``: what it yields goes to the
+    task running this (which waits on it and resumes us), what the task sends or throws goes back into it."""
+    while True:
+        try:
+            sent = yield waiting
+        except BaseException as exc:  # the task was cancelled: so is the answer
+            try:
+                waiting = coroutine.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                waiting = coroutine.send(sent)
+            except StopIteration:
+                return
+
+
+async def _finish(coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
+    await _rest(coroutine, waiting)
 
 
 def _settle(future: asyncio.Future[Any]) -> None:
