@@ -232,3 +232,15 @@ async def test_http1_keeps_a_connection_alive_across_requests() -> None:
     async with KvConnectServer.running("memory:", token=TOKEN) as server:
         body = json.dumps({"supportedVersions": [3]}).encode()
         assert await asyncio.to_thread(_http1_keep_alive, server.url, body) == [200, 200, 200, 401]
+
+
+async def test_a_stopping_server_closes_a_connection_that_never_spoke() -> None:
+    async with KvConnectServer.running("memory:", token=TOKEN) as server:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(b"PRI * HTTP")  # not yet enough to tell HTTP/2 from HTTP/1.1
+        await writer.drain()
+        await asyncio.sleep(0.05)
+    try:
+        assert await asyncio.wait_for(reader.read(), 5.0) == b""  # closed by the server
+    finally:
+        writer.close()

@@ -57,6 +57,7 @@ class _Sniffer(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._server.sniffing.add(transport)  # closed with the server if its first bytes never come
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return memoryview(self._buffer)
@@ -66,6 +67,7 @@ class _Sniffer(asyncio.BufferedProtocol):
         if len(self._seen) < len(PREFACE) and PREFACE.startswith(self._seen):
             return  # not enough to tell yet
         assert self._transport is not None
+        self._server.sniffing.discard(self._transport)
         if self._seen.startswith(PREFACE):
             from .h2c import H2Connection
 
@@ -84,7 +86,8 @@ class _Sniffer(asyncio.BufferedProtocol):
             protocol.buffer_updated(len(rest))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        pass
+        if self._transport is not None:
+            self._server.sniffing.discard(self._transport)
 
     def eof_received(self) -> bool | None:
         return None
@@ -100,6 +103,7 @@ class HttpServer:
         self._sock = sock
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
+        self.sniffing: set[asyncio.Transport] = set()  # connections whose first bytes are not in yet
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -116,6 +120,8 @@ class HttpServer:
         """Stop listening; each connection finishes the requests in flight (up to ``grace_s``), then closes."""
         if self._server is not None:
             self._server.close()
+        for transport in list(self.sniffing):
+            transport.close()
         connections = list(self._connections)
         for connection in connections:
             connection.shutdown()
