@@ -21,9 +21,9 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", type=Path, metavar="FILE", help="write the request trace (JSON) here at exit")
     parser.add_argument(
         "--http-server",
-        choices=("hypercorn", "granian"),
-        default="hypercorn",
-        help="hypercorn (default) or granian (HTTP in Rust: about half the added cost per request; experimental)",
+        choices=("builtin", "hypercorn", "granian"),
+        default="builtin",
+        help="builtin (default: the package's own lean h2c + HTTP/1.1 server), hypercorn or granian (ASGI servers)",
     )
 
 

@@ -25,6 +25,7 @@ from queue_impls.kv.v8 import v8_dumps, v8_loads
 from queue_impls.kvconnect import KvConnectServer
 from queue_impls.kvconnect import datapath_pb2 as pb
 from queue_impls.kvconnect.generate import OUTPUTS, generate
+from queue_impls.meter import LatencyModel
 
 TOKEN = "test-token"
 
@@ -50,8 +51,13 @@ kv.close();
 
 
 @pytest.fixture(
-    params=[("memory:", "hypercorn"), ("sqlite:{dir}/served.db", "hypercorn"), ("sqlite:{dir}/served.db", "granian")],
-    ids=["memory", "sqlite", "granian(sqlite)"],
+    params=[
+        ("memory:", "builtin"),
+        ("sqlite:{dir}/served.db", "builtin"),
+        ("sqlite:{dir}/served.db", "hypercorn"),
+        ("sqlite:{dir}/served.db", "granian"),
+    ],
+    ids=["memory", "sqlite", "hypercorn(sqlite)", "granian(sqlite)"],
 )
 async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KvConnectServer]:
     url, http_server = request.param
@@ -381,7 +387,7 @@ async def test_watch_streams_a_frame_at_once_then_one_per_change_each_counted_as
         nothing.close()
 
 
-@pytest.mark.parametrize("http_server", ["hypercorn", "granian"])
+@pytest.mark.parametrize("http_server", ["builtin", "hypercorn", "granian"])
 async def test_a_server_stops_at_once_with_a_watch_open_and_ends_the_stream_cleanly(http_server: str) -> None:
     """Without ending its watches, hypercorn cuts the stream after its graceful timeout and granian waits on it."""
     stack = contextlib.AsyncExitStack()
@@ -454,3 +460,62 @@ def test_qbench_serve_refuses_bad_input_in_one_line(args: list[str], message: st
     assert done.returncode == 2
     assert done.stderr.startswith(f"qbench serve: error: {message}")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_encoded_values_are_kept_per_version_and_bounded() -> None:
+    from queue_impls.kvconnect.wire import EncodedValues
+
+    values = EncodedValues(max_bytes=400)
+    first = values.get(b"k", "00" * 10, {"a": 1.0})
+    assert first == (v8_dumps({"a": 1.0}), pb.VE_V8)
+    assert values.get(b"k", "00" * 10, {"ignored": True}) is first  # the same version: the same bytes, not re-encoded
+    assert values.get(b"k", "01" + "00" * 9, {"a": 2.0}) == (v8_dumps({"a": 2.0}), pb.VE_V8)  # a new version
+    assert values.get(b"b", "02" + "00" * 9, b"raw") == (b"raw", pb.VE_BYTES)
+    for i in range(20):  # over the bound: it starts over, and every answer stays right
+        assert values.get(b"x", f"{i:020x}", "v" * 50) == (v8_dumps("v" * 50), pb.VE_V8)
+    assert values._bytes <= 400
+
+
+STRESS_PROGRAM = """
+const kv = await Deno.openKv(Deno.args[0]);
+const big = "x".repeat(60000);
+for (let i = 0; i < 200; i += 10) {
+  const op = kv.atomic();
+  for (let j = i; j < i + 10; j++) op.set(["big", j], big + j);
+  await op.commit();
+}
+for (let i = 0; i < 300; i++) await kv.set(["p", i], { i });
+const got = await Promise.all(Array.from({ length: 300 }, (_, i) => kv.get(["p", i])));
+const lists = await Promise.all(Array.from({ length: 8 }, () => Array.fromAsync(kv.list({ prefix: ["big"] }))));
+console.log(JSON.stringify({
+  gets: got.every((e, i) => (e.value as { i: number }).i === i),
+  lists: lists.map((l) => l.length),
+  bytes: lists[0].reduce((n, e) => n + (e.value as string).length, 0),
+}));
+kv.close();
+"""
+
+
+@pytest.mark.deno
+async def test_deno_reads_concurrently_through_the_clients_flow_control_windows(tmp_path: Path) -> None:
+    """300 gets at once, then 8 lists of 12 MB at once: far more than the windows Deno's client grants at a time."""
+    async with KvConnectServer.running("memory:", token=TOKEN, trace=False) as server:
+        done = await run_deno(STRESS_PROGRAM, tmp_path, server.url)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"gets": True, "lists": [200] * 8, "bytes": 200 * 60000 + 490}
+
+
+@pytest.mark.deno
+@pytest.mark.parametrize("http_server", ["builtin", "hypercorn"])
+async def test_concurrent_requests_share_a_serial_wave(http_server: str, tmp_path: Path) -> None:
+    """Ten gets at once between two single gets: three serial round trips (the latency model keeps each request in
+    flight long enough that the ten overlap however Deno's writes are split)."""
+    script = (
+        'const kv = await Deno.openKv(Deno.args[0]); await kv.get(["a"]);'
+        ' await Promise.all(Array.from({length: 10}, (_, i) => kv.get(["k", i]))); await kv.get(["z"]); kv.close();'
+    )
+    latency = LatencyModel(rtt_ms=20.0)
+    async with KvConnectServer.running("memory:", token=TOKEN, latency=latency, http_server=http_server) as server:
+        done = await run_deno(script, tmp_path, server.url)
+        assert done.returncode == 0, done.stderr
+        assert (server.kv.counts.round_trips, server.kv.counts.serial_round_trips) == (12, 3)

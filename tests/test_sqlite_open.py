@@ -87,3 +87,33 @@ async def test_an_open_that_fails_leaves_no_connection_thread(tmp_path: Path) ->
     with pytest.raises(BackendError, match="Cannot open SQLite database"):
         await open_kv(f"sqlite:{tmp_path / 'missing-dir' / 'kv.db'}")
     assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []
+
+
+async def test_reads_on_the_loop_see_every_commit_and_keep_snapshots(tmp_path: Path) -> None:
+    """``read_on_loop`` (what the KV Connect server turns on): a second connection, on the calling thread, that reads
+    what the writer thread committed, and several ranges in one snapshot."""
+    from queue_impls.kv import open_kv
+
+    memory = await open_kv("sqlite::memory:")
+    try:
+        assert isinstance(memory, SqliteKv) and memory.read_on_loop() is False  # another connection: another database
+    finally:
+        await memory.close()
+    kv = await open_kv(f"sqlite:{tmp_path / 'kv.db'}")
+    try:
+        assert isinstance(kv, SqliteKv)
+        await kv.set(("a",), 1)
+        assert kv.read_on_loop() is True and kv.read_on_loop() is True
+        assert (await kv.get(("a",))).value == 1
+        written = await kv.set(("a",), 2)
+        entry = await kv.get(("a",))
+        assert (entry.value, entry.versionstamp) == (2, written.versionstamp)
+        await kv.atomic().set(("b", 1), "x").set(("b", 2), "y").commit()
+        many = await kv.get_many([("a",), ("b", 2)])
+        assert [e.value for e in many] == [2, "y"]
+        assert [e.value async for e in kv.list(prefix=("b",))] == ["x", "y"]
+    finally:
+        await kv.close()
+    assert kv._reader is not None
+    with pytest.raises(sqlite3.ProgrammingError):  # closed with the store
+        kv._reader.execute("SELECT 1")

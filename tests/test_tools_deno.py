@@ -54,6 +54,11 @@ def test_the_server_overhead_benchmark_runs_and_prints_its_verdict() -> None:
         "list page(50)",
         "floor: one-byte TCP ping-pong",
         "the app alone",
+        "the store alone",
+        "server process CPU per get",
         "through granian->sqlite",
+        "through builtin->sqlite",
+        "builtin no-op",
+        "the app and store inside builtin",
     ):
         assert line in done.stdout

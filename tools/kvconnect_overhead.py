@@ -1,11 +1,14 @@
 """What ``qbench serve`` adds to each request: a Deno client through the server to SQLite against the same client
-on its own local SQLite, measured side by side (alternating blocks inside one Deno process).
+on its own local SQLite, measured side by side (rotating blocks inside one Deno process), with the floors beside it.
 
-``python -m tools.kvconnect_overhead [--rounds 20] [--block 200] [--cpu CPUS|none]`` prints, per op, the median
-microseconds of each path (Deno's own SQLite; the server on hypercorn in front of SQLite and of memory; the server on
-granian in front of SQLite), each server path's difference from local (the added cost: HTTP/2 + protobuf + V8 codec +
-our store, minus Deno's own SQLite) with its 95% interval, the floor of a Deno <-> Python round trip, the app's own
-cost, and whether the get stays under the goal of 150 us added. Deno rotates the paths' order every round (the
+``python -m tools.kvconnect_overhead [--rounds 20] [--block 200] [--cpu CPUS|none]`` prints, per route and op, the
+median microseconds and the difference from Deno's local SQLite (the added cost) with its 95% interval. The routes:
+each server stack (builtin, hypercorn, granian) in front of SQLite, the builtin one also in front of memory, and each
+stack as a no-op (the same server replaying its first answer to each distinct request: the same bytes on the wire, no
+app work), so a reader sees what the HTTP stack alone adds and what the app and its store add (printed per stack as
+route minus no-op). Then the floors: a one-byte TCP ping-pong between Deno and a Python asyncio echo server, the app
+alone in process (no HTTP), a store's get alone in process; the server process's CPU per get on each route alone;
+and whether each route stays under the goal of 150 us added per get. Deno rotates the routes' order every round (the
 harness's method, tools/harness.py, written in TypeScript in kvconnect_overhead.ts); the figures use the harness's.
 """
 
@@ -13,19 +16,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from bench.run.deno_program import run_program
+from queue_impls.kv import open_kv
 from queue_impls.kv.codec import encode_key
 from queue_impls.kvconnect import KvConnectServer
 from queue_impls.kvconnect import datapath_pb2 as pb
+from queue_impls.kvconnect.app import KvConnectApp, Response, WatchStream
+from queue_impls.meter import CountingKv
 from tools.harness import add_cpu_option, banner, differences, format_us, grid, median_interval, pin
 
 PROGRAM: Final = Path(__file__).resolve().parent / "kvconnect_overhead.ts"
@@ -34,33 +43,87 @@ GOAL_US: Final = 150.0
 _VALUE: Final = {"to": "user1@example.com", "template": "welcome", "locale": "en", "attempts": 0.0}
 
 
-async def measure(rounds: int, block: int, directory: Path) -> tuple[dict[str, Any], float]:
-    """Per-op, per-path samples, and the server process's CPU microseconds per request (all its servers)."""
+@dataclass(frozen=True)
+class Route:
+    """One way a Deno ``kv.get`` is served: a server stack in front of a store, or that stack with canned answers."""
+
+    name: str  # the Deno program's name of the path ("served" is its first URL)
+    label: str
+    store: str  # "sqlite" or "memory"
+    http_server: str
+    canned: bool = False
+
+
+ROUTES: Final = (
+    Route("served", "builtin->sqlite", "sqlite", "builtin"),
+    Route("memory", "builtin->memory", "memory", "builtin"),
+    Route("noop", "builtin no-op", "memory", "builtin", canned=True),
+    Route("hypercorn", "hypercorn->sqlite", "sqlite", "hypercorn"),
+    Route("hypercorn_noop", "hypercorn no-op", "memory", "hypercorn", canned=True),
+    Route("granian", "granian->sqlite", "sqlite", "granian"),
+    Route("granian_noop", "granian no-op", "memory", "granian", canned=True),
+)
+
+
+class CannedApp(KvConnectApp):
+    """The app answering each distinct request (path and body) once, then replaying that answer: the server stack's
+    own cost with the same bytes on the wire and no app work (no auth, protobuf, counting, store)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._answers: dict[tuple[str, bytes], Response] = {}
+
+    async def respond(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, *, scheme: str = "http", origin: str = ""
+    ) -> Response:
+        answer = self._answers.get((path, body))
+        if answer is None:
+            answer = await super().respond(method, path, headers, body, scheme=scheme, origin=origin)
+            if answer[0] == 200 and not isinstance(answer[2], WatchStream) and len(self._answers) < 64:
+                self._answers[(path, body)] = answer
+        return answer
+
+
+class CannedServer(KvConnectServer):
+    def __init__(self, kv: CountingKv, token: str, *, metadata_ttl_s: float = 3600.0) -> None:
+        super().__init__(kv, token, metadata_ttl_s=metadata_ttl_s)
+        self.app = CannedApp(self.recorder, token, metadata_ttl_s=metadata_ttl_s)
+
+
+async def measure(rounds: int, block: int, directory: Path) -> tuple[dict[str, Any], dict[str, float]]:
+    """Per-op, per-route samples, and per route the server process's CPU microseconds per get (user + sys, all
+    threads), from the CPU time noted at the Deno program's marker bytes."""
     token = "overhead"
-    sqlite = f"sqlite:{directory / 'served.db'}"
-    async with (
-        KvConnectServer.running(sqlite, trace=False, token=token) as server,
-        KvConnectServer.running("memory:", trace=False, token=token) as memory,
-        KvConnectServer.running(
-            f"sqlite:{directory / 'granian.db'}", trace=False, token=token, http_server="granian"
-        ) as fast,
-    ):
-        echo = await asyncio.start_server(_echo, "127.0.0.1", 0)
+    async with contextlib.AsyncExitStack() as stack:
+        servers: dict[str, KvConnectServer] = {}
+        for route in ROUTES:
+            store = f"sqlite:{directory / (route.name + '.db')}" if route.store == "sqlite" else "memory:"
+            kind = CannedServer if route.canned else KvConnectServer
+            running = kind.running(store, trace=False, token=token, http_server=route.http_server)
+            servers[route.name] = await stack.enter_async_context(running)
+        marks: list[float] = []
+        echo = await asyncio.start_server(functools.partial(_echo, marks), "127.0.0.1", 0)
+        stack.push_async_callback(echo.wait_closed)
+        stack.callback(echo.close)
         echo_port = echo.sockets[0].getsockname()[1]
+        others = [s for name, s in servers.items() if name != "served"]
         allow = [f"--allow-read={directory}", f"--allow-write={directory}"]
-        allow.append(f"--allow-net={memory.host}:{memory.port},{fast.host}:{fast.port},127.0.0.1:{echo_port}")
-        extra = [f"memory={memory.url}", f"granian={fast.url}"]
-        cpu = time.process_time()
-        try:
-            samples = await run_program(
-                server, directory / "local.sqlite", rounds, block, echo_port, *extra, program=PROGRAM, allow=allow
-            )
-        finally:
-            echo.close()
-            await echo.wait_closed()
-        cpu = time.process_time() - cpu
-        requests = sum(sum(s.recorder.requests.values()) for s in (server, memory, fast))
-    return samples, cpu / requests * 1e6
+        allow.append(f"--allow-net={','.join(f'{s.host}:{s.port}' for s in others)},127.0.0.1:{echo_port}")
+        extra = [f"{name}={s.url}" for name, s in servers.items() if name != "served"]
+        samples = await run_program(
+            servers["served"],
+            directory / "local.sqlite",
+            rounds,
+            block,
+            echo_port,
+            *extra,
+            program=PROGRAM,
+            allow=allow,
+        )
+    cpu = samples.pop("cpu")
+    gets = cpu.pop("gets")[0]
+    per_get = {name: (marks[i + 1] - marks[i]) / gets * 1e6 for name, (i,) in cpu.items()}
+    return samples, per_get
 
 
 async def app_cost_us(n: int = 2000) -> float:
@@ -96,6 +159,23 @@ async def app_cost_us(n: int = 2000) -> float:
         return best
 
 
+async def store_get_us(url: str, n: int = 2000) -> float:
+    """One ``get`` of the benchmark's value straight from a store, in process (no server, no counting): for SQLite,
+    the query plus aiosqlite's hop to its thread and back."""
+    kv = await open_kv(url)
+    try:
+        await kv.set(("k",), _VALUE)
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            for _ in range(n):
+                await kv.get(("k",))
+            best = min(best, (time.perf_counter() - started) / n * 1e6)
+        return best
+    finally:
+        await kv.close()
+
+
 async def _data_token(app: Any, access_token: str) -> str:
     """A data-path token from the app's metadata exchange (``POST /``), as a KV Connect client gets one."""
     request = json.dumps({"supportedVersions": [1, 2, 3]}).encode()
@@ -123,44 +203,54 @@ async def _data_token(app: Any, access_token: str) -> str:
     return token
 
 
-async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _echo(marks: list[float], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Echoes each byte; a marker byte (2) also notes this process's CPU time (user + sys, all threads) in ``marks``."""
     try:
         while data := await reader.read(64):
+            if data == b"\x02":
+                marks.append(time.process_time())
             writer.write(data)
     finally:
         writer.close()
 
 
-PATHS: Final = (
-    ("served", "hypercorn->sqlite"),
-    ("memory", "hypercorn->memory"),
-    ("granian", "granian->sqlite"),
-)
-
-
 def table(samples: dict[str, Any]) -> tuple[str, dict[str, dict[str, float]]]:
-    """Medians per path, and per server path the median of per-round differences from local (the added cost)."""
-    header = ["op", "local us"]
-    for _, label in PATHS:
-        header += [f"{label} us", "added [95% interval]"]
-    rows = []
-    added: dict[str, dict[str, float]] = {}
-    for op, s in samples.items():
-        if op == "ping":
-            continue
-        row = [op, f"{statistics.median(s['local']):.1f}"]
-        added[op] = {}
-        for path, _ in PATHS:
-            interval = median_interval(differences(s[path], s["local"]))
-            added[op][path] = interval.median
-            row += [f"{statistics.median(s[path]):.1f}", format_us(interval, scale=1)]
+    """Per route, per op: the median microseconds, and the median of per-round differences from local (the added
+    cost) with its 95% interval."""
+    ops = [op for op in samples if op != "ping"]
+    header = ["route"]
+    for op in ops:
+        header += [f"{op} us", "added [95% interval]"]
+    rows = [["Deno's local SQLite"] + [c for op in ops for c in (f"{statistics.median(samples[op]['local']):.1f}", "")]]
+    added: dict[str, dict[str, float]] = {op: {} for op in ops}
+    for route in ROUTES:
+        row = [route.label]
+        for op in ops:
+            s = samples[op]
+            interval = median_interval(differences(s[route.name], s["local"]))
+            added[op][route.name] = interval.median
+            row += [f"{statistics.median(s[route.name]):.1f}", format_us(interval, scale=1)]
         rows.append(row)
     lines = grid(header, rows)
     lines.append(
-        "(medians of per-round values, the paths' order rotating every round; added = median of the per-round "
-        "differences from local)"
+        "(medians of per-round values, the routes' order rotating every round; added = median of the per-round "
+        "differences from local; no-op = the same server answering from a replay of its first answers: no app work)"
     )
     return "\n".join(lines), added
+
+
+def app_share(samples: dict[str, Any]) -> list[str]:
+    """What the app and its store add inside each server stack: the route minus the same stack's no-op, per round."""
+    lines = []
+    for server in ("builtin", "hypercorn", "granian"):
+        routes = [r for r in ROUTES if r.http_server == server]
+        noop = next(r for r in routes if r.canned)
+        for route in (r for r in routes if not r.canned):
+            interval = median_interval(differences(samples["get"][route.name], samples["get"][noop.name]))
+            lines.append(
+                f"the app and store inside {server}, per get: {route.label} - {noop.label}: {format_us(interval, 1)}"
+            )
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,14 +265,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         samples, cpu_us = asyncio.run(measure(args.rounds, args.block, Path(tmp)))
     text, added = table(samples)
     print(text)
+    print("\n".join(app_share(samples)))
     ping = statistics.median(samples["ping"]["ping"])
     print(f"floor: one-byte TCP ping-pong Deno <-> a Python asyncio echo server: {ping:.1f} us per round trip")
     print(f"the app alone, in process (no HTTP), per get: {asyncio.run(app_cost_us()):.1f} us (best of 3 x 2,000)")
-    print(f"server process CPU per request (user + sys, all threads, all three servers): {cpu_us:.1f} us")
-    for path, label in PATHS:
-        cost = added["get"][path]
+    with tempfile.TemporaryDirectory(prefix="kvq-overhead-") as tmp:
+        sqlite = asyncio.run(store_get_us(f"sqlite:{Path(tmp) / 'alone.db'}"))
+    memory = asyncio.run(store_get_us("memory:"))
+    print(f"the store alone, in process, per get: sqlite {sqlite:.1f} us, memory {memory:.1f} us (best of 3 x 2,000)")
+    cpu = ", ".join(f"{route.label} {cpu_us[route.name]:.1f}" for route in ROUTES)
+    print(f"server process CPU per get (user + sys, all threads; each route alone, {5 * args.block:,} gets): {cpu} us")
+    for route in ROUTES:
+        cost = added["get"][route.name]
         verdict = "   met" if cost < GOAL_US else "MISSED"
-        print(f"[{verdict}] added cost per get under {GOAL_US:.0f} us through {label}: {cost:+.1f} us")
+        print(f"[{verdict}] added cost per get under {GOAL_US:.0f} us through {route.label}: {cost:+.1f} us")
     return 0
 
 

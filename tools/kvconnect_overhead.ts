@@ -7,7 +7,8 @@
  *
  * URL: the server in front of SQLite ("served"); PATH: Deno's own SQLite file ("local"); NAME=URL: more servers
  * (e.g. memory=..., granian=...); ECHO_PORT: a Python TCP echo server, whose one-byte ping-pong is the floor of any
- * round trip between Deno and a Python process on this machine.
+ * round trip between Deno and a Python process on this machine. Last, each server alone serves a run of gets between
+ * marker bytes sent to the echo server, at which the Python side reads its process CPU time.
  */
 
 const [url, path, rounds, block, echoPort, ...more] = Deno.args;
@@ -68,6 +69,19 @@ for (let r = 0; r < Number(rounds); r++) {
   pings.push((performance.now() - started) * 1000 / Number(block));
 }
 out["ping"] = { ping: pings };
+// the server process's CPU per get, route by route: a marker byte (2) before each route's gets and after the last
+// makes the Python side note its process CPU time
+const cpuGets = Number(block) * 5;
+const mark = new Uint8Array([2]);
+const servers = names.filter((s) => s !== "local");
+for (const s of servers) {
+  await echo.write(mark);
+  await echo.read(reply);
+  for (let i = 0; i < cpuGets; i++) await stores[s].get(["k"]);
+}
+await echo.write(mark);
+await echo.read(reply);
+out["cpu"] = { gets: [cpuGets], ...Object.fromEntries(servers.map((s, i) => [s, [i]])) };
 echo.close();
 for (const kv of Object.values(stores)) kv.close();
 console.log(JSON.stringify(out));

@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+#: (status, headers, body): a watch's body is a ``WatchStream``, sent frame by frame.
+Response = tuple[int, list[tuple[bytes, bytes]], "bytes | WatchStream"]
 
 _log = logging.getLogger(__name__)
 
@@ -61,65 +63,89 @@ class KvConnectApp:
         self._data_tokens: dict[str, float] = {}  # token handed out by a metadata exchange -> expiry (unix s)
         self.errors: dict[int, int] = {}  # responses by error status
         self._closing = asyncio.Event()  # set: open watch streams end (the server is stopping)
+        self.encoded = wire.EncodedValues()  # values read are serialised once per version
+
+    @property
+    def closing(self) -> asyncio.Event:
+        """Set when the server stops: open watch streams end."""
+        return self._closing
 
     def end_watches(self) -> None:
         """End every open watch stream (and any opened later): a server stops without waiting on them."""
         self._closing.set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI face (hypercorn, granian): the request through ``respond``, a watch stream until the client goes."""
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            status, headers, body = await self._handle(scope, receive)
+            body = await _body(receive)
         except HttpError as exc:
-            status, headers, body = exc.status, _TEXT, str(exc).encode("utf-8")
-        except wire.ProtocolError as exc:
-            status, headers, body = 400, _TEXT, str(exc).encode("utf-8")
-        except KvError as exc:  # the store refused the request (e.g. sum on a non-U64 value): the client's fault
-            status, headers, body = 400, _TEXT, f"{type(exc).__name__}: {exc}".encode()
-        except Exception as exc:  # a fault of this server: logged; Deno's client retries a 5xx (with backoff)
-            _log.exception("KV Connect request %s %s failed", scope.get("method"), scope.get("path"))
-            status, headers, body = 500, _TEXT, f"internal error: {type(exc).__name__}: {exc}".encode()
-        if status >= 400:
-            self.errors[status] = self.errors.get(status, 0) + 1
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        if isinstance(body, _WatchStream):
-            await body.run(receive, send, self._closing)
+            status, response_headers, out = self.refuse(exc.status, str(exc))
+        else:
+            origin = "{}:{}".format(*scope["server"]) if scope.get("server") else ""
+            status, response_headers, out = await self.respond(
+                scope["method"], scope["path"], headers, body, scheme=scope.get("scheme", "http"), origin=origin
+            )
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        if isinstance(out, WatchStream):
+            await _asgi_watch(out, receive, send, self._closing)
             return
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": out})
+
+    def refuse(self, status: int, message: str) -> Response:
+        """A plain-text error answer, counted in ``errors``."""
+        self.errors[status] = self.errors.get(status, 0) + 1
+        return status, _TEXT, message.encode("utf-8")
+
+    async def respond(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, *, scheme: str = "http", origin: str = ""
+    ) -> Response:
+        """The answer to one request, whatever HTTP server carried it. ``headers``: lower-case names; ``origin``: the
+        server's host:port, for a request without a Host header (or ``:authority``)."""
+        try:
+            return await self._handle(method, path, headers, body, scheme, origin)
+        except HttpError as exc:
+            return self.refuse(exc.status, str(exc))
+        except wire.ProtocolError as exc:
+            return self.refuse(400, str(exc))
+        except KvError as exc:  # the store refused the request (e.g. sum on a non-U64 value): the client's fault
+            return self.refuse(400, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a fault of this server: logged; Deno's client retries a 5xx (with backoff)
+            _log.exception("KV Connect request %s %s failed", method, path)
+            return self.refuse(500, f"internal error: {type(exc).__name__}: {exc}")
 
     async def _handle(
-        self, scope: Scope, receive: Receive
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes | _WatchStream]:
-        if scope["method"] != "POST":
-            raise HttpError(405, f"KV Connect takes POST requests, got {scope['method']} {scope['path']}")
-        path = scope["path"]
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        body = await _body(receive)
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, scheme: str, origin: str
+    ) -> Response:
+        if method != "POST":
+            raise HttpError(405, f"KV Connect takes POST requests, got {method} {path}")
         if path in ("", "/"):
             self._authorize(headers, lambda t: secrets.compare_digest(t, self.token), "access token")
-            return 200, _JSON, self._metadata(headers, body, scope)
+            host = headers.get("host") or headers.get(":authority") or origin
+            return 200, _JSON, self._metadata(body, f"{scheme}://{host}{DATA_PATH}")
         self._authorize(headers, self._valid_data_token, "data path token (from the metadata exchange)")
         self._check_database(headers)
         site = headers.get("user-agent", "kv-connect client")
         if path == f"{DATA_PATH}/snapshot_read":
             ranges = wire.read_ranges(wire.parse(pb.SnapshotRead, body))
             results = await self.recorder.snapshot_read(ranges, "strong", site)
-            return 200, _PROTOBUF, wire.read_output(results)
+            return 200, _PROTOBUF, wire.read_output(results, self.encoded)
         if path == f"{DATA_PATH}/atomic_write":
             checks, mutations = wire.atomic_write(wire.parse(pb.AtomicWrite, body))
             versionstamp = await self.recorder.atomic_write(checks, mutations, site)
             return 200, _PROTOBUF, wire.write_output(versionstamp)
         if path == f"{DATA_PATH}/watch":
-            return 200, _STREAM, await _WatchStream.open(self.recorder, wire.watch_keys(wire.parse(pb.Watch, body)))
+            return 200, _STREAM, await WatchStream.open(self.recorder, wire.watch_keys(wire.parse(pb.Watch, body)))
         raise HttpError(404, f"No KV Connect endpoint at {path} (data path: {DATA_PATH}/snapshot_read, atomic_write)")
 
     # -- authentication and metadata -----------------------------------------------------------------------
 
-    def _authorize(self, headers: dict[str, str], valid: Callable[[str], bool], what: str) -> None:
+    def _authorize(self, headers: Mapping[str, str], valid: Callable[[str], bool], what: str) -> None:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise HttpError(401, f"Missing bearer token: send 'Authorization: Bearer <{what}>'")
@@ -130,30 +156,29 @@ class KvConnectApp:
         expiry = self._data_tokens.get(token)
         return expiry is not None and expiry > time.time()
 
-    def _check_database(self, headers: dict[str, str]) -> None:
+    def _check_database(self, headers: Mapping[str, str]) -> None:
         given = headers.get("x-denokv-database-id") or headers.get("x-transaction-domain-id")
         if given is not None and given != self.database_id:
             raise HttpError(400, f"Unknown database id {given!r}: this server serves {self.database_id}")
 
-    def _metadata(self, headers: dict[str, str], body: bytes, scope: Scope) -> bytes:
+    def _metadata(self, body: bytes, endpoint: str) -> bytes:
         version = _negotiate(body)
         now = time.time()
         self._data_tokens = {t: e for t, e in self._data_tokens.items() if e > now}
         token = secrets.token_urlsafe(24)
         expires = now + self.metadata_ttl_s
         self._data_tokens[token] = expires
-        host = headers.get("host") or headers.get(":authority") or "{}:{}".format(*scope["server"])
         metadata = {
             "version": version,
             "databaseId": self.database_id,
-            "endpoints": [{"url": f"{scope.get('scheme', 'http')}://{host}{DATA_PATH}", "consistency": "strong"}],
+            "endpoints": [{"url": endpoint, "consistency": "strong"}],
             "token": token,
             "expiresAt": datetime.fromtimestamp(expires, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
         return json.dumps(metadata).encode("utf-8")
 
 
-class _WatchStream:
+class WatchStream:
     """A watch's answer: a frame at once, another whenever a watched versionstamp moves, until the client goes."""
 
     def __init__(self, encoded: list[bytes], entries: AsyncIterator[list[Any]], first: bytes, sent: list[Any]) -> None:
@@ -163,7 +188,7 @@ class _WatchStream:
         self._sent = sent
 
     @classmethod
-    async def open(cls, recorder: RequestRecorder, keys: list[tuple[bytes, Any]]) -> _WatchStream:
+    async def open(cls, recorder: RequestRecorder, keys: list[tuple[bytes, Any]]) -> WatchStream:
         """Reads the keys before the answer starts, so that a refused watch (too many keys, a key too large) is a
         400 with the store's message. No keys: one frame of no keys, then only pings: Deno's remote client yields
         nothing for it and never ends it (denokv's server ends such a stream, and the client asks again, forever)."""
@@ -176,14 +201,15 @@ class _WatchStream:
             raise
         return cls(encoded, entries, wire.watch_frame(encoded, first, None), [e.versionstamp for e in first])
 
-    async def run(self, receive: Receive, send: Send, closing: asyncio.Event) -> None:
-        """Send frames until the client disconnects, the server closes, or the store fails (logged; the client
-        retries after a dropped stream)."""
-        gone = asyncio.ensure_future(_disconnected(receive))
+    async def run(
+        self, send: Callable[[bytes], Awaitable[None]], gone: asyncio.Future[Any], closing: asyncio.Event
+    ) -> bool:
+        """Send frames until the client goes (``gone`` done), the server closes, or the store fails (logged; the
+        client retries after a dropped stream). True when the client is still there: the caller ends the body."""
         stopping = asyncio.ensure_future(closing.wait())
         following = asyncio.ensure_future(self._next()) if self._encoded else None
         try:
-            await send({"type": "http.response.body", "body": self._first, "more_body": True})
+            await send(self._first)
             while True:
                 waiting = {gone, stopping} | ({following} if following else set())
                 done, _ = await asyncio.wait(waiting, timeout=WATCH_PING_S, return_when=asyncio.FIRST_COMPLETED)
@@ -196,17 +222,21 @@ class _WatchStream:
                     break
                 else:
                     frame = wire.WATCH_PING
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
+                await send(frame)
         except Exception:
             _log.exception("KV Connect watch stream failed")
         finally:
-            for task in (gone, stopping, following):
+            still_there = not gone.done()
+            for task in (stopping, following):
                 if task is not None:
                     task.cancel()
-            await asyncio.gather(gone, stopping, *([following] if following else []), return_exceptions=True)
+            await asyncio.gather(stopping, *([following] if following else []), return_exceptions=True)
             await self._entries.aclose()  # type: ignore[attr-defined]
-        if gone.cancelled():  # the client is still there: end the body
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return still_there
+
+    async def close(self) -> None:
+        """Let go of the store's watch without sending anything (the client went before the answer started)."""
+        await self._entries.aclose()  # type: ignore[attr-defined]
 
     async def _next(self) -> bytes | None:
         """The next frame, None once the store's watch ended."""
@@ -216,6 +246,20 @@ class _WatchStream:
         frame = wire.watch_frame(self._encoded, entries, self._sent)
         self._sent = [e.versionstamp for e in entries]
         return frame
+
+
+async def _asgi_watch(stream: WatchStream, receive: Receive, send: Send, closing: asyncio.Event) -> None:
+    async def frame(data: bytes) -> None:
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        still_there = await stream.run(frame, gone, closing)
+    finally:
+        gone.cancel()
+        await asyncio.gather(gone, return_exceptions=True)
+    if still_there:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from queue_impls.kv.backends.sqlite import SqliteKv
 from queue_impls.kv.contract import Kv
 from queue_impls.kv.url import open_kv
 from queue_impls.meter import CountingKv, LatencyModel, NPlusOneFinding, detect_n_plus_one
@@ -28,7 +29,7 @@ from .app import KvConnectApp
 from .recorder import RequestRecorder
 
 TOKEN_ENV = "DENO_KV_ACCESS_TOKEN"
-HTTP_SERVERS = ("hypercorn", "granian")
+HTTP_SERVERS = ("builtin", "hypercorn", "granian")
 _TOP = 10  # fingerprints in the summary
 
 
@@ -49,6 +50,20 @@ async def _wait_listening(host: str, port: int, task: asyncio.Future[Any], timeo
             writer.close()
             await writer.wait_closed()
             return
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket: connections queue from now on, before the HTTP server accepts them."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class KvConnectServer:
@@ -78,20 +93,27 @@ class KvConnectServer:
         latency: LatencyModel | None = None,
         trace: bool = True,
         metadata_ttl_s: float = 3600.0,
-        http_server: str = "hypercorn",
+        http_server: str = "builtin",
     ) -> AsyncIterator[KvConnectServer]:
         """Serve ``store`` (a KV URL, opened and closed here, or an open store, left open) until the block exits.
 
-        ``http_server``: ``"hypercorn"`` (pure Python, the default) or ``"granian"`` (HTTP in Rust, faster; its
+        ``http_server``: ``"builtin"`` (the default: this package's own lean h2c and HTTP/1.1 server, listener.py),
+        ``"hypercorn"`` (an ASGI server in pure Python) or ``"granian"`` (an ASGI server with HTTP in Rust; its
         embedded mode is marked experimental by granian, and it binds the port itself: port 0 picks a free one first).
         """
         if http_server not in HTTP_SERVERS:
             raise ValueError(f"Unknown HTTP server {http_server!r}: expected one of {', '.join(HTTP_SERVERS)}")
         inner = await open_kv(store) if isinstance(store, str) else store
+        if isinstance(store, str) and isinstance(inner, SqliteKv):
+            inner.read_on_loop()  # a request's read then costs no hop to aiosqlite's thread and back
         kv = CountingKv(inner, latency=latency, trace=trace, owns_inner=isinstance(store, str))
         try:
             server = cls(kv, token or secrets.token_urlsafe(18), metadata_ttl_s=metadata_ttl_s)
-            serving = server._serving if http_server == "hypercorn" else server._serving_granian
+            serving = {
+                "builtin": server._serving_builtin,
+                "hypercorn": server._serving_hypercorn,
+                "granian": server._serving_granian,
+            }[http_server]
             async with serving(host, port):
                 try:
                     yield server
@@ -101,19 +123,28 @@ class KvConnectServer:
             await kv.close()
 
     @contextlib.asynccontextmanager
-    async def _serving(self, host: str, port: int) -> AsyncIterator[None]:
-        from hypercorn.asyncio import serve
-        from hypercorn.config import Config
+    async def _serving_builtin(self, host: str, port: int) -> AsyncIterator[None]:
+        from .listener import HttpServer
 
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock = _listening_socket(host, port)
+        self.host, self.port = host, sock.getsockname()[1]
+        server = HttpServer(self.app, sock)  # owns (and closes) the socket from here
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.bind((host, port))
-            sock.listen(128)  # connections queue from now on, before hypercorn accepts
+            await server.start()
         except BaseException:
             sock.close()
             raise
+        try:
+            yield
+        finally:
+            await server.close()
+
+    @contextlib.asynccontextmanager
+    async def _serving_hypercorn(self, host: str, port: int) -> AsyncIterator[None]:
+        from hypercorn.asyncio import serve
+        from hypercorn.config import Config
+
+        sock = _listening_socket(host, port)
         self.host, self.port = host, sock.getsockname()[1]
         config = Config()
         config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns (and closes) the socket from here
@@ -242,7 +273,7 @@ async def serve_until_stopped(
     latency: LatencyModel | None = None,
     trace_file: Path | None = None,
     out: TextIO = sys.stdout,
-    http_server: str = "hypercorn",
+    http_server: str = "builtin",
 ) -> None:
     """``qbench serve``: serve until SIGINT or SIGTERM, then print counts and N+1 findings (and write the trace)."""
     stop = asyncio.Event()
