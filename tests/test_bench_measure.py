@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,20 +58,27 @@ async def test_a_seed_has_the_planned_statuses_per_name_and_is_consistent(layout
 def test_seeds_are_cached_by_parameters_and_code_version(cache_dir: Path) -> None:
     spec = SeedSpec(N=20, K=1, layout="naive")
     first = ensure_seeds([spec], cache_dir=cache_dir)[spec]
-    mtime = first.stat().st_mtime_ns
+    inode = first.stat().st_ino
     again = ensure_seeds([spec], cache_dir=cache_dir)[spec]
     assert again == first == seed_path(spec, cache_dir, code_version())
-    assert again.stat().st_mtime_ns == mtime  # not rebuilt
+    assert again.stat().st_ino == inode  # not rebuilt (a rebuild is moved into place as a new file)
     assert seed_path(spec, cache_dir, "another version") != first
 
 
-def test_a_new_seed_replaces_the_one_an_older_code_version_built(tmp_path: Path) -> None:
+def test_a_new_seed_replaces_an_unused_one_of_another_code_version_but_not_one_in_use(tmp_path: Path) -> None:
+    """Another checkout (the other tree of --against, a second worktree) may be copying its seed right now."""
     stale = tmp_path / "seed-N20-K1-naive-0123456789abcdef.db"
+    in_use = tmp_path / "seed-N20-K1-naive-fedcba9876543210.db"
     other = tmp_path / "seed-N20-K10-naive-0123456789abcdef.db"
-    stale.write_bytes(b"old")
-    other.write_bytes(b"other parameters")
+    for path, text in ((stale, b"old"), (in_use, b"another checkout's"), (other, b"other parameters")):
+        path.write_bytes(text)
+    two_days_ago = time.time() - 2 * 86_400
+    os.utime(stale, (two_days_ago, two_days_ago))
     [path] = ensure_seeds([SeedSpec(N=20, K=1, layout="naive")], cache_dir=tmp_path).values()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, in_use.name, other.name])
+    os.utime(path, (two_days_ago, two_days_ago))
+    ensure_seeds([SeedSpec(N=20, K=1, layout="naive")], cache_dir=tmp_path)
+    assert path.stat().st_mtime > two_days_ago  # a seed found in the cache is marked as used
 
 
 @pytest.mark.parametrize(("layout", "calls"), [("naive", 101), ("optimized", 1), ("batched", 11), ("indexed", 1)])

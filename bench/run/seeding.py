@@ -11,6 +11,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -26,6 +27,9 @@ from .plugins import import_plugins, plugin_search_path
 
 #: Bump when the meaning of a seed changes in a way the hashed sources do not show.
 SEED_FORMAT: Final = 1
+#: Another code version's seed of the same parameters is deleted once unused this long: until then another checkout
+#: (the other tree of ``qbench gate --against``, a second worktree, a concurrent run) may be copying it.
+PRUNE_AFTER_S: Final = 86_400.0
 #: Pending jobs of a seed wait this long (about ten years), so no worker in a benchmark ever runs them.
 PENDING_DELAY: Final = 315_360_000.0
 
@@ -155,11 +159,29 @@ def build_seed_file(spec: SeedSpec, path: str, plugins: Sequence[str] = (), sear
 
 
 def _prune_older_versions(target: Path) -> None:
-    """Delete the seeds of the same parameters built by other code versions: the cache holds one per parameters."""
+    """Delete the seeds of the same parameters built by other code versions and unused for ``PRUNE_AFTER_S``: the
+    cache keeps one per parameters and code version in use (``ensure_seeds`` marks a seed used by its mtime)."""
     prefix = target.name.rsplit("-", 1)[0] + "-"
+    cutoff = time.time() - PRUNE_AFTER_S
     for stale in target.parent.glob(f"{prefix}*.db"):
-        if stale != target and len(stale.name) == len(target.name):
+        if stale != target and len(stale.name) == len(target.name) and _mtime(stale) < cutoff:
             stale.unlink(missing_ok=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
+
+
+def _mark_used(path: Path) -> bool:
+    """Touch a cached seed so no other checkout prunes it while it is in use; False when it is not there."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 async def _build(spec: SeedSpec, path: str) -> None:
@@ -186,7 +208,7 @@ def ensure_seeds(
     run's ``plugins`` first)."""
     version = code_version(plugins)
     paths = {spec: seed_path(spec, cache_dir, version) for spec in dict.fromkeys(specs)}
-    missing = [spec for spec, path in paths.items() if not path.exists()]
+    missing = [spec for spec, path in paths.items() if not _mark_used(path)]
     if len(missing) == 1:
         build_seed_file(missing[0], str(paths[missing[0]]))
         if on_built:
