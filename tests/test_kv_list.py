@@ -48,6 +48,7 @@ async def filled(kv: Kv) -> Kv:
         ({"start": ("a", 1), "end": ("b", 1)}, KEYS[2:7]),
         ({"start": ("a",), "end": ("a",)}, []),  # start == end: empty, no error
         ({"start": ("a", 1), "end": ("a", 1, 0)}, [("a", 1)]),
+        ({"start": (), "end": ("a", 2)}, KEYS[:3]),  # the empty key is a start (Deno: every key before end)
     ],
     ids=[
         "prefix",
@@ -59,6 +60,7 @@ async def filled(kv: Kv) -> Kv:
         "start+end",
         "start==end",
         "one-key-range",
+        "empty-start",
     ],
 )
 async def test_selector_forms(filled: Kv, options: dict[str, Any], expected: list[Key]) -> None:

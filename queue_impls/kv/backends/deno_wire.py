@@ -171,7 +171,7 @@ def list_spec(r: ReadRange) -> list[Any]:
     lo_key, hi_key = _is_key(lo), _is_key(hi)
     lo_p, hi_p = _prefix_before(lo, 0x00), _prefix_before(hi, 0xFF)
     sel: tuple[bytes | None, bytes | None, bytes | None, bytes | None] | None = None
-    if lo_key and hi_key:
+    if (lo_key or lo == b"") and hi_key:  # start=() is the empty key, which Deno accepts as a start
         sel = (None, lo, hi, None)
     elif lo_p is not None and lo_p == hi_p:
         sel = (lo_p, None, None, None)
