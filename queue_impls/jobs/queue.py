@@ -140,9 +140,10 @@ class Queue:
             backoff=None if backoff is None else Backoff.from_value(backoff).to_value(),
         )
         check_value(job)
+        value = job.to_value()
         op = self.kv.atomic().check(record_key(job.id), None)
-        self.layout.put(op, None, job)
-        self._enqueue(op, job, now)
+        self.layout.put(op, None, job, value)
+        self._enqueue(op, job, now, value)
         _count(op, None, job.status)
         await self._commit_or_raise(op, f"add of job {job.id}")
         await self._emit(JobEventType.ADDED, job)
@@ -558,13 +559,14 @@ class Queue:
         backoff = self.backoff if job.backoff is None else Backoff.from_value(job.backoff)
         return job.replace(status=JobStatus.PENDING, run_at=now + backoff.delay(job.attempts, self.rng), **common)
 
-    def _enqueue(self, op: AtomicOperation, job: Job, now: float) -> None:
+    def _enqueue(self, op: AtomicOperation, job: Job, now: float, value: dict[str, Any] | None = None) -> None:
         # Compare in seconds: a job due now is ready now, whatever the sub-millisecond part of the clock.
         # Only a job due later is keyed by its time, rounded up so promotion can never start it early.
         # The queue entries hold the job itself, so a claim commits without reading the record.
-        value = job.to_value()
+        if value is None:
+            value = job.to_value()
         if job.run_at <= now:
-            op.set(ready_key(job.priority, job.id), value).set(ready_by_name_key(job.name, job.priority, job.id), value)
+            op.set_each([ready_key(job.priority, job.id), ready_by_name_key(job.name, job.priority, job.id)], value)
         else:
             op.set(delayed_key(ms_ceil(job.run_at), job.id), value)
         op.sum(VERSION, 1)  # wake the idle workers: a job to claim, or an earlier due time to wait for

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from .codec import ENC_U64, Key, encode_key, encode_value
@@ -26,6 +27,7 @@ from .limits import (
     MAX_MUTATIONS,
     MAX_TOTAL_KEY_SIZE,
     MAX_TOTAL_MUTATION_SIZE,
+    MAX_WRITE_KEY_SIZE,
     check_value_size,
     check_write_key,
 )
@@ -118,6 +120,14 @@ class AtomicOperation:
         self._mutations.append(("set", key, value, expire, encode_value(value), expire_in))
         return self
 
+    def set_each(self, keys: Sequence[Key], value: Any, *, expire_in: int | None = None) -> Self:
+        """``set(key, value)`` for each of ``keys`` in order, the value serialised once: a record and its index
+        copies cost one serialisation, not one per key."""
+        expire = expire_at(expire_in)
+        encoded = encode_value(value)
+        self._mutations += [("set", key, value, expire, encoded, expire_in) for key in keys]
+        return self
+
     def delete(self, key: Key) -> Self:
         self._mutations.append(("delete", key, None, None, _NO_VALUE, None))
         return self
@@ -143,12 +153,15 @@ class AtomicOperation:
 
 
 def _encode_write_key(key: Any) -> bytes:
-    if not isinstance(key, tuple | list):
-        raise InvalidKeyError(f"A key must be a tuple of parts, got {type(key).__name__}")
-    if len(key) == 0:
+    if type(key) is not tuple:
+        if not isinstance(key, tuple | list):
+            raise InvalidKeyError(f"A key must be a tuple of parts, got {type(key).__name__}")
+        key = tuple(key)
+    if not key:
         raise InvalidKeyError("key cannot be empty")
-    encoded = encode_key(tuple(key))
-    check_write_key(encoded, tuple(key))
+    encoded = encode_key(key)
+    if len(encoded) > MAX_WRITE_KEY_SIZE:
+        check_write_key(encoded, key)
     return encoded
 
 

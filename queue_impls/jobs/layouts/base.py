@@ -61,17 +61,31 @@ class Layout(abc.ABC):
         """Jobs in id (= creation) order, filtered by status and name, the page [offset, offset + limit)."""
 
     def entries(self, job: Job) -> dict[Key, Any]:
-        return {record_key(job.id): job.to_value(), **self.index_entries(job)}
+        return self.shared_entries(job, job.to_value())
 
-    def put(self, op: AtomicOperation, old: Job | None, new: Job | None) -> None:
-        """Add to ``op`` the mutations taking the job's keys from ``old`` to ``new`` (None: absent)."""
+    def shared_entries(self, job: Job, value: dict[str, Any]) -> dict[Key, Any]:
+        """``entries(job)`` with the record's value (``job.to_value()``) given: a layout whose indexes hold the
+        full job returns that very object for them, so a commit serialises it once (see put)."""
+        return {record_key(job.id): value, **self.index_entries(job)}
+
+    def put(self, op: AtomicOperation, old: Job | None, new: Job | None, value: dict[str, Any] | None = None) -> None:
+        """Add to ``op`` the mutations taking the job's keys from ``old`` to ``new`` (None: absent); ``value`` is
+        ``new.to_value()`` if the caller has it. Keys whose value is one object are set together (set_each)."""
         before = self.entries(old) if old is not None else {}
-        after = self.entries(new) if new is not None else {}
+        after = self.shared_entries(new, new.to_value() if value is None else value) if new is not None else {}
         for key in before.keys() - after.keys():
             op.delete(key)
-        for key, value in after.items():
-            if before.get(key) != value:
-                op.set(key, value)
+        keys: list[Key] = []
+        shared: Any = None
+        for key, item in after.items():
+            if before.get(key) != item:
+                if keys and item is not shared:
+                    op.set_each(keys, shared)
+                    keys = []
+                keys.append(key)
+                shared = item
+        if keys:
+            op.set_each(keys, shared)
 
     async def get(self, kv: Kv, job_id: str) -> tuple[Job | None, KvEntry]:
         entry = await kv.get(record_key(job_id))
