@@ -88,6 +88,9 @@ class Worker:
         self.lost = 0  # attempts whose lease was lost before the outcome could be written
         self.dead_lettered = 0  # jobs this worker dead-lettered because their outcome could not be recorded
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set when a job task ends leaving a slot free (or crashed): a job that ends after its own outcome commit
+        # claimed its successor leaves none, so the wait for a free slot sleeps through it.
+        self._slot_freed = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._next_sweep = float("-inf")  # when poll() next promotes due jobs and reaps expired leases
@@ -106,7 +109,8 @@ class Worker:
                 if claimed == 0:
                     return self.processed - before
                 continue
-            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
             self._raise_crash()
 
     async def start(self) -> None:
@@ -206,6 +210,8 @@ class Worker:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None and self._crash is None:
             self._crash = task.exception()
+        if len(self._tasks) < self.concurrency or self._crash is not None:
+            self._slot_freed.set()
 
     def _raise_crash(self) -> None:
         if self._crash is not None:
@@ -232,9 +238,12 @@ class Worker:
             self._watching = False
 
     async def _wait(self, stop: asyncio.Task[Any], watch: VersionWatch, claimed: int) -> None:
-        """Until a job of ours ends, the version key moves, the next delayed job is due or the re-check is due."""
-        waits: set[asyncio.Task[Any]] = {stop, *self._tasks}
+        """Until a slot of ours is free, the version key moves, the next delayed job is due or the re-check is due."""
+        waits: set[asyncio.Task[Any]] = {stop}
         extra: list[asyncio.Task[Any]] = []
+        if self._tasks:
+            self._slot_freed.clear()
+            extra.append(asyncio.create_task(self._slot_freed.wait()))
         if not claimed:
             if watch.alive:
                 extra.append(asyncio.create_task(watch.changed.wait()))
