@@ -15,6 +15,7 @@ from typing import Any
 
 from ..kv.errors import short_repr
 from .claims import Candidate, read_candidates
+from .clock import Timer, call_later
 from .errors import InvalidJobOptionError, LeaseLostError, UnknownHandlerError
 from .model import Job, JobStatus
 from .poison import dead_letter, describe_error
@@ -28,11 +29,15 @@ Handler = Callable[[Job], Awaitable[Any] | Any]
 
 
 class _Held:
-    """The lease of one running job; the renewer replaces it, under a lock the finisher takes too."""
+    """The lease of one running job; a renewal replaces it, under a lock the finisher takes too. Renewals are due
+    every lease/3 on a clock timer: a job that ends before the first costs no task and no wake-up for them."""
 
     def __init__(self, lease: Lease) -> None:
         self.lease = lease
         self.lock = asyncio.Lock()
+        self.timer: Timer | None = None  # the next renewal's
+        self.renewal: asyncio.Task[None] | None = None  # the renewal started by the last timer, if any
+        self.ended = False  # the job's handler returned: no renewal starts from now on
 
 
 class _Batch:
@@ -265,7 +270,7 @@ class Worker:
 
     async def _run(self, lease: Lease, batch: _Batch) -> None:
         held = _Held(lease)
-        renewer = asyncio.create_task(self._keep_renewed(held))
+        self._renew_later(held)
         error: str | None = None
         try:
             result = self.handlers[lease.job.name](lease.job)
@@ -274,9 +279,7 @@ class Worker:
         except Exception as exc:
             error = describe_error(exc)
         finally:
-            async with held.lock:  # never cancel a renewal mid-commit: its new versionstamp would be lost
-                renewer.cancel()
-            await asyncio.wait([renewer])
+            await self._end_renewals(held)
         try:
             batch.outcomes.append((held.lease, self.queue.outcome(held.lease, error)))
         except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
@@ -314,17 +317,36 @@ class Worker:
             self.processed += 1
             self.dead_lettered += 1
 
-    async def _keep_renewed(self, held: _Held) -> None:
-        while True:
-            await self.queue.clock.sleep(self.lease / 3)
+    def _renew_later(self, held: _Held) -> None:
+        held.timer = call_later(self.queue.clock, self.lease / 3, lambda: self._start_renewal(held))
+
+    def _start_renewal(self, held: _Held) -> None:
+        if not held.ended:
+            held.renewal = asyncio.create_task(self._renew(held))
+
+    async def _renew(self, held: _Held) -> None:
+        async with held.lock:
+            try:
+                held.lease = await self.queue.renew(held.lease, self.lease)
+            except LeaseLostError as exc:
+                log.warning("%s", exc)
+                return
+            except Exception:  # a store hiccup: the lease still has two thirds to run, try again next time
+                log.exception("renewing the lease on job %s failed", held.lease.job.id)
+        if not held.ended:
+            self._renew_later(held)
+
+    async def _end_renewals(self, held: _Held) -> None:
+        """No renewal after this; one in flight finishes first (cancelling it mid-commit would lose its new
+        versionstamp, and with it the fencing token the outcome commit checks)."""
+        held.ended = True
+        if held.timer is not None:
+            held.timer.cancel()
+        renewal = held.renewal
+        if renewal is not None and not renewal.done():
             async with held.lock:
-                try:
-                    held.lease = await self.queue.renew(held.lease, self.lease)
-                except LeaseLostError as exc:
-                    log.warning("%s", exc)
-                    return
-                except Exception:  # a store hiccup: the lease still has two thirds to run, try again next time
-                    log.exception("renewing the lease on job %s failed", held.lease.job.id)
+                renewal.cancel()
+            await asyncio.wait([renewal])
 
 
 def _check_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
