@@ -27,11 +27,12 @@ from .limits import (
     MAX_MUTATIONS,
     MAX_TOTAL_KEY_SIZE,
     MAX_TOTAL_MUTATION_SIZE,
+    MAX_VALUE_SIZE,
     MAX_WRITE_KEY_SIZE,
     check_value_size,
     check_write_key,
 )
-from .types import Check, CommitResult, KvEntry, Mutation, MutationKind
+from .types import Check, CommitResult, KvEntry, Mutation, MutationKind, new_check, new_mutation
 from .u64 import KvU64
 
 if TYPE_CHECKING:
@@ -168,24 +169,26 @@ def _encode_write_key(key: Any) -> bytes:
 def _prepare_check(key: Any, versionstamp: Any) -> Check:
     encoded = _encode_write_key(key)
     if versionstamp is None:
-        return Check(encoded, None)
+        return new_check(encoded, None)
     if not isinstance(versionstamp, str) or not _HEX20.match(versionstamp):
         raise InvalidCheckError(
             f"Invalid check: versionstamp must be 20 hex characters, got {short_repr(versionstamp)}"
         )
-    return Check(encoded, versionstamp.lower())
+    return new_check(encoded, versionstamp.lower())
 
 
 def _prepare_mutation(m: RawMutation) -> Mutation:
     kind, key, value, expire, (payload, encoding), expire_in = m
     encoded = _encode_write_key(key)
     if kind == "set":
-        check_expire_at(expire, expire_in)
-        check_value_size(len(payload), tuple(key))
-        return Mutation(kind, encoded, value, payload, encoding, expire)
+        if expire is not None:
+            check_expire_at(expire, expire_in)
+        if len(payload) > MAX_VALUE_SIZE:
+            check_value_size(len(payload), tuple(key))
+        return new_mutation(kind, encoded, value, payload, encoding, expire)
     if kind == "delete":
-        return Mutation(kind, encoded)
-    return Mutation(kind, encoded, value, payload, encoding)
+        return new_mutation(kind, encoded, None, b"", 0, None)
+    return new_mutation(kind, encoded, value, payload, encoding, None)
 
 
 def prepare_commit(
