@@ -124,9 +124,7 @@ class AtomicOperation:
     def set_each(self, keys: Sequence[Key], value: Any, *, expire_in: int | None = None) -> Self:
         """``set(key, value)`` for each of ``keys`` in order, the value serialised once: a record and its index
         copies cost one serialisation, not one per key."""
-        expire = expire_at(expire_in)
-        encoded = encode_value(value)
-        self._mutations += [("set", key, value, expire, encoded, expire_in) for key in keys]
+        set_each_encoded(self, keys, value, encode_value(value), expire_in)
         return self
 
     def delete(self, key: Key) -> Self:
@@ -151,6 +149,16 @@ class AtomicOperation:
     async def commit(self) -> CommitResult:
         checks, mutations = prepare_commit(self._checks, self._mutations)
         return await self._kv._commit(checks, mutations)
+
+
+def set_each_encoded(
+    op: AtomicOperation, keys: Sequence[Key], value: Any, encoded: tuple[bytes, int], expire_in: int | None = None
+) -> AtomicOperation:
+    """``op.set_each(keys, value)`` for a caller that has just serialised ``value`` itself (``encoded`` is
+    ``encode_value(value)``, e.g. to check its size first): the value is not serialised a second time."""
+    expire = expire_at(expire_in)
+    op._mutations += [("set", key, value, expire, encoded, expire_in) for key in keys]
+    return op
 
 
 def _encode_write_key(key: Any) -> bytes:
