@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.huey_vs import report, time_huey, time_ours
+from tools.huey_vs import report, time_floor, time_huey, time_ours
 from tools.worker_idle import add_to_handler_ms, idle_reads_per_minute
 
 
@@ -25,6 +25,11 @@ async def test_add_to_handler_is_timed_for_every_job(tmp_path: Path) -> None:
 
 async def test_our_side_of_the_huey_comparison_runs_every_job(tmp_path: Path) -> None:
     add_s, run_s = await time_ours(tmp_path / "q.db", "indexed", 8, 20)
+    assert add_s > 0 and run_s > 0
+
+
+async def test_the_floor_writes_each_job_once_per_phase(tmp_path: Path) -> None:
+    add_s, run_s = await time_floor(tmp_path / "f.db", 20)
     assert add_s > 0 and run_s > 0
 
 

@@ -42,8 +42,9 @@ def _write(conn: sqlite3.Connection, rows: Sequence[WriteRow]) -> bytes:
     try:
         (counter,) = conn.execute(STATEMENTS.bump_version).fetchone()
         stamp: bytes = counter.to_bytes(8, "big") + b"\x00\x00"
+        blob = bytearray(stamp)  # blobs bound as bytearray, as the backend binds them (STATEMENTS)
         for key, payload, encoding in rows:
-            conn.execute(STATEMENTS.upsert, (key, payload, encoding, stamp, None))
+            conn.execute(STATEMENTS.upsert, (bytearray(key), bytearray(payload), encoding, blob, None))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -112,16 +113,16 @@ class SqliteFloor:
     # execute_fetchall returns fetchall's list: cast, not copied, so a call costs what the bare connection's does
     async def get(self, key: bytes) -> list[Row]:
         """(v, enc, vs) of ``key`` if it is live."""
-        return cast(list[Row], await self._reads.execute_fetchall(STATEMENTS.get, (key, now_ms())))
+        return cast(list[Row], await self._reads.execute_fetchall(STATEMENTS.get, (bytearray(key), now_ms())))
 
     async def get_many(self, keys: Sequence[bytes]) -> list[Row]:
         """(k, v, enc, vs) of the live ones of ``keys``."""
         sql = self._many.get(len(keys)) or self._many.setdefault(len(keys), STATEMENTS.get_many(len(keys)))
-        return cast(list[Row], await self._reads.execute_fetchall(sql, (*keys, now_ms())))
+        return cast(list[Row], await self._reads.execute_fetchall(sql, (*map(bytearray, keys), now_ms())))
 
     async def list(self, start: bytes, end: bytes, limit: int) -> list[Row]:
         """(k, v, enc, vs) of the first ``limit`` live keys in [start, end)."""
-        params = (start, end, now_ms(), limit)
+        params = (bytearray(start), bytearray(end), now_ms(), limit)
         return cast(list[Row], await self._reads.execute_fetchall(STATEMENTS.list_forward, params))
 
     def write(self, rows: Sequence[WriteRow]) -> asyncio.Future[bytes]:

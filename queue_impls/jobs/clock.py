@@ -6,7 +6,8 @@ import asyncio
 import heapq
 import itertools
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -17,12 +18,35 @@ class Clock(Protocol):
         """Wait until now() has moved on by ``seconds``."""
 
 
+class Timer(Protocol):
+    def cancel(self) -> Any:
+        """Stop the timer: its callback will not run (a no-op once it has run)."""
+
+
+def call_later(clock: Clock, seconds: float, callback: Callable[[], object]) -> Timer:
+    """Run ``callback`` once ``clock`` has moved on by ``seconds``: by the clock's own ``call_later`` when it has one
+    (a timer, no task), else by a task that sleeps on the clock (any Clock)."""
+    own = getattr(clock, "call_later", None)
+    if own is not None:
+        timer: Timer = own(seconds, callback)
+        return timer
+    return asyncio.get_running_loop().create_task(_after(clock, seconds, callback))
+
+
+async def _after(clock: Clock, seconds: float, callback: Callable[[], object]) -> None:
+    await clock.sleep(seconds)
+    callback()
+
+
 class SystemClock:
     def now(self) -> float:
         return time.time()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    def call_later(self, seconds: float, callback: Callable[[], object]) -> Timer:
+        return asyncio.get_running_loop().call_later(seconds, callback)
 
 
 class FakeClock:
@@ -43,6 +67,16 @@ class FakeClock:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), future))
         await future
+
+    def call_later(self, seconds: float, callback: Callable[[], object]) -> Timer:
+        """A timer on this clock: a sleeper (counted by ``sleepers``) until ``advance()`` reaches it."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda f: None if f.cancelled() else callback())
+        if seconds <= 0:
+            future.set_result(None)
+        else:
+            heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), future))
+        return future
 
     async def advance(self, seconds: float) -> None:
         """Move time on and let the woken sleepers run until they block again."""

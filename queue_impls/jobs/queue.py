@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from ..kv import AtomicOperation, Kv, KvEntry, KvU64
+from ..kv import AtomicOperation, Key, Kv, KvEntry, KvU64
 from ..kv.errors import CommitLimitError, short_repr
 from .backoff import Backoff
 from .claims import CLAIM_SCAN_BATCH, Candidate, LimitCache, candidates_of, pick, read_candidates
@@ -42,6 +42,7 @@ from .keys import (
     record_key,
 )
 from .layouts import JobPage, Layout, make_layout
+from .layouts.base import set_grouped
 from .model import Job, JobEvent, JobEventType, JobStatus, cut_error, new_job_id, with_error
 from .poison import dead_letter, describe_error
 from .validation import (
@@ -139,10 +140,14 @@ class Queue:
             run_at=check_run_at(now, delay, run_at),
             backoff=None if backoff is None else Backoff.from_value(backoff).to_value(),
         )
-        check_value(job)
+        value = job.to_value()
+        encoded = check_value(value)
         op = self.kv.atomic().check(record_key(job.id), None)
-        self.layout.put(op, None, job)
-        self._enqueue(op, job, now)
+        # The layout's entries and the queue entry, in the order put() and _enqueue() would write them: the job's
+        # copies are one object, serialised once (by check_value).
+        items = [*self.layout.shared_entries(job, value).items(), *self._queue_entries(job, now, value)]
+        set_grouped(op, items, (value, encoded))
+        op.sum(VERSION, 1)
         _count(op, None, job.status)
         await self._commit_or_raise(op, f"add of job {job.id}")
         await self._emit(JobEventType.ADDED, job)
@@ -558,16 +563,22 @@ class Queue:
         backoff = self.backoff if job.backoff is None else Backoff.from_value(job.backoff)
         return job.replace(status=JobStatus.PENDING, run_at=now + backoff.delay(job.attempts, self.rng), **common)
 
-    def _enqueue(self, op: AtomicOperation, job: Job, now: float) -> None:
+    def _enqueue(self, op: AtomicOperation, job: Job, now: float, value: dict[str, Any] | None = None) -> None:
         # Compare in seconds: a job due now is ready now, whatever the sub-millisecond part of the clock.
         # Only a job due later is keyed by its time, rounded up so promotion can never start it early.
         # The queue entries hold the job itself, so a claim commits without reading the record.
-        value = job.to_value()
-        if job.run_at <= now:
-            op.set(ready_key(job.priority, job.id), value).set(ready_by_name_key(job.name, job.priority, job.id), value)
-        else:
-            op.set(delayed_key(ms_ceil(job.run_at), job.id), value)
+        set_grouped(op, self._queue_entries(job, now, job.to_value() if value is None else value))
         op.sum(VERSION, 1)  # wake the idle workers: a job to claim, or an earlier due time to wait for
+
+    @staticmethod
+    def _queue_entries(job: Job, now: float, value: dict[str, Any]) -> list[tuple[Key, Any]]:
+        """A pending job's queue entries: both ready entries, or its delayed entry."""
+        if job.run_at <= now:
+            return [
+                (ready_key(job.priority, job.id), value),
+                (ready_by_name_key(job.name, job.priority, job.id), value),
+            ]
+        return [(delayed_key(ms_ceil(job.run_at), job.id), value)]
 
     def _enter_status(self, op: AtomicOperation, job: Job) -> None:
         """The queue entry of a job leaving the running state: a ready/delayed entry or a dead letter."""

@@ -67,17 +67,19 @@ def check_name(name: Any, layout: Layout) -> str:
     return name
 
 
-def check_value(job: Job) -> None:
-    """The job's stored value must leave VALUE_RESERVE bytes under the KV value limit."""
+def check_value(value: dict[str, Any]) -> tuple[bytes, int]:
+    """A job's stored value (``job.to_value()``) must leave VALUE_RESERVE bytes under the KV value limit; returns
+    it serialised (``encode_value``), so that the commit that writes it need not serialise it again."""
     try:
-        payload, _ = encode_value(job.to_value())
+        encoded = encode_value(value)
     except KvValidationError as exc:
         raise InvalidJobOptionError(f"Job data cannot be stored: {exc}") from exc
-    if len(payload) > MAX_JOB_VALUE:
+    if len(encoded[0]) > MAX_JOB_VALUE:
         raise JobTooLargeError(
-            f"Job data too large: the job would be {len(payload)} bytes stored (max {MAX_JOB_VALUE} bytes: "
+            f"Job data too large: the job would be {len(encoded[0])} bytes stored (max {MAX_JOB_VALUE} bytes: "
             f"the KV value limit of {MAX_VALUE_SIZE} minus {VALUE_RESERVE} kept for its error history)"
         )
+    return encoded
 
 
 def check_priority(priority: Any) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..kv.errors import short_repr
 from .claims import Candidate, read_candidates
+from .clock import Timer, call_later
 from .errors import InvalidJobOptionError, LeaseLostError, UnknownHandlerError
 from .model import Job, JobStatus
 from .poison import dead_letter, describe_error
@@ -28,11 +29,15 @@ Handler = Callable[[Job], Awaitable[Any] | Any]
 
 
 class _Held:
-    """The lease of one running job; the renewer replaces it, under a lock the finisher takes too."""
+    """The lease of one running job; a renewal replaces it, under a lock the finisher takes too. Renewals are due
+    every lease/3 on a clock timer: a job that ends before the first costs no task and no wake-up for them."""
 
     def __init__(self, lease: Lease) -> None:
         self.lease = lease
         self.lock = asyncio.Lock()
+        self.timer: Timer | None = None  # the next renewal's
+        self.renewal: asyncio.Task[None] | None = None  # the renewal started by the last timer, if any
+        self.ended = False  # the job's handler returned: no renewal starts from now on
 
 
 class _Batch:
@@ -88,6 +93,9 @@ class Worker:
         self.lost = 0  # attempts whose lease was lost before the outcome could be written
         self.dead_lettered = 0  # jobs this worker dead-lettered because their outcome could not be recorded
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set when a job task ends leaving a slot free (or crashed): a job that ends after its own outcome commit
+        # claimed its successor leaves none, so the wait for a free slot sleeps through it.
+        self._slot_freed = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._next_sweep = float("-inf")  # when poll() next promotes due jobs and reaps expired leases
@@ -106,7 +114,8 @@ class Worker:
                 if claimed == 0:
                     return self.processed - before
                 continue
-            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
             self._raise_crash()
 
     async def start(self) -> None:
@@ -206,6 +215,8 @@ class Worker:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None and self._crash is None:
             self._crash = task.exception()
+        if len(self._tasks) < self.concurrency or self._crash is not None:
+            self._slot_freed.set()
 
     def _raise_crash(self) -> None:
         if self._crash is not None:
@@ -232,9 +243,12 @@ class Worker:
             self._watching = False
 
     async def _wait(self, stop: asyncio.Task[Any], watch: VersionWatch, claimed: int) -> None:
-        """Until a job of ours ends, the version key moves, the next delayed job is due or the re-check is due."""
-        waits: set[asyncio.Task[Any]] = {stop, *self._tasks}
+        """Until a slot of ours is free, the version key moves, the next delayed job is due or the re-check is due."""
+        waits: set[asyncio.Task[Any]] = {stop}
         extra: list[asyncio.Task[Any]] = []
+        if self._tasks:
+            self._slot_freed.clear()
+            extra.append(asyncio.create_task(self._slot_freed.wait()))
         if not claimed:
             if watch.alive:
                 extra.append(asyncio.create_task(watch.changed.wait()))
@@ -256,7 +270,7 @@ class Worker:
 
     async def _run(self, lease: Lease, batch: _Batch) -> None:
         held = _Held(lease)
-        renewer = asyncio.create_task(self._keep_renewed(held))
+        self._renew_later(held)
         error: str | None = None
         try:
             result = self.handlers[lease.job.name](lease.job)
@@ -265,9 +279,7 @@ class Worker:
         except Exception as exc:
             error = describe_error(exc)
         finally:
-            async with held.lock:  # never cancel a renewal mid-commit: its new versionstamp would be lost
-                renewer.cancel()
-            await asyncio.wait([renewer])
+            await self._end_renewals(held)
         try:
             batch.outcomes.append((held.lease, self.queue.outcome(held.lease, error)))
         except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
@@ -305,17 +317,36 @@ class Worker:
             self.processed += 1
             self.dead_lettered += 1
 
-    async def _keep_renewed(self, held: _Held) -> None:
-        while True:
-            await self.queue.clock.sleep(self.lease / 3)
+    def _renew_later(self, held: _Held) -> None:
+        held.timer = call_later(self.queue.clock, self.lease / 3, lambda: self._start_renewal(held))
+
+    def _start_renewal(self, held: _Held) -> None:
+        if not held.ended:
+            held.renewal = asyncio.create_task(self._renew(held))
+
+    async def _renew(self, held: _Held) -> None:
+        async with held.lock:
+            try:
+                held.lease = await self.queue.renew(held.lease, self.lease)
+            except LeaseLostError as exc:
+                log.warning("%s", exc)
+                return
+            except Exception:  # a store hiccup: the lease still has two thirds to run, try again next time
+                log.exception("renewing the lease on job %s failed", held.lease.job.id)
+        if not held.ended:
+            self._renew_later(held)
+
+    async def _end_renewals(self, held: _Held) -> None:
+        """No renewal after this; one in flight finishes first (cancelling it mid-commit would lose its new
+        versionstamp, and with it the fencing token the outcome commit checks)."""
+        held.ended = True
+        if held.timer is not None:
+            held.timer.cancel()
+        renewal = held.renewal
+        if renewal is not None and not renewal.done():
             async with held.lock:
-                try:
-                    held.lease = await self.queue.renew(held.lease, self.lease)
-                except LeaseLostError as exc:
-                    log.warning("%s", exc)
-                    return
-                except Exception:  # a store hiccup: the lease still has two thirds to run, try again next time
-                    log.exception("renewing the lease on job %s failed", held.lease.job.id)
+                renewal.cancel()
+            await asyncio.wait([renewal])
 
 
 def _check_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:

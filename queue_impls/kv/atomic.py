@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from .codec import ENC_U64, Key, encode_key, encode_value
@@ -26,10 +27,12 @@ from .limits import (
     MAX_MUTATIONS,
     MAX_TOTAL_KEY_SIZE,
     MAX_TOTAL_MUTATION_SIZE,
+    MAX_VALUE_SIZE,
+    MAX_WRITE_KEY_SIZE,
     check_value_size,
     check_write_key,
 )
-from .types import Check, CommitResult, KvEntry, Mutation, MutationKind
+from .types import Check, CommitResult, KvEntry, Mutation, MutationKind, new_check, new_mutation
 from .u64 import KvU64
 
 if TYPE_CHECKING:
@@ -118,6 +121,12 @@ class AtomicOperation:
         self._mutations.append(("set", key, value, expire, encode_value(value), expire_in))
         return self
 
+    def set_each(self, keys: Sequence[Key], value: Any, *, expire_in: int | None = None) -> Self:
+        """``set(key, value)`` for each of ``keys`` in order, the value serialised once: a record and its index
+        copies cost one serialisation, not one per key."""
+        set_each_encoded(self, keys, value, encode_value(value), expire_in)
+        return self
+
     def delete(self, key: Key) -> Self:
         self._mutations.append(("delete", key, None, None, _NO_VALUE, None))
         return self
@@ -142,37 +151,52 @@ class AtomicOperation:
         return await self._kv._commit(checks, mutations)
 
 
+def set_each_encoded(
+    op: AtomicOperation, keys: Sequence[Key], value: Any, encoded: tuple[bytes, int], expire_in: int | None = None
+) -> AtomicOperation:
+    """``op.set_each(keys, value)`` for a caller that has just serialised ``value`` itself (``encoded`` is
+    ``encode_value(value)``, e.g. to check its size first): the value is not serialised a second time."""
+    expire = expire_at(expire_in)
+    op._mutations += [("set", key, value, expire, encoded, expire_in) for key in keys]
+    return op
+
+
 def _encode_write_key(key: Any) -> bytes:
-    if not isinstance(key, tuple | list):
-        raise InvalidKeyError(f"A key must be a tuple of parts, got {type(key).__name__}")
-    if len(key) == 0:
+    if type(key) is not tuple:
+        if not isinstance(key, tuple | list):
+            raise InvalidKeyError(f"A key must be a tuple of parts, got {type(key).__name__}")
+        key = tuple(key)
+    if not key:
         raise InvalidKeyError("key cannot be empty")
-    encoded = encode_key(tuple(key))
-    check_write_key(encoded, tuple(key))
+    encoded = encode_key(key)
+    if len(encoded) > MAX_WRITE_KEY_SIZE:
+        check_write_key(encoded, key)
     return encoded
 
 
 def _prepare_check(key: Any, versionstamp: Any) -> Check:
     encoded = _encode_write_key(key)
     if versionstamp is None:
-        return Check(encoded, None)
+        return new_check(encoded, None)
     if not isinstance(versionstamp, str) or not _HEX20.match(versionstamp):
         raise InvalidCheckError(
             f"Invalid check: versionstamp must be 20 hex characters, got {short_repr(versionstamp)}"
         )
-    return Check(encoded, versionstamp.lower())
+    return new_check(encoded, versionstamp.lower())
 
 
 def _prepare_mutation(m: RawMutation) -> Mutation:
     kind, key, value, expire, (payload, encoding), expire_in = m
     encoded = _encode_write_key(key)
     if kind == "set":
-        check_expire_at(expire, expire_in)
-        check_value_size(len(payload), tuple(key))
-        return Mutation(kind, encoded, value, payload, encoding, expire)
+        if expire is not None:
+            check_expire_at(expire, expire_in)
+        if len(payload) > MAX_VALUE_SIZE:
+            check_value_size(len(payload), tuple(key))
+        return new_mutation(kind, encoded, value, payload, encoding, expire)
     if kind == "delete":
-        return Mutation(kind, encoded)
-    return Mutation(kind, encoded, value, payload, encoding)
+        return new_mutation(kind, encoded, None, b"", 0, None)
+    return new_mutation(kind, encoded, value, payload, encoding, None)
 
 
 def prepare_commit(

@@ -88,7 +88,11 @@ def encode_key(key: Key) -> bytes:
         raise InvalidKeyError(f"A key must be a tuple of parts, got {type(key).__name__}")
     out = bytearray()
     for part in key:
-        if isinstance(part, bool):  # before int: bool is an int subclass
+        if type(part) is str and part.isascii():  # the usual part: ASCII text, encoded inline (no call, no copy)
+            out.append(_STRING)
+            out += part.encode("ascii").replace(b"\x00", b"\x00\xff")
+            out.append(0)
+        elif isinstance(part, bool):  # before int: bool is an int subclass
             out.append(_TRUE if part else _FALSE)
         elif isinstance(part, str):
             out.append(_STRING)
@@ -203,6 +207,8 @@ _SUPPORTED = "None, bool, int, float, str, bytes, list, dict with str keys, KvU6
 # Tuples built once: ``bool | int | float | str`` in an isinstance() builds a union object on every call.
 _SCALARS: Final = (bool, int, float, str)
 _TAGGED: Final = (bytes, KvU64)
+#: The scalar types themselves (not subclasses), for a set lookup instead of a call per field.
+_EXACT_SCALARS: Final = frozenset(_SCALARS)
 
 
 class _NeedsTags(Exception):
@@ -229,6 +235,8 @@ def _check_plain(value: Any, depth: int) -> None:
         for k, item in value.items():
             if not isinstance(k, str):
                 raise _Refused
+            if item is None or type(item) in _EXACT_SCALARS:  # a flat record's fields: no call per field
+                continue
             _check_plain(item, depth + 1)
         return
     if isinstance(value, _TAGGED):

@@ -91,6 +91,36 @@ class Mutation:
     expire_at_ms: int | None = None
 
 
+# As for KvEntry: unpacking fails at import if Check or Mutation gains a field.
+_check_key, _check_versionstamp = (Check.__dict__[name].__set__ for name in Check.__slots__)
+_m_kind, _m_key, _m_value, _m_payload, _m_encoding, _m_expire = (
+    Mutation.__dict__[name].__set__ for name in Mutation.__slots__
+)
+
+
+def new_check(key: bytes, versionstamp: str | None) -> Check:
+    """``Check(key, versionstamp)`` without the frozen dataclass's __init__ (every commit builds several)."""
+    check = object.__new__(Check)
+    _check_key(check, key)
+    _check_versionstamp(check, versionstamp)
+    return check
+
+
+def new_mutation(
+    kind: MutationKind, key: bytes, value: Any, payload: bytes, encoding: int, expire_at_ms: int | None
+) -> Mutation:
+    """``Mutation(...)`` with every field given, without the frozen dataclass's __init__ (about 1 us less each: a
+    job's state change commits 6 to 24 of them)."""
+    mutation = object.__new__(Mutation)
+    _m_kind(mutation, kind)
+    _m_key(mutation, key)
+    _m_value(mutation, value)
+    _m_payload(mutation, payload)
+    _m_encoding(mutation, encoding)
+    _m_expire(mutation, expire_at_ms)
+    return mutation
+
+
 def versionstamp_suffix(versionstamp: str) -> bytes:
     """The key part a versionstamped-key set appends: the versionstamp's 20 hex characters as a string part."""
     return b"\x02" + versionstamp.encode("ascii") + b"\x00"

@@ -7,10 +7,12 @@ mutations of its keys (put) and answers listings. All of a job's keys change in 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...kv import AtomicOperation, Key, Kv, KvEntry
+from ...kv.atomic import set_each_encoded
 from ..errors import InvalidJobOptionError
 from ..keys import record_key
 from ..model import Job, JobStatus
@@ -61,17 +63,21 @@ class Layout(abc.ABC):
         """Jobs in id (= creation) order, filtered by status and name, the page [offset, offset + limit)."""
 
     def entries(self, job: Job) -> dict[Key, Any]:
-        return {record_key(job.id): job.to_value(), **self.index_entries(job)}
+        return self.shared_entries(job, job.to_value())
 
-    def put(self, op: AtomicOperation, old: Job | None, new: Job | None) -> None:
-        """Add to ``op`` the mutations taking the job's keys from ``old`` to ``new`` (None: absent)."""
+    def shared_entries(self, job: Job, value: dict[str, Any]) -> dict[Key, Any]:
+        """``entries(job)`` with the record's value (``job.to_value()``) given: a layout whose indexes hold the
+        full job returns that very object for them, so a commit serialises it once (see put)."""
+        return {record_key(job.id): value, **self.index_entries(job)}
+
+    def put(self, op: AtomicOperation, old: Job | None, new: Job | None, value: dict[str, Any] | None = None) -> None:
+        """Add to ``op`` the mutations taking the job's keys from ``old`` to ``new`` (None: absent); ``value`` is
+        ``new.to_value()`` if the caller has it. Keys whose value is one object are set together (set_each)."""
         before = self.entries(old) if old is not None else {}
-        after = self.entries(new) if new is not None else {}
+        after = self.shared_entries(new, new.to_value() if value is None else value) if new is not None else {}
         for key in before.keys() - after.keys():
             op.delete(key)
-        for key, value in after.items():
-            if before.get(key) != value:
-                op.set(key, value)
+        set_grouped(op, [(key, item) for key, item in after.items() if before.get(key) != item])
 
     async def get(self, kv: Kv, job_id: str) -> tuple[Job | None, KvEntry]:
         entry = await kv.get(record_key(job_id))
@@ -84,6 +90,23 @@ class Layout(abc.ABC):
         offset = parse_offset_cursor(cursor)
         jobs = await self.list_jobs(kv, status, name, limit, offset)
         return JobPage(jobs, f"{_OFFSET_CURSOR}{offset + len(jobs)}" if len(jobs) == limit else None)
+
+
+def set_grouped(
+    op: AtomicOperation, items: Sequence[tuple[Key, Any]], known: tuple[Any, tuple[bytes, int]] | None = None
+) -> None:
+    """``op.set(key, value)`` for each item in order, each run of keys sharing one value object set together
+    (serialised once); ``known`` is (value, its encode_value()) when the caller has serialised one already."""
+    start = 0
+    for i in range(1, len(items) + 1):
+        if i == len(items) or items[i][1] is not items[start][1]:
+            value = items[start][1]
+            keys = [key for key, _ in items[start:i]]
+            if known is not None and value is known[0]:
+                set_each_encoded(op, keys, value, known[1])
+            else:
+                op.set_each(keys, value)
+            start = i
 
 
 def parse_offset_cursor(cursor: str | None) -> int:

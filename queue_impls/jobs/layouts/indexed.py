@@ -31,6 +31,14 @@ class IndexedLayout(Layout):
             (*BY_STATUS_NAME, job.status.value, job.name, job.id): value,
         }
 
+    def shared_entries(self, job: Job, value: dict[str, Any]) -> dict[Key, Any]:
+        return {
+            (*JOBS, job.id): value,
+            (*BY_NAME, job.name, job.id): value,
+            (*BY_STATUS, job.status.value, job.id): value,
+            (*BY_STATUS_NAME, job.status.value, job.name, job.id): value,
+        }
+
     @staticmethod
     def prefix(status: JobStatus | None, name: str | None) -> Key:
         if status is not None and name is not None:

@@ -21,6 +21,9 @@ class OptimizedLayout(Layout):
     def index_entries(self, job: Job) -> dict[Key, Any]:
         return {(*BY_NAME, job.name, job.id): job.to_value()}
 
+    def shared_entries(self, job: Job, value: dict[str, Any]) -> dict[Key, Any]:
+        return {(*JOBS, job.id): value, (*BY_NAME, job.name, job.id): value}
+
     async def list_jobs(self, kv: Kv, status: JobStatus | None, name: str | None, limit: int, offset: int) -> list[Job]:
         page = Page(status, limit, offset)
         if name is not None:
