@@ -90,24 +90,22 @@ class LockstepQueue:
 
 
 def install(counter: HandOffs) -> None:
-    """Make every aiosqlite connection opened from now on in this process hand its requests over in lockstep."""
+    """Make every aiosqlite connection opened from now on in this process hand its requests over in lockstep,
+    counted in ``counter`` (a second call replaces the first's counter)."""
     connection_type: Any = aiosqlite.Connection
-    original = connection_type.__init__
-    if getattr(original, "_kvq_lockstep", False):
-        return
+    original = getattr(connection_type.__init__, "_kvq_original", connection_type.__init__)
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         queue = getattr(self, _QUEUE_ATTR, None)
-        if queue is None or not hasattr(queue, "put_nowait"):
+        if queue is None or not hasattr(queue, "put_nowait") or not hasattr(self, "_running"):
             raise LockstepUnavailable(
-                f"aiosqlite {aiosqlite.__version__}: no request queue {_QUEUE_ATTR!r} on its connections"
+                f"aiosqlite {aiosqlite.__version__}: its connections have no request queue {_QUEUE_ATTR!r} "
+                "or no '_running' flag"
             )
-        if not hasattr(self, "_running"):
-            raise LockstepUnavailable(f"aiosqlite {aiosqlite.__version__}: its connections have no '_running' flag")
         lockstep = LockstepQueue(queue, self, counter)
         counter.queues.append(lockstep)
         setattr(self, _QUEUE_ATTR, lockstep)
 
-    __init__._kvq_lockstep = True  # type: ignore[attr-defined]
+    __init__._kvq_original = original  # type: ignore[attr-defined]
     connection_type.__init__ = __init__
