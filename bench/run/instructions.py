@@ -6,8 +6,9 @@ imports, store opening and each benchmark's warm-up executions run uninstrumente
 measured execution only, framed by two callgrind client requests (zero the counters, dump them under a label), sent
 through a few bytes of machine code because Python cannot issue them itself. The figure is the measured span minus
 the span of an empty coroutine framed the same way: only the operation's own instructions, on the event loop and the
-store's database thread alike. A modelled network's waits (``rtt_sweep``) end at once here: the figure is the round
-trips' work, the same at every RTT, not their waiting.
+store's database thread alike, the two in lockstep (lockstep.py: the thread's hand-off takes the same path every
+run; what lockstep adds is measured and subtracted). A modelled network's waits (``rtt_sweep``) end at once here: the
+figure is the round trips' work, the same at every RTT, not their waiting.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ from .lockstep import HandOffs, LockstepQueue, install
 WARMUPS: Final = 10
 #: Acknowledgements in the span that measures what one costs (the figure subtracts one per database request).
 ACK_SAMPLES: Final = 32
+#: The GIL's switch interval in the counting process: longer than any wait for the GIL there (lockstep hands it over).
+SWITCH_INTERVAL_S: Final = 100.0
 #: How the figures are taken, where a change moves them (recorded in the environment: figures are comparable only
-#: when it matches): the warm-ups, the database thread in lockstep with acknowledgements subtracted (lockstep.py).
-METHOD: Final = f"warmups={WARMUPS},lockstep,ack-samples={ACK_SAMPLES}"
+#: when it matches): the warm-ups, the database thread in lockstep with acknowledgements subtracted (lockstep.py),
+#: the switch interval.
+METHOD: Final = f"warmups={WARMUPS},lockstep,ack-samples={ACK_SAMPLES},switchinterval={SWITCH_INTERVAL_S:g}"
 #: Fixed, so that str hashes (dict and set layouts, hence instruction paths) are the same in every run.
 HASH_SEED: Final = "0"
 #: Callgrind's client requests (valgrind/callgrind.h: VG_USERREQ_TOOL_BASE('C','T') + n) and valgrind's own.
@@ -140,6 +144,10 @@ def _count_cases(plan_path: str, names: Sequence[tuple[int, str]]) -> None:
     requests = ClientRequests()
     if not requests.running_on_valgrind():
         raise SystemExit("bench.run.instructions: the child runs under valgrind only (qbench run starts it)")
+    # A thread waiting for the GIL asks its holder to drop it after the switch interval (5 ms): a time, so under load
+    # the request fell at another instruction or not at all, and the database thread's last steps before it waits
+    # again moved past the loop's next request. With lockstep no thread needs to be preempted: they never are.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     handoffs = HandOffs()
     install(handoffs)  # before any store is opened: its database thread then works in lockstep with the loop
     loop = asyncio.new_event_loop()
