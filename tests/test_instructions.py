@@ -54,7 +54,9 @@ def test_the_acknowledgements_of_the_lockstep_are_subtracted(tmp_path: Path) -> 
 
 def test_the_environment_names_the_counting_method() -> None:
     env = instructions.environment()
-    assert env["method"] == instructions.METHOD and "lockstep" in env["method"]
+    assert (
+        env["method"] == instructions.METHOD and "lockstep" in env["method"] and "switchinterval=100" in env["method"]
+    )
     assert env["aiosqlite"] == aiosqlite.__version__
 
 
