@@ -77,7 +77,7 @@ def test_a_run_records_instructions_or_says_in_one_line_why_not(cache_dir: Path,
     assert "counting instructions under callgrind" in done.stdout
     assert re.search(r"1 call, 1 round trip, [\d,]+ instructions", done.stdout)
     env = json.loads(load_suite(out).get_benchmarks()[0].get_metadata()["kvq_instructions_env"])
-    assert set(env) == {"python", "valgrind", "machine", "sqlite"}
+    assert set(env) == {"python", "valgrind", "machine", "sqlite", "aiosqlite", "method"}
 
 
 @pytest.mark.slow

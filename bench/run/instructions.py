@@ -6,8 +6,9 @@ imports, store opening and each benchmark's warm-up executions run uninstrumente
 measured execution only, framed by two callgrind client requests (zero the counters, dump them under a label), sent
 through a few bytes of machine code because Python cannot issue them itself. The figure is the measured span minus
 the span of an empty coroutine framed the same way: only the operation's own instructions, on the event loop and the
-store's database thread alike. A modelled network's waits (``rtt_sweep``) end at once here: the figure is the round
-trips' work, the same at every RTT, not their waiting.
+store's database thread alike, the two in lockstep (lockstep.py: the thread's hand-off takes the same path every
+run; what lockstep adds is measured and subtracted). A modelled network's waits (``rtt_sweep``) end at once here: the
+figure is the round trips' work, the same at every RTT, not their waiting.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import aiosqlite
+
 from queue_impls.kv.backends import get_backend
+
+from .lockstep import HandOffs, LockstepQueue, install
 
 #: Executions of each operation before measuring, with callgrind's instrumentation off (valgrind then runs the code
 #: several times faster than instrumented): Python 3.11's adaptive interpreter quickens a function after 8 calls and
@@ -41,6 +46,14 @@ from queue_impls.kv.backends import get_backend
 #: ninth commit and its fifth hit different WAL and B-tree states: a count of warm-ups set by the clock moved
 #: write_path figures by up to 5%).
 WARMUPS: Final = 10
+#: Acknowledgements in the span that measures what one costs (the figure subtracts one per database request).
+ACK_SAMPLES: Final = 32
+#: The GIL's switch interval in the counting process: longer than any wait for the GIL there (lockstep hands it over).
+SWITCH_INTERVAL_S: Final = 100.0
+#: How the figures are taken, where a change moves them (recorded in the environment: figures are comparable only
+#: when it matches): the warm-ups, the database thread in lockstep with acknowledgements subtracted (lockstep.py),
+#: the switch interval.
+METHOD: Final = f"warmups={WARMUPS},lockstep,ack-samples={ACK_SAMPLES},switchinterval={SWITCH_INTERVAL_S:g}"
 #: Fixed, so that str hashes (dict and set layouts, hence instruction paths) are the same in every run.
 HASH_SEED: Final = "0"
 #: Callgrind's client requests (valgrind/callgrind.h: VG_USERREQ_TOOL_BASE('C','T') + n) and valgrind's own.
@@ -112,6 +125,16 @@ async def _nothing() -> None:
     return None
 
 
+def _acknowledgements(queue: LockstepQueue) -> Callable[[], Awaitable[None]]:
+    """A body of ``ACK_SAMPLES`` bare acknowledgements of the database thread, to measure what one costs."""
+
+    async def body() -> None:
+        for _ in range(ACK_SAMPLES):
+            queue.acknowledge()
+
+    return body
+
+
 def _count_cases(plan_path: str, names: Sequence[tuple[int, str]]) -> None:
     """Run each named case of the plan with its spans framed; callgrind writes one dump per span."""
     from queue_impls.meter import NoWaitTimer, use_timer
@@ -121,6 +144,12 @@ def _count_cases(plan_path: str, names: Sequence[tuple[int, str]]) -> None:
     requests = ClientRequests()
     if not requests.running_on_valgrind():
         raise SystemExit("bench.run.instructions: the child runs under valgrind only (qbench run starts it)")
+    # A thread waiting for the GIL asks its holder to drop it after the switch interval (5 ms): a time, so under load
+    # the request fell at another instruction or not at all, and the database thread's last steps before it waits
+    # again moved past the loop's next request. With lockstep no thread needs to be preempted: they never are.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    handoffs = HandOffs()
+    install(handoffs)  # before any store is opened: its database thread then works in lockstep with the loop
     loop = asyncio.new_event_loop()
     use_timer(loop, NoWaitTimer())  # a modelled network's waits cost time, not work: count the work alone
     settle = ctypes.create_string_buffer(b"settle")
@@ -136,8 +165,14 @@ def _count_cases(plan_path: str, names: Sequence[tuple[int, str]]) -> None:
         # The first span after instrumentation starts reads wrong (callgrind's counters restart mid-block): discarded.
         loop.run_until_complete(_span(requests, settle, _nothing))
         loop.run_until_complete(operation.prepare())
+        before = handoffs.acknowledgements
         loop.run_until_complete(_span(requests, labels["op"], operation.execute))
+        acks = handoffs.acknowledgements - before
         loop.run_until_complete(_span(requests, labels["empty"], _nothing))
+        queue = handoffs.live()
+        if acks and queue is not None:  # the label carries the operation's number of acknowledgements
+            label = ctypes.create_string_buffer(f"ack:{index}:{acks}".encode())
+            loop.run_until_complete(_span(requests, label, _acknowledgements(queue)))
         requests.request(STOP_INSTRUMENTATION)
         loop.run_until_complete(kv.close())
         shutil.rmtree(private_dir, ignore_errors=True)
@@ -165,6 +200,9 @@ def environment() -> dict[str, str]:
         "valgrind": valgrind_version(),
         "machine": platform.machine(),
         "sqlite": sqlite3.sqlite_version,
+        # The database thread's request loop is aiosqlite's code, counted with the operation.
+        "aiosqlite": aiosqlite.__version__,
+        "method": METHOD,
     }
 
 
@@ -256,12 +294,25 @@ def read_dumps(directory: Path) -> dict[str, int]:
 
 
 def figure(spans: dict[str, int], index: int, *, per_job: int = 1) -> float:
-    """The measured span minus the empty span, per job when the benchmark counts per job."""
+    """The measured span minus the empty span and the lockstep's acknowledgements (lockstep.py), per job when the
+    benchmark counts per job."""
     try:
-        value = spans[f"op:{index}"] - spans[f"empty:{index}"]
+        measured = spans[f"op:{index}"] - spans[f"empty:{index}"]
     except KeyError as exc:
         raise RuntimeError(f"the callgrind pass wrote no dump {exc.args[0]}") from None
-    return round(value / per_job, 1) if per_job != 1 else value
+    value = measured - acknowledgements(spans, index)
+    return round(value / per_job, 1) if per_job != 1 else round(value, 1)
+
+
+def acknowledgements(spans: dict[str, int], index: int) -> float:
+    """What the operation's acknowledgements cost: their number (the ack span's label) times the cost of one
+    (that span, less the empty span, over ``ACK_SAMPLES``); 0 for an operation that made no database request."""
+    prefix = f"ack:{index}:"
+    found = [(label, total) for label, total in spans.items() if label.startswith(prefix)]
+    if not found:
+        return 0.0
+    label, total = found[0]
+    return int(label[len(prefix) :]) * (total - spans[f"empty:{index}"]) / ACK_SAMPLES
 
 
 if __name__ == "__main__":
