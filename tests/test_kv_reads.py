@@ -100,3 +100,11 @@ async def test_async_with_closes_the_store(kv: Kv) -> None:
         assert same is kv
     with pytest.raises(KvClosedError):
         await kv.get(("a",))
+
+
+async def test_reads_on_the_loop_where_offered_see_what_was_written_before_and_after(kv: Kv) -> None:
+    """Every store answers read_on_loop(); where it says True (a SQLite file), reads still see every commit."""
+    await kv.set(("a",), 1)
+    assert isinstance(kv.read_on_loop(), bool)
+    await kv.set(("b",), 2)
+    assert [e.value for e in await kv.get_many([("a",), ("b",)])] == [1, 2]

@@ -144,6 +144,12 @@ class Kv(abc.ABC):
     def closed(self) -> bool:
         return self._closed
 
+    def read_on_loop(self) -> bool:
+        """From now on, read on the calling thread (the event loop's) where the backend would otherwise hand reads to
+        a thread of its own: for a server, whose every read would pay that hop there and back. True when reads now run
+        there; False, and nothing changes, for a backend that cannot (or has no such thread)."""
+        return False
+
     async def __aenter__(self) -> Self:
         return self
 

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from queue_impls.kv.backends.sqlite import SqliteKv
 from queue_impls.kv.contract import Kv
 from queue_impls.kv.url import open_kv
 from queue_impls.meter import CountingKv, LatencyModel, NPlusOneFinding, detect_n_plus_one
@@ -104,7 +103,7 @@ class KvConnectServer:
         if http_server not in HTTP_SERVERS:
             raise ValueError(f"Unknown HTTP server {http_server!r}: expected one of {', '.join(HTTP_SERVERS)}")
         inner = await open_kv(store) if isinstance(store, str) else store
-        if isinstance(store, str) and isinstance(inner, SqliteKv):
+        if isinstance(store, str):
             inner.read_on_loop()  # a request's read then costs no hop to aiosqlite's thread and back
         kv = CountingKv(inner, latency=latency, trace=trace, owns_inner=isinstance(store, str))
         try:

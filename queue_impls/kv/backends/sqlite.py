@@ -238,10 +238,9 @@ class SqliteKv(Kv):
             raise BackendError(f"SQLite error on {self.path!r}: {exc}") from exc
 
     def read_on_loop(self) -> bool:
-        """From now on, read on the calling thread (the event loop's) through a second connection to the file, instead
-        of on aiosqlite's thread: for a server, whose every read would otherwise pay the hop there and back (two thread
-        wake-ups). Writes keep their thread; WAL lets the reader see every committed write without waiting on one.
-        False, and nothing changes, for an in-memory database (a second connection would be another database)."""
+        """Reads go through a second connection to the file, on the calling thread; writes keep aiosqlite's thread,
+        and WAL lets the reader see every committed write without waiting on one. False for an in-memory database
+        (a second connection would be another database)."""
         if self.path == ":memory:" or self._reader is not None:
             return self._reader is not None
         reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
