@@ -42,7 +42,7 @@ from .keys import (
     record_key,
 )
 from .layouts import JobPage, Layout, make_layout
-from .layouts.base import Encoded, set_grouped
+from .layouts.base import set_grouped
 from .model import Job, JobEvent, JobEventType, JobStatus, cut_error, new_job_id, with_error
 from .poison import dead_letter, describe_error
 from .validation import (
@@ -141,10 +141,13 @@ class Queue:
             backoff=None if backoff is None else Backoff.from_value(backoff).to_value(),
         )
         value = job.to_value()
-        known = (value, check_value(value))  # the job's copies are one object, serialised once (by check_value)
+        encoded = check_value(value)
         op = self.kv.atomic().check(record_key(job.id), None)
-        self.layout.put(op, None, job, known)
-        self._enqueue(op, job, now, known)
+        # The layout's entries and the queue entry, in the order put() and _enqueue() would write them: the job's
+        # copies are one object, serialised once (by check_value).
+        items = [*self.layout.shared_entries(job, value).items(), *self._queue_entries(job, now, value)]
+        set_grouped(op, items, (value, encoded))
+        op.sum(VERSION, 1)
         _count(op, None, job.status)
         await self._commit_or_raise(op, f"add of job {job.id}")
         await self._emit(JobEventType.ADDED, job)
@@ -560,11 +563,11 @@ class Queue:
         backoff = self.backoff if job.backoff is None else Backoff.from_value(job.backoff)
         return job.replace(status=JobStatus.PENDING, run_at=now + backoff.delay(job.attempts, self.rng), **common)
 
-    def _enqueue(self, op: AtomicOperation, job: Job, now: float, known: Encoded | None = None) -> None:
+    def _enqueue(self, op: AtomicOperation, job: Job, now: float, value: dict[str, Any] | None = None) -> None:
         # Compare in seconds: a job due now is ready now, whatever the sub-millisecond part of the clock.
         # Only a job due later is keyed by its time, rounded up so promotion can never start it early.
         # The queue entries hold the job itself, so a claim commits without reading the record.
-        set_grouped(op, self._queue_entries(job, now, job.to_value() if known is None else known[0]), known)
+        set_grouped(op, self._queue_entries(job, now, job.to_value() if value is None else value))
         op.sum(VERSION, 1)  # wake the idle workers: a job to claim, or an earlier due time to wait for
 
     @staticmethod

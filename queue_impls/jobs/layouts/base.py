@@ -70,15 +70,14 @@ class Layout(abc.ABC):
         full job returns that very object for them, so a commit serialises it once (see put)."""
         return {record_key(job.id): value, **self.index_entries(job)}
 
-    def put(self, op: AtomicOperation, old: Job | None, new: Job | None, known: Encoded | None = None) -> None:
-        """Add to ``op`` the mutations taking the job's keys from ``old`` to ``new`` (None: absent); ``known`` is
-        (``new.to_value()``, its ``encode_value()``) if the caller has them. Keys whose value is one object are set
-        together (set_each)."""
+    def put(self, op: AtomicOperation, old: Job | None, new: Job | None, value: dict[str, Any] | None = None) -> None:
+        """Add to ``op`` the mutations taking the job's keys from ``old`` to ``new`` (None: absent); ``value`` is
+        ``new.to_value()`` if the caller has it. Keys whose value is one object are set together (set_each)."""
         before = self.entries(old) if old is not None else {}
-        after = self.shared_entries(new, new.to_value() if known is None else known[0]) if new is not None else {}
+        after = self.shared_entries(new, new.to_value() if value is None else value) if new is not None else {}
         for key in before.keys() - after.keys():
             op.delete(key)
-        set_grouped(op, [(key, item) for key, item in after.items() if before.get(key) != item], known)
+        set_grouped(op, [(key, item) for key, item in after.items() if before.get(key) != item])
 
     async def get(self, kv: Kv, job_id: str) -> tuple[Job | None, KvEntry]:
         entry = await kv.get(record_key(job_id))
@@ -93,11 +92,9 @@ class Layout(abc.ABC):
         return JobPage(jobs, f"{_OFFSET_CURSOR}{offset + len(jobs)}" if len(jobs) == limit else None)
 
 
-#: A job's stored value and its ``encode_value()``: what a caller that has serialised it passes on.
-Encoded = tuple[dict[str, Any], tuple[bytes, int]]
-
-
-def set_grouped(op: AtomicOperation, items: Sequence[tuple[Key, Any]], known: Encoded | None = None) -> None:
+def set_grouped(
+    op: AtomicOperation, items: Sequence[tuple[Key, Any]], known: tuple[Any, tuple[bytes, int]] | None = None
+) -> None:
     """``op.set(key, value)`` for each item in order, each run of keys sharing one value object set together
     (serialised once); ``known`` is (value, its encode_value()) when the caller has serialised one already."""
     start = 0
