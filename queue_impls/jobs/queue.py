@@ -143,8 +143,8 @@ class Queue:
         value = job.to_value()
         encoded = check_value(value)
         op = self.kv.atomic().check(record_key(job.id), None)
-        # The layout's entries and the queue entry, in the order put() and _enqueue() would write them: the job's
-        # copies are one object, serialised once (by check_value).
+        # put() and _enqueue() inline, in their order: the job's copies are one object, serialised once (by
+        # check_value) and set in one run (going through both costs add 1 to 2.5% more instructions).
         items = [*self.layout.shared_entries(job, value).items(), *self._queue_entries(job, now, value)]
         set_grouped(op, items, (value, encoded))
         op.sum(VERSION, 1)
@@ -563,11 +563,11 @@ class Queue:
         backoff = self.backoff if job.backoff is None else Backoff.from_value(job.backoff)
         return job.replace(status=JobStatus.PENDING, run_at=now + backoff.delay(job.attempts, self.rng), **common)
 
-    def _enqueue(self, op: AtomicOperation, job: Job, now: float, value: dict[str, Any] | None = None) -> None:
+    def _enqueue(self, op: AtomicOperation, job: Job, now: float) -> None:
         # Compare in seconds: a job due now is ready now, whatever the sub-millisecond part of the clock.
         # Only a job due later is keyed by its time, rounded up so promotion can never start it early.
         # The queue entries hold the job itself, so a claim commits without reading the record.
-        set_grouped(op, self._queue_entries(job, now, job.to_value() if value is None else value))
+        set_grouped(op, self._queue_entries(job, now, job.to_value()))
         op.sum(VERSION, 1)  # wake the idle workers: a job to claim, or an earlier due time to wait for
 
     @staticmethod

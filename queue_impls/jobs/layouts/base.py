@@ -70,11 +70,11 @@ class Layout(abc.ABC):
         full job returns that very object for them, so a commit serialises it once (see put)."""
         return {record_key(job.id): value, **self.index_entries(job)}
 
-    def put(self, op: AtomicOperation, old: Job | None, new: Job | None, value: dict[str, Any] | None = None) -> None:
-        """Add to ``op`` the mutations taking the job's keys from ``old`` to ``new`` (None: absent); ``value`` is
-        ``new.to_value()`` if the caller has it. Keys whose value is one object are set together (set_each)."""
+    def put(self, op: AtomicOperation, old: Job | None, new: Job | None) -> None:
+        """Add to ``op`` the mutations taking the job's keys from ``old`` to ``new`` (None: absent). Keys whose value
+        is one object are set together (set_each)."""
         before = self.entries(old) if old is not None else {}
-        after = self.shared_entries(new, new.to_value() if value is None else value) if new is not None else {}
+        after = self.entries(new) if new is not None else {}
         for key in before.keys() - after.keys():
             op.delete(key)
         set_grouped(op, [(key, item) for key, item in after.items() if before.get(key) != item])
