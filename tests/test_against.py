@@ -167,3 +167,18 @@ def test_the_real_agent_starts_in_this_checkout_and_names_it(tmp_path: Path) -> 
         assert agent.cases and all("/" in name for name in agent.cases)
     finally:
         agent.stop()
+
+
+def test_an_agent_that_cannot_prepare_its_stores_says_why_in_one_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from bench.gate.against import AgainstOptions, AgentProcess
+    from bench.gate.gate import GateError
+
+    root = Path(__file__).resolve().parent.parent
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the seed cache's directory should be")
+    options = AgainstOptions(ref="HEAD", suite="smoke", backend="sqlite", cache_dir=blocker)
+    with pytest.raises(GateError, match=r"agent A could not prepare the smoke suite's stores in .*: \w+Error: "):
+        AgentProcess("A", root, options, tmp_path / "run")
+    assert "Traceback" not in capfd.readouterr().err

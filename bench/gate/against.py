@@ -157,6 +157,11 @@ class AgentProcess:
             command, cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
         )
         hello = self._reply()
+        if "error" in hello:
+            self.stop()
+            raise GateError(
+                f"agent {label} could not prepare the {options.suite} suite's stores in {tree}: {hello['error']}"
+            )
         if Path(hello.get("tree", "")).resolve() != tree.resolve():
             self.stop()
             raise GateError(f"agent {label} imported bench from {hello.get('tree')}, not from {tree}")

@@ -155,7 +155,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     pin(args.affinity)  # before any store thread starts
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt the protocol
-    agent = Agent(args)
+    try:
+        agent = Agent(args)
+    except Exception as exc:  # seeding failed (disk full, a bad cache dir): one line for the gate, not a traceback
+        replies.write(json.dumps({"protocol": PROTOCOL, "error": f"{type(exc).__name__}: {exc}"}) + "\n")
+        replies.flush()
+        raise SystemExit(1) from None
     replies.write(json.dumps(agent.hello()) + "\n")
     replies.flush()
     serve(agent, sys.stdin, replies)
