@@ -1,7 +1,8 @@
-"""SQLite backend (the embedded default): aiosqlite, encoded keys as BLOB primary keys, WAL.
+"""SQLite backend (the embedded default): encoded keys as BLOB primary keys, WAL, a versionstamp counter in the file.
 
-Each primitive is one function run on aiosqlite's database thread: exactly one hop per round trip.
-The versionstamp counter lives in the database, so processes sharing a file get unique, ordered stamps.
+A database file is read and written on the caller's thread (the event loop's) through a connection that never waits
+for a lock: when another connection holds one, that call goes to aiosqlite's database thread, which waits there.
+An in-memory database (or ``on_loop=False``) runs every primitive on that thread: one hop per round trip.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ _PURGE = "DELETE FROM kv WHERE exp IS NOT NULL AND exp <= ?"
 _DELETE = "DELETE FROM kv WHERE k = ?"
 _PRAGMAS = ("busy_timeout = 30000",)  # every connection
 _FILE_PRAGMAS = ("journal_mode = WAL", "synchronous = NORMAL")  # a database file's (not ":memory:")
+#: The loop's connection: never wait for a lock (busy_timeout 0: SQLITE_BUSY at once, and the call goes to the
+#: thread), commit without an fsync (WAL + NORMAL: only checkpoints sync) and never checkpoint (the thread does).
+_LOOP_PRAGMAS = ("busy_timeout = 0", "synchronous = NORMAL", "wal_autocheckpoint = 0")
+#: Commits on the loop's connection between two passive checkpoints on the thread: SQLite's own default is one per
+#: 1,000 WAL pages, and a commit of the queue writes 2 to 6 pages.
+CHECKPOINT_EVERY: Final = 250
 
 
 #: Keys, values and versionstamps are bound as bytearray, not bytes: Python's sqlite3 binds str, int, float and
@@ -203,16 +210,20 @@ class SqliteKv(Kv):
     multi_process = True
     persistent = True
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str, loop_conn: sqlite3.Connection | None = None) -> None:
         super().__init__()
         self._conn = conn
         self.path = path
         self._commits = 0  # commits through this store object
         self._changed: asyncio.Event | None = None  # set by our commits while a watch waits
         self._reader: sqlite3.Connection | None = None  # see read_on_loop
+        self._loop_conn = loop_conn  # reads and commits on the caller's thread (see commits_on_loop)
+        self._handed_off = 0  # commits waiting on the thread: later ones queue behind them, in order
+        self._loop_commits = 0  # since the last checkpoint was asked for
+        self._checkpointing: asyncio.Future[Any] | None = None
 
     @classmethod
-    async def open(cls, path: str) -> SqliteKv:
+    async def open(cls, path: str, *, on_loop: bool = True) -> SqliteKv:
         conn = aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
         _daemonize(conn)
         try:
@@ -227,7 +238,7 @@ class SqliteKv(Kv):
             # its worker thread is not a daemon, so it would keep the process alive at exit. Stop it now.
             conn.stop()
             raise
-        return cls(conn, path)
+        return cls(conn, path, _loop_connection(path) if on_loop and path != ":memory:" else None)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         try:
@@ -237,10 +248,19 @@ class SqliteKv(Kv):
         except sqlite3.Error as exc:
             raise BackendError(f"SQLite error on {self.path!r}: {exc}") from exc
 
+    def commits_on_loop(self) -> bool:
+        """True for a database file (unless opened with ``on_loop=False``): reads and commits run on the caller's
+        thread through a connection that never waits for a lock; a call that finds the file locked by another
+        connection (another process) goes to aiosqlite's thread and waits there, and commits after it follow it
+        there until it is done, so this process's commits keep their order. Checkpoints run on that thread too."""
+        return self._loop_conn is not None
+
     def read_on_loop(self) -> bool:
         """Reads go through a second connection to the file, on the calling thread; writes keep aiosqlite's thread,
         and WAL lets the reader see every committed write without waiting on one. False for an in-memory database
-        (a second connection would be another database)."""
+        (a second connection would be another database). A store that commits on the loop already reads there."""
+        if self._loop_conn is not None:
+            return True
         if self.path == ":memory:" or self._reader is not None:
             return self._reader is not None
         reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -250,11 +270,13 @@ class SqliteKv(Kv):
         return True
 
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
-        if self._reader is not None:
+        reader = self._loop_conn or self._reader
+        if reader is not None:
             try:
-                return _read_ranges(self._reader, ranges)
+                return _read_ranges(reader, ranges)
             except sqlite3.Error as exc:
-                raise BackendError(f"SQLite error on {self.path!r}: {exc}") from exc
+                if reader is self._reader or not _busy(exc):
+                    raise BackendError(f"SQLite error on {self.path!r}: {exc}") from exc
         # _run inlined: one coroutine frame less on the hottest path (every get and list batch)
         conn = self._conn
         try:
@@ -264,13 +286,46 @@ class SqliteKv(Kv):
         return result
 
     async def _atomic_write(self, checks: Sequence[Check], mutations: Sequence[Mutation]) -> str | None:
-        result: str | None = await self._run(_write, checks, mutations)
+        result = self._write_on_loop(checks, mutations) if self._loop_conn is not None else _HAND_OFF
+        if result is _HAND_OFF:
+            self._handed_off += 1
+            try:
+                result = await self._run(_write, checks, mutations)
+            finally:
+                self._handed_off -= 1
         if result is not None:
             self._commits += 1
             if self._changed is not None:
                 self._changed.set()
                 self._changed = None
+        return result  # type: ignore[return-value]
+
+    def _write_on_loop(self, checks: Sequence[Check], mutations: Sequence[Mutation]) -> object:
+        """The commit on the loop's connection, or _HAND_OFF: the file is locked, or an earlier commit waits on the
+        thread (this one must not overtake it)."""
+        assert self._loop_conn is not None
+        if self._handed_off:
+            return _HAND_OFF
+        try:
+            result = _write(self._loop_conn, checks, mutations)
+        except MutationTypeError:
+            raise
+        except sqlite3.Error as exc:
+            if _busy(exc):
+                return _HAND_OFF
+            raise BackendError(f"SQLite error on {self.path!r}: {exc}") from exc
+        if result is not None:
+            self._loop_commits += 1
+            if self._loop_commits >= CHECKPOINT_EVERY and self._checkpointing is None:
+                self._loop_commits = 0
+                self._checkpointing = asyncio.ensure_future(self._run(_checkpoint))
+                self._checkpointing.add_done_callback(self._checkpointed)
         return result
+
+    def _checkpointed(self, done: asyncio.Future[Any]) -> None:
+        self._checkpointing = None
+        if not done.cancelled():
+            done.exception()  # a checkpoint that failed (the file busy with another's) is retried with the next one
 
     async def _change_token(self) -> object:
         # PRAGMA data_version moves with every commit of another connection (another process) to the file.
@@ -292,7 +347,42 @@ class SqliteKv(Kv):
             self._changed.set()
         if self._reader is not None:
             self._reader.close()
+        if self._loop_conn is not None:
+            self._loop_conn.close()  # first: the thread's connection, closed last, checkpoints the WAL there
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
         await self._conn.close()
+
+
+#: What _write_on_loop returns for a commit that must run on the thread instead.
+_HAND_OFF: Final = object()
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """SQLITE_BUSY and its extended codes (another connection holds the lock, or is recovering the WAL)."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+
+
+def _loop_connection(path: str) -> sqlite3.Connection | None:
+    """The connection for the caller's thread, or None when the file is not in WAL mode (a commit would then sync,
+    and readers would wait on writers)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+    try:
+        for pragma in _LOOP_PRAGMAS:
+            conn.execute(f"PRAGMA {pragma}")
+        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    except sqlite3.Error:
+        conn.close()
+        return None
+    if str(mode).lower() != "wal":
+        conn.close()
+        return None
+    return conn
 
 
 def _data_version(conn: sqlite3.Connection) -> int:
@@ -300,8 +390,8 @@ def _data_version(conn: sqlite3.Connection) -> int:
     return int(version)
 
 
-async def open_sqlite(rest: str) -> SqliteKv:
-    return await SqliteKv.open(rest or ":memory:")
+async def open_sqlite(rest: str, *, on_loop: bool = True) -> SqliteKv:
+    return await SqliteKv.open(rest or ":memory:", on_loop=on_loop)
 
 
 def engine_version() -> str:
