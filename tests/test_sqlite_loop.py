@@ -159,3 +159,51 @@ async def test_the_thread_checkpoints_the_wal_the_loop_writes(tmp_path: Path, mo
         while kv._checkpointing is not None:
             await asyncio.sleep(0.01)
         assert path.stat().st_size >= before + 20 * 2000  # the first 20 entries at least are in the file itself
+
+
+async def test_several_checks_read_in_one_statement_hold_only_if_each_holds(tmp_path: Path) -> None:
+    async with store(tmp_path / "kv.db") as kv:
+        a = await kv.set(("a",), 1)
+        b = await kv.set(("b",), 2)
+        ok = await kv.atomic().check(("a",), a.versionstamp).check(("b",), b.versionstamp).check(("c",), None).commit()
+        assert ok.ok
+        same_twice = kv.atomic().check(("a",), a.versionstamp).check(("a",), a.versionstamp).set(("d",), 0)
+        assert (await same_twice.commit()).ok
+        stale = await kv.atomic().check(("a",), a.versionstamp).check(("a",), None).set(("e",), 0).commit()
+        assert not stale.ok  # one key asked twice, once wrongly
+        gone = await kv.atomic().check(("b",), b.versionstamp).check(("d",), None).set(("e",), 0).commit()
+        assert not gone.ok and (await kv.get(("e",))).value is None
+
+
+async def test_runs_of_sets_and_deletes_apply_in_the_order_written(tmp_path: Path) -> None:
+    async with store(tmp_path / "kv.db") as kv:
+        op = kv.atomic().set(("k", 1), "a").set(("k", 2), "b").set(("k", 1), "c").delete(("k", 2)).delete(("k", 3))
+        op = op.set(("k", 3), "d").sum(("n",), KvU64(2)).set(("k", 4), "e").set(("k", 4), "f").delete(("k", 4))
+        done = await op.commit()
+        entries = [(e.key, e.value, e.versionstamp) async for e in kv.list(prefix=())]
+        assert entries == [
+            (("k", 1), "c", done.versionstamp),
+            (("k", 3), "d", done.versionstamp),
+            (("n",), KvU64(2), done.versionstamp),
+        ]
+
+
+async def test_expired_entries_are_purged_at_most_once_a_period_and_never_read(tmp_path: Path) -> None:
+    path = tmp_path / "kv.db"
+
+    def rows() -> int:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            return int(conn.execute("SELECT count(*) FROM kv").fetchone()[0])
+
+    async with store(path) as kv:
+        await kv.set(("first",), 0)  # the store's first commit purges (nothing yet)
+        await kv.set(("short",), 1, expire_in=1)
+        await asyncio.sleep(0.01)
+        await kv.set(("later",), 2)  # within the period: no purge
+        assert rows() == 3
+        assert (await kv.get(("short",))).value is None
+        assert [e.key async for e in kv.list(prefix=())] == [("first",), ("later",)]
+        assert (await kv.atomic().check(("short",), None).commit()).ok
+        kv._purge_at = 0.0  # the period is over
+        await kv.set(("last",), 3)
+        assert rows() == 3  # "short" went, "last" came
