@@ -207,3 +207,16 @@ async def test_expired_entries_are_purged_at_most_once_a_period_and_never_read(t
         kv._purge_at = 0.0  # the period is over
         await kv.set(("last",), 3)
         assert rows() == 3  # "short" went, "last" came
+
+
+async def test_a_run_of_sum_min_max_reads_once_and_applies_in_order(tmp_path: Path) -> None:
+    async with store(tmp_path / "kv.db") as kv:
+        await kv.atomic().set(("n", 1), KvU64(10)).set(("s",), "text").set(("gone",), KvU64(7), expire_in=1).commit()
+        await asyncio.sleep(0.01)
+        op = kv.atomic().sum(("n", 1), KvU64(5)).max(("n", 2), KvU64(3)).min(("n", 1), KvU64(12)).sum(("n", 2), 1)
+        await op.sum(("gone",), KvU64(1)).sum(("n", 1), KvU64(2**64 - 1)).commit()
+        values = {e.key: e.value async for e in kv.list(prefix=())}
+        assert values == {("n", 1): KvU64(11), ("n", 2): KvU64(4), ("s",): "text", ("gone",): KvU64(1)}
+        with pytest.raises(MutationTypeError):  # a non-U64 value in the run: nothing of the commit is written
+            await kv.atomic().sum(("n", 1), KvU64(1)).sum(("s",), KvU64(1)).set(("new",), 0).commit()
+        assert (await kv.get(("n", 1))).value == KvU64(11) and (await kv.get(("new",))).value is None
