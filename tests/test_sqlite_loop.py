@@ -220,3 +220,20 @@ async def test_a_run_of_sum_min_max_reads_once_and_applies_in_order(tmp_path: Pa
         with pytest.raises(MutationTypeError):  # a non-U64 value in the run: nothing of the commit is written
             await kv.atomic().sum(("n", 1), KvU64(1)).sum(("s",), KvU64(1)).set(("new",), 0).commit()
         assert (await kv.get(("n", 1))).value == KvU64(11) and (await kv.get(("new",))).value is None
+
+
+async def test_versionstamps_keep_rising_when_two_stores_take_turns_on_one_file(tmp_path: Path) -> None:
+    """Each store guesses the counter is where it left it (one statement); the other's commits make the guess wrong,
+    and the commit then reads the counter instead of reusing a versionstamp."""
+    path = tmp_path / "kv.db"
+    async with store(path) as a, store(path) as b:
+        stamps = []
+        for i in range(6):
+            for kv in (a, a, b) if i % 2 else (b, a):
+                stamps.append((await kv.set(("k",), i)).versionstamp)
+        assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+        failed = a.atomic().set(("x",), 1).sum(("k",), KvU64(1))  # rolled back after its counter moved
+        with pytest.raises(MutationTypeError):
+            await failed.commit()
+        after = (await a.set(("y",), 1)).versionstamp
+        assert after is not None and after > stamps[-1]

@@ -50,6 +50,9 @@ _UPSERT = (
 # (callgrind, through Python's sqlite3; RETURNING collects its rows in a temporary table).
 _BUMP_VERSION = "UPDATE kv_meta SET value = value + 1 WHERE name = 'version'"
 _READ_VERSION = "SELECT value FROM kv_meta WHERE name = 'version'"
+# The common case in one statement: the counter is still the one this store last wrote or read (no other connection
+# has committed since), so it moves to the next one without being read; rowcount 0 sends it the two-statement way.
+_NEXT_VERSION = "UPDATE kv_meta SET value = ? WHERE name = 'version' AND value = ?"
 _PURGE = "DELETE FROM kv WHERE exp IS NOT NULL AND exp <= ?"
 _DELETE = "DELETE FROM kv WHERE k = ?"
 _PRAGMAS = ("busy_timeout = 30000",)  # every connection
@@ -80,9 +83,9 @@ def _select_points(n: int) -> str:
 class SqliteStatements:
     """The SQL this backend runs, by role, exactly as it runs it. Keys and values are the codec's bytes, bound as
     ``bytearray`` (see ``_blob``); ``now`` is unix milliseconds (an entry whose ``exp`` has passed is not live); a
-    write runs in ``BEGIN IMMEDIATE`` ... ``COMMIT``: ``check`` per check, ``bump_version`` and ``read_version``, one
-    ``upsert``/``delete`` per mutation (a run of either sent as one ``executemany``), then ``purge`` (at most once
-    per ``PURGE_EVERY_S`` per store)."""
+    write runs in ``BEGIN IMMEDIATE`` ... ``COMMIT``: ``check`` per check, ``next_version`` (or, when that changes no
+    row, ``bump_version`` and ``read_version``), one ``upsert``/``delete`` per mutation (a run of either sent as one
+    ``executemany``), then ``purge`` (at most once per ``PURGE_EVERY_S`` per store)."""
 
     pragmas: tuple[str, ...]  # run on every connection
     file_pragmas: tuple[str, ...]  # and on a database file's
@@ -92,6 +95,7 @@ class SqliteStatements:
     list_reverse: str  # the same in reverse key order
     bump_version: str  # (): the versionstamp counter plus one
     read_version: str  # () -> (counter,): the commit's versionstamp is counter.to_bytes(8, "big") + b"\x00\x00"
+    next_version: str  # (counter + 1, counter): the counter moved on if it was still counter (rowcount 1)
     upsert: str  # (k, v, enc, vs, exp)
     delete: str  # (k,)
     purge: str  # (now,): expired entries, in a commit at most once per PURGE_EVERY_S
@@ -112,6 +116,7 @@ STATEMENTS: Final = SqliteStatements(
     _SELECT_REV,
     _BUMP_VERSION,
     _READ_VERSION,
+    _NEXT_VERSION,
     _UPSERT,
     _DELETE,
     _PURGE,
@@ -162,10 +167,17 @@ def _read_range(conn: sqlite3.Connection, r: ReadRange, now: int) -> list[RawEnt
 
 
 def _write(
-    conn: sqlite3.Connection, checks: Sequence[Check], mutations: Sequence[Mutation], purge: bool = True
+    conn: sqlite3.Connection,
+    checks: Sequence[Check],
+    mutations: Sequence[Mutation],
+    purge: bool = True,
+    last: list[int] | None = None,
 ) -> str | None:
     """The commit: its checks, a new versionstamp, its mutations in order and (with ``purge``) the expired entries'
-    removal, in one transaction. Reads never return an expired entry (``_LIVE``), so the purge only frees space."""
+    removal, in one transaction. Reads never return an expired entry (``_LIVE``), so the purge only frees space.
+    ``last``: the versionstamp counter as this store last saw it (``[-1]``: unknown), kept up to date here."""
+    if last is None:
+        last = [-1]
     now = int(time.time() * 1000)
     cur = conn.cursor()  # one cursor for the commit's statements: conn.execute makes one per call
     cur.execute("BEGIN IMMEDIATE")  # take the write lock first: checks and writes see one state
@@ -173,18 +185,31 @@ def _write(
         if checks and not _checks_hold(cur, checks, now):
             cur.execute("ROLLBACK")
             return None
-        cur.execute(_BUMP_VERSION)
-        (counter,) = cur.execute(_READ_VERSION).fetchone()
-        stamp = counter.to_bytes(8, "big") + b"\x00\x00"
+        stamp = _next_version(cur, last).to_bytes(8, "big") + b"\x00\x00"
         _apply_all(cur, mutations, _blob(stamp), now)
         if purge:
             cur.execute(_PURGE, (now,))
         cur.execute("COMMIT")
     except BaseException:
+        last[0] = -1  # the counter is what it was before this commit: read it again next time
         conn.execute("ROLLBACK")
         raise
     result: str = stamp.hex()
     return result
+
+
+def _next_version(cur: sqlite3.Cursor, last: list[int]) -> int:
+    """The versionstamp counter plus one, written: one statement when ``last[0]`` is still the counter."""
+    expected = last[0]
+    if expected >= 0:
+        cur.execute(_NEXT_VERSION, (expected + 1, expected))
+        if cur.rowcount == 1:
+            last[0] = expected + 1
+            return expected + 1
+    cur.execute(_BUMP_VERSION)
+    (counter,) = cur.execute(_READ_VERSION).fetchone()
+    last[0] = counter
+    return int(counter)
 
 
 def _checks_hold(conn: sqlite3.Cursor, checks: Sequence[Check], now: int) -> bool:
@@ -306,6 +331,7 @@ class SqliteKv(Kv):
         self._loop_commits = 0  # since the last checkpoint was asked for
         self._checkpointing: asyncio.Future[Any] | None = None
         self._purge_at = 0.0  # time.monotonic() from which the next commit purges expired entries
+        self._counter = [-1]  # the versionstamp counter as this store last saw it (see _next_version)
 
     @classmethod
     async def open(cls, path: str, *, on_loop: bool = True) -> SqliteKv:
@@ -378,7 +404,7 @@ class SqliteKv(Kv):
         if result is _HAND_OFF:
             self._handed_off += 1
             try:
-                result = await self._run(_write, checks, mutations, purge)
+                result = await self._run(_write, checks, mutations, purge, self._counter)
             finally:
                 self._handed_off -= 1
         if result is not None:
@@ -395,7 +421,7 @@ class SqliteKv(Kv):
         if self._handed_off:
             return _HAND_OFF
         try:
-            result = _write(self._loop_conn, checks, mutations, purge)
+            result = _write(self._loop_conn, checks, mutations, purge, self._counter)
         except MutationTypeError:
             raise
         except sqlite3.Error as exc:
