@@ -23,7 +23,7 @@ from ..atomic import apply_u64
 from ..codec import ENC_U64, decode_value, decode_values
 from ..contract import WATCH_POLL_S, Kv
 from ..errors import BackendError, MutationTypeError
-from ..types import Check, Consistency, Mutation, RawEntry, ReadRange, versionstamp_suffix
+from ..types import Check, Consistency, Mutation, MutationKind, RawEntry, ReadRange, versionstamp_suffix
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -55,6 +55,13 @@ _READ_VERSION = "SELECT value FROM kv_meta WHERE name = 'version'"
 _NEXT_VERSION = "UPDATE kv_meta SET value = ? WHERE name = 'version' AND value = ?"
 _PURGE = "DELETE FROM kv WHERE exp IS NOT NULL AND exp <= ?"
 _DELETE = "DELETE FROM kv WHERE k = ?"
+#: sum/min/max in one statement: (k, operand as 8 little-endian bytes, vs, kind, now). An expired entry counts as
+#: missing (the operand is stored); kvq_u64 (see _u64_sql) combines a live one, refusing a non-U64 value.
+_U64_UPSERT = (
+    "INSERT INTO kv (k, v, enc, vs, exp) VALUES (?1, ?2, 3, ?3, NULL) ON CONFLICT (k) DO UPDATE SET "
+    "v = CASE WHEN kv.exp IS NOT NULL AND kv.exp <= ?5 THEN excluded.v ELSE kvq_u64(?4, kv.v, kv.enc, excluded.v) END, "
+    "enc = 3, vs = excluded.vs, exp = NULL"
+)
 _PRAGMAS = ("busy_timeout = 30000",)  # every connection
 _FILE_PRAGMAS = ("journal_mode = WAL", "synchronous = NORMAL")  # a database file's (not ":memory:")
 #: The loop's connection: never wait for a lock (busy_timeout 0: SQLITE_BUSY at once, and the call goes to the
@@ -84,8 +91,8 @@ class SqliteStatements:
     """The SQL this backend runs, by role, exactly as it runs it. Keys and values are the codec's bytes, bound as
     ``bytearray`` (see ``_blob``); ``now`` is unix milliseconds (an entry whose ``exp`` has passed is not live); a
     write runs in ``BEGIN IMMEDIATE`` ... ``COMMIT``: ``check`` per check, ``next_version`` (or, when that changes no
-    row, ``bump_version`` and ``read_version``), one ``upsert``/``delete`` per mutation (a run of either sent as one
-    ``executemany``), then ``purge`` (at most once per ``PURGE_EVERY_S`` per store)."""
+    row, ``bump_version`` and ``read_version``), one ``upsert``/``delete``/``u64_upsert`` per mutation (a run of one
+    of them sent as one ``executemany``), then ``purge`` (at most once per ``PURGE_EVERY_S`` per store)."""
 
     pragmas: tuple[str, ...]  # run on every connection
     file_pragmas: tuple[str, ...]  # and on a database file's
@@ -97,6 +104,7 @@ class SqliteStatements:
     read_version: str  # () -> (counter,): the commit's versionstamp is counter.to_bytes(8, "big") + b"\x00\x00"
     next_version: str  # (counter + 1, counter): the counter moved on if it was still counter (rowcount 1)
     upsert: str  # (k, v, enc, vs, exp)
+    u64_upsert: str  # (k, operand, vs, kind, now): a sum/min/max, through the SQL function kvq_u64 (_u64_sql)
     delete: str  # (k,)
     purge: str  # (now,): expired entries, in a commit at most once per PURGE_EVERY_S
 
@@ -118,6 +126,7 @@ STATEMENTS: Final = SqliteStatements(
     _READ_VERSION,
     _NEXT_VERSION,
     _UPSERT,
+    _U64_UPSERT,
     _DELETE,
     _PURGE,
 )
@@ -224,7 +233,7 @@ def _checks_hold(conn: sqlite3.Cursor, checks: Sequence[Check], now: int) -> boo
 
 def _apply_all(conn: sqlite3.Cursor, mutations: Sequence[Mutation], stamp: bytearray, now: int) -> None:
     """The mutations in order. A run of sets (or of deletes) is one ``executemany``, each row still one step of the
-    statement but no Python call per row; so are the writes of a run of sum/min/max."""
+    statement but no Python call per row; a run of sum/min/max is one ``executemany`` too."""
     i, n = 0, len(mutations)
     while i < n:
         kind = _RUN_OF[mutations[i].kind]
@@ -258,17 +267,36 @@ _RUN_OF: Final = {
 
 
 def _apply_u64_run(conn: sqlite3.Cursor, run: Sequence[Mutation], stamp: bytearray, now: int) -> None:
-    """sum/min/max in order, each on its key's live value (a key twice in the run sees its own earlier result), the
-    results written in one ``executemany``."""
-    written: dict[bytes, bytes] = {}
-    for m in run:
-        if m.key in written:
-            old: tuple[bytes, int] | None = (written[m.key], ENC_U64)
-        else:
-            row = conn.execute(_SELECT_ONE, (_blob(m.key), now)).fetchone()
-            old = (row[0], row[1]) if row else None
-        written[m.key] = apply_u64(m.kind, old, m.value)
-    conn.executemany(_UPSERT, [(_blob(k), _blob(v), ENC_U64, stamp, None) for k, v in written.items()])
+    """sum/min/max in order in one ``executemany`` of ``u64_upsert``: each step sees the ones before it."""
+    rows = [(_blob(m.key), _blob(m.value.to_bytes(8, "little")), stamp, m.kind, now) for m in run]
+    _U64_REFUSED.kind = None
+    try:
+        conn.executemany(_U64_UPSERT, rows)
+    except sqlite3.OperationalError:
+        kind = _U64_REFUSED.kind
+        if kind is None:
+            raise
+        raise MutationTypeError(f"Failed to perform '{kind}' mutation on a non-U64 value in the database") from None
+
+
+def _u64_sql(kind: MutationKind, payload: bytes, encoding: int, operand: bytes) -> bytes:
+    """SQL function kvq_u64: the new payload of a sum/min/max over a live entry. A non-U64 value: the statement fails
+    (SQLite reports a failed function without its exception, so the kind is noted for _apply_u64_run)."""
+    if encoding != ENC_U64:
+        _U64_REFUSED.kind = kind
+        raise ValueError(kind)
+    return apply_u64(kind, (payload, encoding), int.from_bytes(operand, "little"))
+
+
+def _functions(conn: sqlite3.Connection) -> None:
+    conn.create_function("kvq_u64", 4, _u64_sql, deterministic=True)
+
+
+class _Refused(threading.local):
+    kind: str | None = None
+
+
+_U64_REFUSED: Final = _Refused()
 
 
 def _apply(conn: sqlite3.Cursor, m: Mutation, stamp: bytearray, now: int) -> None:
@@ -280,16 +308,14 @@ def _apply(conn: sqlite3.Cursor, m: Mutation, stamp: bytearray, now: int) -> Non
     elif m.kind == "delete":
         conn.execute(_DELETE, (_blob(m.key),))
     else:
-        key = _blob(m.key)
-        row = conn.execute(_SELECT_ONE, (key, now)).fetchone()
-        payload = apply_u64(m.kind, (row[0], row[1]) if row else None, m.value)
-        conn.execute(_UPSERT, (key, _blob(payload), ENC_U64, stamp, None))
+        _apply_u64_run(conn, (m,), stamp, now)
 
 
 def _setup(conn: sqlite3.Connection, in_memory: bool) -> None:
     for pragma in _PRAGMAS if in_memory else _PRAGMAS + _FILE_PRAGMAS:
         conn.execute(f"PRAGMA {pragma}")
     conn.executescript(_SCHEMA)
+    _functions(conn)
 
 
 def _daemonize(conn: aiosqlite.Connection) -> None:
@@ -490,6 +516,7 @@ def _loop_connection(path: str) -> sqlite3.Connection | None:
         for pragma in _LOOP_PRAGMAS:
             conn.execute(f"PRAGMA {pragma}")
         (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+        _functions(conn)
     except sqlite3.Error:
         conn.close()
         return None
