@@ -20,10 +20,10 @@ from queue_impls.kv.backends import BACKENDS as REGISTRY
 KvFactory = Callable[[Path], contextlib.AbstractAsyncContextManager[Kv]]
 
 
-def url_factory(url_for: Callable[[Path], str]) -> KvFactory:
+def url_factory(url_for: Callable[[Path], str], **options: Any) -> KvFactory:
     @contextlib.asynccontextmanager
     async def factory(tmp_path: Path) -> AsyncIterator[Kv]:
-        kv = await open_kv(url_for(tmp_path))
+        kv = await open_kv(url_for(tmp_path), **options)
         try:
             yield kv
         finally:
@@ -110,6 +110,9 @@ BACKENDS: list[tuple[str, KvFactory, list[Any]]] = [
     # on SQLite.
     ("counting(memory)", counting_factory(url_factory(lambda _: "memory:")), []),
     ("traced(sqlite)", counting_factory(url_factory(lambda p: f"sqlite:{p / 'kv.db'}"), trace=True), []),
+    # A SQLite file with every call on aiosqlite's thread: the path a call takes when the loop's connection finds the
+    # file locked (the default store reads and commits on the loop).
+    ("sqlite-thread", url_factory(lambda p: f"sqlite:{p / 'kv.db'}", on_loop=False), []),
     ("counting(deno-mem)", counting_factory(url_factory(lambda _: "deno::memory:")), [pytest.mark.deno]),
     # The real Deno client speaking KV Connect (deno+http://) to our server (queue_impls/kvconnect) in front of SQLite.
     ("deno+http(sqlite)", kvconnect_factory("sqlite:{dir}/served.db"), [pytest.mark.deno]),

@@ -31,7 +31,8 @@ def _slow_answer() -> int:
 
 
 async def test_a_request_returns_after_its_result_is_handed_back(handoffs: HandOffs, tmp_path: Path) -> None:
-    kv = await open_kv(f"sqlite:{tmp_path}/kv.db")
+    # on_loop=False: every call goes to aiosqlite's thread (a file store otherwise reads and commits on the loop)
+    kv = await open_kv(f"sqlite:{tmp_path}/kv.db", on_loop=False)
     assert isinstance(kv, SqliteKv)
     queue = kv._conn._tx
     assert isinstance(queue, LockstepQueue) and handoffs.live() is queue
@@ -63,7 +64,7 @@ async def test_without_lockstep_the_result_comes_later(tmp_path: Path) -> None:
 async def test_a_second_install_counts_in_its_own_counter(handoffs: HandOffs, tmp_path: Path) -> None:
     second = HandOffs()
     install(second)
-    kv = await open_kv(f"sqlite:{tmp_path}/kv.db")
+    kv = await open_kv(f"sqlite:{tmp_path}/kv.db", on_loop=False)
     await kv.set(["k"], 1)
     assert handoffs.acknowledgements == 0 and second.acknowledgements == 3  # connect, setup, the write
     queue = second.live()

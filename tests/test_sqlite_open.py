@@ -99,9 +99,9 @@ async def test_reads_on_the_loop_see_every_commit_and_keep_snapshots(tmp_path: P
         assert isinstance(memory, SqliteKv) and memory.read_on_loop() is False  # another connection: another database
     finally:
         await memory.close()
-    kv = await open_kv(f"sqlite:{tmp_path / 'kv.db'}")
+    kv = await open_kv(f"sqlite:{tmp_path / 'kv.db'}", on_loop=False)  # commits on the thread: a reader of its own
     try:
-        assert isinstance(kv, SqliteKv)
+        assert isinstance(kv, SqliteKv) and not kv.commits_on_loop()
         await kv.set(("a",), 1)
         assert kv.read_on_loop() is True and kv.read_on_loop() is True
         assert (await kv.get(("a",))).value == 1

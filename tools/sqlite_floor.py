@@ -4,7 +4,7 @@ The least the backend's design (one hop to a database thread per round trip) can
 code: no key/value encoding, validation or entry objects. It runs the statements the backend publishes
 (``STATEMENTS``). A read is one statement through a bare aiosqlite connection's public ``execute_fetchall`` (one hop
 to its thread, as the backend's reads take); get_many is one ``IN (...)`` statement, as the backend's. A write is
-``BEGIN IMMEDIATE``, the versionstamp bump, the upserts and ``COMMIT``, which aiosqlite's public API cannot send in one
+``BEGIN IMMEDIATE``, the versionstamp bump and read, the upserts and ``COMMIT``, which aiosqlite's public API cannot send in one
 hop: writes run on an independent minimal program instead, the standard library's ``sqlite3`` on a thread of its
 own, fed through a ``SimpleQueue``, each result handed back with ``call_soon_threadsafe`` (aiosqlite's hop written
 out, without its coroutine layers: a little cheaper, so the write floor errs low). Neither reaches into aiosqlite's or
@@ -40,7 +40,8 @@ def now_ms() -> int:
 def _write(conn: sqlite3.Connection, rows: Sequence[WriteRow]) -> bytes:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        (counter,) = conn.execute(STATEMENTS.bump_version).fetchone()
+        conn.execute(STATEMENTS.bump_version)
+        (counter,) = conn.execute(STATEMENTS.read_version).fetchone()
         stamp: bytes = counter.to_bytes(8, "big") + b"\x00\x00"
         blob = bytearray(stamp)  # blobs bound as bytearray, as the backend binds them (STATEMENTS)
         for key, payload, encoding in rows:

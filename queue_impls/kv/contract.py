@@ -150,6 +150,12 @@ class Kv(abc.ABC):
         there; False, and nothing changes, for a backend that cannot (or has no such thread)."""
         return False
 
+    def commits_on_loop(self) -> bool:
+        """True when this store reads and commits on the calling thread (the event loop's), with no hop to a thread of
+        its own; such a store never makes the loop wait for a lock another connection holds (it hands that call to
+        its thread instead). False for a store that always hands its calls over, or has no thread."""
+        return False
+
     async def __aenter__(self) -> Self:
         return self
 

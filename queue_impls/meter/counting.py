@@ -86,6 +86,9 @@ class CountingKv(Kv):
     def __repr__(self) -> str:
         return f"CountingKv({self.inner!r}, latency={self.latency!r}, trace={self.tracing})"
 
+    def commits_on_loop(self) -> bool:
+        return self.inner.commits_on_loop()  # a capability of the store, as the class flags are
+
     # -- primitives ----------------------------------------------------------------------------------
 
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
