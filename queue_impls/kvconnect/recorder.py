@@ -62,7 +62,7 @@ class RequestRecorder:
             event = self._call(op, tuple(_key(r.start) for r in ranges), site)
         else:
             event = self._list_call(ranges, site)
-        results = await self._primitive(event, kv._snapshot_read(ranges, consistency))
+        results = await self._primitive(event, kv._snapshot_read_stored(ranges, consistency))
         if len(ranges) == 1 and not _is_point(ranges[0]):
             self._remember(ranges[0], results[0], event)
         return results

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from queue_impls.kv.atomic import check_totals
-from queue_impls.kv.codec import ENC_BYTES, ENC_SERIALIZED, ENC_U64, Key, decode_key
+from queue_impls.kv.codec import ENC_BYTES, ENC_SERIALIZED, ENC_U64, Key, decode_key, decode_value
 from queue_impls.kv.errors import InvalidValueError, KvError
 from queue_impls.kv.limits import (
     MAX_CHECKS,
@@ -21,7 +21,7 @@ from queue_impls.kv.limits import (
     MAX_VALUE_SIZE,
     MAX_WRITE_KEY_SIZE,
 )
-from queue_impls.kv.types import Check, KvEntry, Mutation, MutationKind, RawEntry, ReadRange
+from queue_impls.kv.types import Check, KvEntry, Mutation, MutationKind, RawEntry, ReadRange, StoredValue
 from queue_impls.kv.u64 import KvU64
 from queue_impls.kv.v8 import v8_dumps, v8_loads
 
@@ -35,6 +35,10 @@ _KINDS: dict[int, MutationKind] = {
     pb.M_MAX: "max",
     pb.M_SET_SUFFIX_VERSIONSTAMPED_KEY: "set_suffix_versionstamp",
 }
+
+#: The wire's encoding of a payload sent as it is stored.
+_WIRE_ENCODING: dict[int, int] = {ENC_SERIALIZED: pb.VE_V8, ENC_BYTES: pb.VE_BYTES, ENC_U64: pb.VE_LE64}
+_V8 = b"\xff"  # the first byte of V8's serialisation (this project's own starts with J or T)
 
 
 class ProtocolError(KvError):
@@ -97,19 +101,29 @@ class EncodedValues:
 
 
 def read_output(results: Sequence[Sequence[RawEntry]], values: EncodedValues | None = None) -> bytes:
+    """A SnapshotReadOutput of the entries read. A value left as stored (``StoredValue``) whose payload is already
+    the wire's (bytes, a u64, or a V8 serialisation: what a Deno client wrote) goes out as it is, never decoded."""
     out = pb.SnapshotReadOutput(read_is_strongly_consistent=True, status=pb.SR_SUCCESS)
     for rows in results:
         entries = out.ranges.add().values
         for raw in rows:
-            data, encoding = (
-                wire_value(raw.value) if values is None else values.get(raw.key, raw.versionstamp, raw.value)
-            )
+            value = raw.value
+            if type(value) is StoredValue and (value.encoding != ENC_SERIALIZED or value.payload[:1] == _V8):
+                data, encoding = value.payload, _WIRE_ENCODING[value.encoding]
+            elif values is None:
+                data, encoding = wire_value(value)
+            else:
+                data, encoding = values.get(raw.key, raw.versionstamp, value)
             entries.add(key=raw.key, value=data, encoding=encoding, versionstamp=bytes.fromhex(raw.versionstamp))
     return out.SerializeToString()
 
 
 def wire_value(value: Any) -> tuple[bytes, int]:
-    """A stored value as the wire carries it: raw bytes, a little-endian u64, or V8's serialisation."""
+    """A value as the wire carries it: raw bytes, a little-endian u64, or V8's serialisation."""
+    if type(value) is StoredValue:
+        if value.encoding != ENC_SERIALIZED or value.payload[:1] == _V8:
+            return value.payload, _WIRE_ENCODING[value.encoding]
+        value = decode_value(*value)  # this project's own serialisation: V8's is made of the value
     if type(value) is bytes:
         return value, pb.VE_BYTES
     if isinstance(value, KvU64):
