@@ -36,6 +36,7 @@ _log = logging.getLogger(__name__)
 
 PROTOCOL_VERSIONS = (1, 2, 3)
 DATA_PATH = "/v2"
+_SNAPSHOT_READ, _ATOMIC_WRITE, _WATCH = (f"{DATA_PATH}/{name}" for name in ("snapshot_read", "atomic_write", "watch"))
 MAX_BODY = 16 * 1024 * 1024
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 _PROTOBUF = [(b"content-type", b"application/x-protobuf")]
@@ -128,18 +129,21 @@ class KvConnectApp:
             self._authorize(headers, lambda t: secrets.compare_digest(t, self.token), "access token")
             host = headers.get("host") or headers.get(":authority") or origin
             return 200, _JSON, self._metadata(body, f"{scheme}://{host}{DATA_PATH}")
-        self._authorize(headers, self._valid_data_token, "data path token (from the metadata exchange)")
+        # A data-path token as Deno's client sends it ("Bearer <token>") is checked with one look-up
+        expiry = self._data_tokens.get(headers.get("authorization", "")[7:], 0.0)
+        if not (expiry > time.time() and headers["authorization"].startswith("Bearer ")):
+            self._authorize(headers, self._valid_data_token, "data path token (from the metadata exchange)")
         self._check_database(headers)
         site = headers.get("user-agent", "kv-connect client")
-        if path == f"{DATA_PATH}/snapshot_read":
+        if path == _SNAPSHOT_READ:
             ranges = wire.read_ranges(wire.parse(pb.SnapshotRead, body))
             results = await self.recorder.snapshot_read(ranges, "strong", site)
             return 200, _PROTOBUF, wire.read_output(results, self.encoded)
-        if path == f"{DATA_PATH}/atomic_write":
+        if path == _ATOMIC_WRITE:
             checks, mutations = wire.atomic_write(wire.parse(pb.AtomicWrite, body))
             versionstamp = await self.recorder.atomic_write(checks, mutations, site)
             return 200, _PROTOBUF, wire.write_output(versionstamp)
-        if path == f"{DATA_PATH}/watch":
+        if path == _WATCH:
             return 200, _STREAM, await WatchStream.open(self.recorder, wire.watch_keys(wire.parse(pb.Watch, body)))
         raise HttpError(404, f"No KV Connect endpoint at {path} (data path: {DATA_PATH}/snapshot_read, atomic_write)")
 
