@@ -65,6 +65,7 @@ class KvConnectApp:
         self.errors: dict[int, int] = {}  # responses by error status
         self._closing = asyncio.Event()  # set: open watch streams end (the server is stopping)
         self.encoded = wire.EncodedValues()  # values read are serialised once per version
+        self.arrivals = recorder.arrivals  # see listener.Handler
 
     @property
     def closing(self) -> asyncio.Event:

@@ -107,6 +107,7 @@ class H2Connection(asyncio.BufferedProtocol):
         self._transport = transport
         self._server = server
         self._handler = server.handler
+        self._arrivals = server.handler.arrivals
         self._buffer = bytearray(1 << 16)
         self._partial = b""  # the start of a frame not yet complete
         self._decoder = hpack.Decoder()
@@ -140,6 +141,8 @@ class H2Connection(asyncio.BufferedProtocol):
         out: list[bytes] = []
         self._out = out  # answers made while reading (run eagerly) leave with the control frames, in one write
         pos, end = 0, len(data)
+        arrivals = self._arrivals
+        arrivals.arrivals_begin()  # the requests of one read arrived together: one serial wave
         try:
             while end - pos >= 9:
                 high, low, kind, flags, stream_id = _HEAD.unpack_from(data, pos)
@@ -155,6 +158,8 @@ class H2Connection(asyncio.BufferedProtocol):
             self._out = None
             self._fail(exc, out)
             return
+        finally:
+            arrivals.arrivals_end()
         self._out = None
         self._partial = data[pos:]
         if out and not self._lost:

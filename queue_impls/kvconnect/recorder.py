@@ -38,6 +38,9 @@ class RequestRecorder:
 
     def __init__(self, kv: CountingKv) -> None:
         self.kv = kv
+        #: The counting clock: a server brackets the requests that arrived together (one read) with its
+        #: ``arrivals_begin``/``arrivals_end``, so they share a serial wave as concurrent calls do
+        self.arrivals = kv._clock
         self.requests: dict[str, int] = {"snapshot_read": 0, "atomic_write": 0, "watch": 0}
         # (start, end, limit, reverse) of the read that would continue a list -> that list's trace event
         self._open_lists: OrderedDict[tuple[bytes, bytes, int, bool], TraceEvent | None] = OrderedDict()
