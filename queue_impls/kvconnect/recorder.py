@@ -53,10 +53,11 @@ class RequestRecorder:
         self.requests["snapshot_read"] += 1
         kv = self.kv
         one = ranges[0] if len(ranges) == 1 else None
+        point = one.end == one.start + b"\x00" if one is not None else all(r.end == r.start + b"\x00" for r in ranges)
         open_lists = self._open_lists
         if one is not None and open_lists and (spec := (one.start, one.end, one.limit, one.reverse)) in open_lists:
             event = open_lists.pop(spec)  # the next batch of a list: another round trip of that call
-        elif ranges and all(r.end == r.start + b"\x00" for r in ranges):
+        elif point and ranges:
             op = "get" if one is not None else "get_many"
             kv._calls[op] += 1
             event = self._event(op, tuple(_key(r.start) for r in ranges), site) if kv.tracing else None
@@ -66,7 +67,7 @@ class RequestRecorder:
             results = await kv._snapshot_read_stored(ranges, consistency)
         else:
             results = await kv._for_event(event, kv._snapshot_read_stored(ranges, consistency))
-        if one is not None and one.end != one.start + b"\x00":
+        if one is not None and not point:
             self._remember(one, results[0], event)
         return results
 

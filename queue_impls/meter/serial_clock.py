@@ -102,8 +102,10 @@ class SerialClock:
         loop = loop or asyncio.get_running_loop()
         lane = Lane(self._root_start(loop), None) if fork is None else Lane(fork.clock, fork.lane)
         self.lane_var.set(lane)
-        _register(self)
-        install_task_factory(loop)
+        if id(self) not in _CLOCKS:  # the checks of _register and install_task_factory inline: a call each less
+            _register(self)
+        if not isinstance(loop.get_task_factory(), _ForkingTaskFactory):
+            install_task_factory(loop)
         return lane
 
     def close(self) -> None:
