@@ -106,9 +106,9 @@ class RequestRecorder:
 
     def _event(self, op: str, keys: tuple[Key, ...], site: str, fingerprint: str | None = None) -> TraceEvent:
         kv = self.kv
-        event = kv._event(op, keys, keys_fingerprint(keys, kv.fingerprint) if fingerprint is None else fingerprint)
-        event.site = site
-        return event
+        if fingerprint is None:
+            fingerprint = kv.fingerprint(keys[0]) if len(keys) == 1 else keys_fingerprint(keys, kv.fingerprint)
+        return kv._event(op, keys, fingerprint, site)
 
     def _list_call(self, ranges: Sequence[ReadRange], site: str) -> TraceEvent | None:
         kv = self.kv

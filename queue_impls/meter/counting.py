@@ -208,9 +208,13 @@ class CountingKv(Kv):
 
     # -- tracing ---------------------------------------------------------------------------------------
 
-    def _event(self, op: str, keys: tuple[Key, ...], fingerprint: str) -> TraceEvent:
-        install_on_running_loop()
-        event = TraceEvent(len(self.trace), op, keys, fingerprint, caller_site(2), self._clock.wave())
+    def _event(self, op: str, keys: tuple[Key, ...], fingerprint: str, site: str | None = None) -> TraceEvent:
+        """A new trace event; ``site``: where the call came from, when the caller knows (a KV Connect request's
+        client), else the caller's code site (a walk up the stack)."""
+        if site is None:
+            install_on_running_loop()
+            site = caller_site(2)
+        event = TraceEvent(len(self.trace), op, keys, fingerprint, site, self._clock.wave())
         self.trace.append(event)
         return event
 
