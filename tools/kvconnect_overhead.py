@@ -7,8 +7,8 @@ each server stack (builtin, hypercorn, granian) in front of SQLite, the builtin 
 stack as a no-op (the same server replaying its first answer to each distinct request: the same bytes on the wire, no
 app work), so a reader sees what the HTTP stack alone adds and what the app and its store add (printed per stack as
 route minus no-op). Then the floors: a one-byte TCP ping-pong between Deno and a Python asyncio echo server, the app
-alone in process (no HTTP; on SQLite and memory), a store's get alone in process; the server process's CPU per get on each route alone;
-and whether each route stays under the goal of 150 us added per get. Deno rotates the routes' order every round (the
+alone in process (no HTTP; on SQLite and memory), a store's get alone in process; the server process's CPU per get on
+each route alone; and whether each route stays under the goal of 150 us added per get. Deno rotates the routes' order every round (the
 harness's method, tools/harness.py, written in TypeScript in kvconnect_overhead.ts); the figures use the harness's.
 """
 

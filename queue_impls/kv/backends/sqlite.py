@@ -270,10 +270,11 @@ class SqliteKv(Kv):
     async def _snapshot_read_stored(
         self, ranges: Sequence[ReadRange], consistency: Consistency
     ) -> list[list[RawEntry]]:
+        conn = self._conn
         try:
             if self._reader is not None:
                 return _read_ranges(self._reader, ranges, True)
-            result: list[list[RawEntry]] = await self._conn._execute(_read_ranges, self._conn._conn, ranges, True)  # type: ignore[no-untyped-call]
+            result: list[list[RawEntry]] = await conn._execute(_read_ranges, conn._conn, ranges, True)  # type: ignore[no-untyped-call]
         except sqlite3.Error as exc:
             raise BackendError(f"SQLite error on {self.path!r}: {exc}") from exc
         return result
