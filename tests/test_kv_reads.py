@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from queue_impls.kv import InvalidArgumentError, Kv, KvClosedError, KvEntry, KvU64, TooManyRangesError
+from queue_impls.kv import InvalidArgumentError, Kv, KvClosedError, KvEntry, KvU64, TooManyRangesError, open_kv
+from queue_impls.kv.backends.memory import MemoryKv
+from queue_impls.kv.backends.sqlite import SqliteKv
+from queue_impls.kv.codec import decode_value, encode_key
+from queue_impls.kv.types import ReadRange, StoredValue
+from queue_impls.meter import CountingKv
 
 from .kv_vectors import spy_reads
 
@@ -108,3 +115,51 @@ async def test_reads_on_the_loop_where_offered_see_what_was_written_before_and_a
     assert isinstance(kv.read_on_loop(), bool)
     await kv.set(("b",), 2)
     assert [e.value for e in await kv.get_many([("a",), ("b",)])] == [1, 2]
+
+
+_STORED_READS = [
+    [ReadRange(encode_key(("v", "json")), encode_key(("v", "json")) + b"\x00", 1)],  # a get
+    [ReadRange(encode_key(k), encode_key(k) + b"\x00", 1) for k in (("v", "u64"), ("nope",), ("v", "bytes"))],  # many
+    [ReadRange(encode_key(("v",)) + b"\x00", encode_key(("v",)) + b"\xff", 10)],  # a list page
+    [ReadRange(encode_key(("v",)) + b"\x00", encode_key(("v",)) + b"\xff", 2, reverse=True)],
+    [ReadRange(encode_key(("v", "tagged")), encode_key(("v", "tagged")) + b"\x00", 1)],
+]
+
+
+async def _check_stored_reads(kv: Kv) -> list[Any]:
+    """``_snapshot_read_stored`` against ``_snapshot_read``: the same entries, each value the same or left as stored
+    (a ``StoredValue`` whose payload decodes to it). Returns the values the stored reads gave."""
+    await kv.set(("v", "json"), {"a": [1, "x"]})
+    await kv.set(("v", "u64"), KvU64(7))
+    await kv.set(("v", "bytes"), b"\x00\xff")
+    await kv.set(("v", "tagged"), {"b": b"\x01", "n": 2**70})  # this codec writes it tagged (T)
+    given = []
+    for ranges in _STORED_READS:
+        decoded = await kv._snapshot_read(ranges, "strong")
+        stored = await kv._snapshot_read_stored(ranges, "strong")
+        assert [[(r.key, r.versionstamp, r.size) for r in rows] for rows in stored] == [
+            [(r.key, r.versionstamp, r.size) for r in rows] for rows in decoded
+        ]
+        for s_rows, d_rows in zip(stored, decoded, strict=True):
+            for s, d in zip(s_rows, d_rows, strict=True):
+                value = decode_value(*s.value) if isinstance(s.value, StoredValue) else s.value
+                assert value == d.value and type(value) is type(d.value)
+                given.append(s.value)
+    return given
+
+
+async def test_a_stored_read_gives_the_entries_of_a_read_with_values_as_stored(kv: Kv) -> None:
+    """What the KV Connect server reads with: memory and SQLite leave every value as stored (never decoded)."""
+    given = await _check_stored_reads(kv)
+    inner = kv
+    while isinstance(inner, CountingKv):
+        inner = inner.inner
+    if isinstance(inner, MemoryKv | SqliteKv):
+        assert given and all(isinstance(v, StoredValue) for v in given)
+
+
+async def test_a_stored_read_of_sqlite_read_on_the_loop(tmp_path: Path) -> None:
+    async with await open_kv(f"sqlite:{tmp_path / 'kv.db'}") as kv:
+        assert kv.read_on_loop()
+        given = await _check_stored_reads(kv)
+        assert given and all(isinstance(v, StoredValue) for v in given)

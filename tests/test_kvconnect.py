@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from queue_impls.kv import KvU64, open_kv
 from queue_impls.kv.backends.deno import find_deno
-from queue_impls.kv.codec import encode_key
+from queue_impls.kv.codec import ENC_BYTES, ENC_SERIALIZED, ENC_U64, encode_key
 from queue_impls.kv.v8 import v8_dumps, v8_loads
 from queue_impls.kvconnect import KvConnectServer
 from queue_impls.kvconnect import datapath_pb2 as pb
@@ -474,6 +476,73 @@ def test_encoded_values_are_kept_per_version_and_bounded() -> None:
     for i in range(20):  # over the bound: it starts over, and every answer stays right
         assert values.get(b"x", f"{i:020x}", "v" * 50) == (v8_dumps("v" * 50), pb.VE_V8)
     assert values._bytes <= 400
+
+
+def test_values_left_as_stored_go_out_as_stored_and_are_decoded_only_where_looked_at(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A V8 payload (what Deno wrote), raw bytes and a u64 leave as they are stored, with no decoding; this project's
+    own serialisation is made V8; the trace's ``results`` (what the N+1 detector reads) decode on demand."""
+    from queue_impls.kv import codec, v8
+    from queue_impls.kv.codec import ENC_BYTES, ENC_SERIALIZED, ENC_U64, encode_value
+    from queue_impls.kv.types import RawEntry, StoredValue
+    from queue_impls.kvconnect import wire
+    from queue_impls.meter.trace import TraceEvent
+
+    deno_wrote = v8_dumps({"id": "j1", "n": 1.0})
+    rows = [
+        RawEntry(b"\x02a\x00", StoredValue(deno_wrote, ENC_SERIALIZED), "01" * 10, len(deno_wrote)),
+        RawEntry(b"\x02b\x00", StoredValue(b"\x00\xff", ENC_BYTES), "02" * 10, 2),
+        RawEntry(b"\x02c\x00", StoredValue((7).to_bytes(8, "little"), ENC_U64), "03" * 10, 8),
+    ]
+    python_wrote = RawEntry(b"\x02d\x00", StoredValue(*encode_value({"k": [1]})), "04" * 10, 0)
+
+    def no_decoding(*args: Any) -> Any:
+        raise AssertionError("a value passed on as stored was decoded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(v8, "v8_loads", no_decoding)
+        patched.setattr(codec, "decode_value", no_decoding)
+        patched.setattr(wire, "decode_value", no_decoding)
+        out = pb.SnapshotReadOutput.FromString(wire.read_output([rows], wire.EncodedValues()))
+    sent = [(e.key, e.value, e.encoding, e.versionstamp.hex()) for e in out.ranges[0].values]
+    assert sent == [
+        (b"\x02a\x00", deno_wrote, pb.VE_V8, "01" * 10),
+        (b"\x02b\x00", b"\x00\xff", pb.VE_BYTES, "02" * 10),
+        (b"\x02c\x00", (7).to_bytes(8, "little"), pb.VE_LE64, "03" * 10),
+    ]
+    out = pb.SnapshotReadOutput.FromString(wire.read_output([[python_wrote]], wire.EncodedValues()))
+    assert (out.ranges[0].values[0].value, out.ranges[0].values[0].encoding) == (v8_dumps({"k": [1]}), pb.VE_V8)
+    event = TraceEvent(0, "list", (), "", "", raw_results=[*rows, python_wrote])
+    assert [value for _, value in event.results] == [{"id": "j1", "n": 1.0}, b"\x00\xff", KvU64(7), {"k": [1]}]
+
+
+_ENTRY = st.tuples(
+    st.binary(max_size=300),  # key (empty and multi-byte lengths included)
+    st.binary(max_size=20000),  # value (varint lengths of 1, 2 and 3 bytes)
+    st.sampled_from([pb.VE_V8, pb.VE_LE64, pb.VE_BYTES]),
+    st.binary(min_size=10, max_size=10),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_ENTRY, max_size=5), max_size=4))
+def test_a_read_output_is_the_bytes_protobuf_writes(results: list[list[tuple[bytes, bytes, int, bytes]]]) -> None:
+    """The server encodes SnapshotReadOutput itself: byte for byte what protobuf's serialiser writes."""
+    from queue_impls.kv.types import RawEntry, StoredValue
+    from queue_impls.kvconnect import wire
+
+    stored = {pb.VE_V8: ENC_SERIALIZED, pb.VE_LE64: ENC_U64, pb.VE_BYTES: ENC_BYTES}
+    expected = pb.SnapshotReadOutput(read_is_strongly_consistent=True, status=pb.SR_SUCCESS)
+    rows = []
+    for entries in results:
+        added = expected.ranges.add().values
+        rows.append([])
+        for key, value, encoding, versionstamp in entries:
+            payload = b"\xff" + value if encoding == pb.VE_V8 else value  # a V8 serialisation starts with 0xFF
+            added.add(key=key, value=payload, encoding=encoding, versionstamp=versionstamp)  # type: ignore[arg-type]
+            rows[-1].append(RawEntry(key, StoredValue(payload, stored[encoding]), versionstamp.hex(), len(payload)))
+    assert wire.read_output(rows) == expected.SerializeToString()
 
 
 STRESS_PROGRAM = """

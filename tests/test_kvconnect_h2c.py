@@ -119,6 +119,37 @@ async def test_many_requests_in_one_write_are_each_answered_and_counted() -> Non
         assert {op: n for op, n in server.kv.counts.calls.items() if n} == {"get": 20}
 
 
+async def test_requests_in_one_write_are_one_serial_wave_with_no_loop_pass_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The requests of one read are concurrent for the counting clock (one wave, though each completes before the
+    next is read), and the clock marks them so without scheduling the end of the event-loop pass (a callback and an
+    extra pass of the loop per request)."""
+    async with KvConnectServer.running("memory:", token=TOKEN, trace=False) as server, client(server) as c:
+        await server.kv.inner.set(("k",), b"v")
+        token = await c.data_token()
+        scheduled: list[Any] = []
+        loop = asyncio.get_running_loop()
+        real = loop.call_soon
+        monkeypatch.setattr(
+            loop, "call_soon", lambda callback, *a, **kw: scheduled.append(callback) or real(callback, *a, **kw)
+        )
+        streams = []
+        for _ in range(5):
+            stream = c.conn.get_next_available_stream_id()
+            headers = [(":method", "POST"), (":scheme", "http"), (":authority", "t"), (":path", "/v2/snapshot_read")]
+            c.conn.send_headers(stream, [*headers, ("authorization", f"Bearer {token}")])
+            c.conn.send_data(stream, get_request(("k",)), end_stream=True)
+            c.data[stream] = bytearray()
+            streams.append(stream)
+        c.flush()  # five gets in one write
+        await c.until(lambda: set(streams) <= c.ended)
+        assert (server.kv.counts.round_trips, server.kv.counts.serial_round_trips) == (5, 1)
+        await c.answer(c.request("/v2/snapshot_read", get_request(("k",)), token))  # one more, after them
+        assert (server.kv.counts.round_trips, server.kv.counts.serial_round_trips) == (6, 2)
+        assert not [f for f in scheduled if getattr(f, "__self__", None) is server.kv._clock]
+
+
 async def test_an_answer_larger_than_the_clients_window_waits_for_its_window_update() -> None:
     value = bytes(range(256)) * 200  # 51,200 bytes: more than the stream window the client allows
     async with KvConnectServer.running("memory:", token=TOKEN) as server, client(server, INITIAL_WINDOW_SIZE=1000) as c:

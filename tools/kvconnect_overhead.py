@@ -7,8 +7,8 @@ each server stack (builtin, hypercorn, granian) in front of SQLite, the builtin 
 stack as a no-op (the same server replaying its first answer to each distinct request: the same bytes on the wire, no
 app work), so a reader sees what the HTTP stack alone adds and what the app and its store add (printed per stack as
 route minus no-op). Then the floors: a one-byte TCP ping-pong between Deno and a Python asyncio echo server, the app
-alone in process (no HTTP), a store's get alone in process; the server process's CPU per get on each route alone;
-and whether each route stays under the goal of 150 us added per get. Deno rotates the routes' order every round (the
+alone in process (no HTTP; on SQLite and memory), a store's get alone in process; the server process's CPU per get on
+each route alone; and whether each route stays under the goal of 150 us added per get. Deno rotates the routes' order every round (the
 harness's method, tools/harness.py, written in TypeScript in kvconnect_overhead.ts); the figures use the harness's.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import functools
 import json
 import statistics
@@ -31,6 +32,7 @@ from typing import Any, Final
 from bench.run.deno_program import run_program
 from queue_impls.kv import open_kv
 from queue_impls.kv.codec import encode_key
+from queue_impls.kv.v8 import v8_dumps
 from queue_impls.kvconnect import KvConnectServer
 from queue_impls.kvconnect import datapath_pb2 as pb
 from queue_impls.kvconnect.app import KvConnectApp, Response, WatchStream
@@ -126,37 +128,39 @@ async def measure(rounds: int, block: int, directory: Path) -> tuple[dict[str, A
     return samples, per_get
 
 
-async def app_cost_us(n: int = 2000) -> float:
-    """One get through the ASGI app alone, in process (auth, protobuf, counting, memory store, V8 codec): no HTTP."""
-    async with KvConnectServer.running("memory:", trace=False, token="t") as server:
-        await server.kv.inner.set(("k",), _VALUE)
+async def app_cost_us(store: str, n: int = 2000) -> float:
+    """One get through the app alone, in process (no HTTP): ``respond()`` as the builtin server calls it, each request
+    in a context of its own and run in one step, on a store opened as the server opens it (SQLite read on the loop),
+    the value written as Deno writes it (V8). Auth, protobuf, counting, the store's read and the answer's encoding."""
+    async with KvConnectServer.running(store, trace=False, token="t") as server:
         app = server.app
-        data_token = await _data_token(app, server.token)
+        headers = {"authorization": f"Bearer {await _data_token(app, server.token)}", "user-agent": "in-process"}
         k = encode_key(("k",))
+        value = pb.KvValue(data=v8_dumps(_VALUE), encoding=pb.VE_V8)
+        write = pb.AtomicWrite(mutations=[pb.Mutation(key=k, value=value, mutation_type=pb.M_SET)])
+        status, _, out = await app.respond("POST", "/v2/atomic_write", headers, write.SerializeToString())
+        if status != 200:
+            raise RuntimeError(f"the app answered {status} to a write: {out!r:.200}")
         body = pb.SnapshotRead(ranges=[pb.ReadRange(start=k, end=k + b"\x00", limit=1)]).SerializeToString()
-        scope = {
-            "type": "http",
-            "method": "POST",
-            "path": "/v2/snapshot_read",
-            "headers": [(b"authorization", f"Bearer {data_token}".encode())],
-        }
-        sent: list[Any] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: Any) -> None:
-            sent.append(message)
-
         best = float("inf")
         for _ in range(3):
             started = time.perf_counter()
             for _ in range(n):
-                await app(scope, receive, send)
+                answer = _step(app.respond("POST", "/v2/snapshot_read", headers, body))
             best = min(best, (time.perf_counter() - started) / n * 1e6)
-        if sent[0]["status"] != 200:
-            raise RuntimeError(f"the app answered {sent[0]}")
+        if answer[0] != 200 or not pb.SnapshotReadOutput.FromString(answer[2]).ranges[0].values:
+            raise RuntimeError(f"the app answered {answer!r:.200}")
         return best
+
+
+def _step(coroutine: Any) -> Any:
+    """Run a coroutine that never waits in one step, in a context of its own (as the builtin server runs a request)."""
+    try:
+        contextvars.copy_context().run(coroutine.send, None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("the request waited: the store did not read on the loop")
 
 
 async def store_get_us(url: str, n: int = 2000) -> float:
@@ -268,7 +272,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(app_share(samples)))
     ping = statistics.median(samples["ping"]["ping"])
     print(f"floor: one-byte TCP ping-pong Deno <-> a Python asyncio echo server: {ping:.1f} us per round trip")
-    print(f"the app alone, in process (no HTTP), per get: {asyncio.run(app_cost_us()):.1f} us (best of 3 x 2,000)")
+    with tempfile.TemporaryDirectory(prefix="kvq-overhead-") as tmp:
+        app_sqlite = asyncio.run(app_cost_us(f"sqlite:{Path(tmp) / 'app.db'}"))
+    app_memory = asyncio.run(app_cost_us("memory:"))
+    print(
+        "the app alone, in process (no HTTP: respond() as the builtin server calls it, the value as Deno writes it), "
+        f"per get: sqlite {app_sqlite:.1f} us, memory {app_memory:.1f} us (best of 3 x 2,000)"
+    )
     with tempfile.TemporaryDirectory(prefix="kvq-overhead-") as tmp:
         sqlite = asyncio.run(store_get_us(f"sqlite:{Path(tmp) / 'alone.db'}"))
     memory = asyncio.run(store_get_us("memory:"))

@@ -122,6 +122,13 @@ class Kv(abc.ABC):
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
         """Read every range from one snapshot; each range returns at most ``limit`` live entries."""
 
+    async def _snapshot_read_stored(
+        self, ranges: Sequence[ReadRange], consistency: Consistency
+    ) -> list[list[RawEntry]]:
+        """``_snapshot_read``, where a backend may leave each value as it holds it: a ``StoredValue`` instead of the
+        decoded value, for a caller that only passes values on. Default: the decoded values of ``_snapshot_read``."""
+        return await self._snapshot_read(ranges, consistency)
+
     @abc.abstractmethod
     async def _atomic_write(self, checks: Sequence[Check], mutations: Sequence[Mutation]) -> str | None:
         """Apply all mutations if all checks hold; return the new versionstamp, or None if a check failed.

@@ -66,6 +66,15 @@ class RawEntry(NamedTuple):
     size: int
 
 
+class StoredValue(NamedTuple):
+    """A value as a store holds it, not decoded: its payload and encoding (``codec.ENC_*``). What
+    ``Kv._snapshot_read_stored`` may put in a ``RawEntry`` for a caller that passes values on without looking at
+    them (the KV Connect server sends a V8 payload as it came); ``codec.decode_value(*stored)`` is the value."""
+
+    payload: bytes
+    encoding: int
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     """``versionstamp`` is lowercase hex, or None for "the key must not exist"."""

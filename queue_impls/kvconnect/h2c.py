@@ -77,7 +77,20 @@ def _string(data: bytes) -> bytes:
 
 def encode_headers(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
     """A response header block using only the static table: literals are not indexed, so the client's decoder
-    table is never touched and every block stands alone."""
+    table is never touched and every block stands alone (and the few an app answers with are made once)."""
+    key = (status, *headers)
+    block = _HEADER_BLOCKS.get(key)
+    if block is None:
+        if len(_HEADER_BLOCKS) >= _HEADER_CACHE:
+            _HEADER_BLOCKS.clear()
+        block = _HEADER_BLOCKS[key] = _encode_headers(status, headers)
+    return block
+
+
+_HEADER_BLOCKS: dict[tuple[Any, ...], bytes] = {}
+
+
+def _encode_headers(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
     index = _STATIC_STATUS.get(status)
     block = [bytes((0x80 | index,)) if index else b"\x08" + _string(str(status).encode())]
     block += [b"\x00" + _string(name.lower()) + _string(value) for name, value in headers]
@@ -85,7 +98,19 @@ def encode_headers(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
 
 
 class _Stream:
-    __slots__ = ("body", "ended", "gone", "headers", "id", "pending", "size", "started", "window", "writable")
+    __slots__ = (
+        "_gone",
+        "body",
+        "closed",
+        "ended",
+        "headers",
+        "id",
+        "pending",
+        "size",
+        "started",
+        "window",
+        "writable",
+    )
 
     def __init__(self, stream_id: int, window: int) -> None:
         self.id = stream_id
@@ -96,8 +121,22 @@ class _Stream:
         self.window = window  # how much DATA the client lets us send on this stream
         self.pending = memoryview(b"")  # answer held back by flow control
         self.ended = False  # END_STREAM queued after ``pending``
-        self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # reset, or connection lost
+        self.closed = False  # reset, or the connection lost
+        self._gone: asyncio.Future[None] | None = None  # made only for a watch, which waits on it
         self.writable: asyncio.Future[None] | None = None  # a watch waiting for the client's window
+
+    def gone(self) -> asyncio.Future[None]:
+        """Done once the stream is reset or the connection lost (what a watch's answer waits on)."""
+        if self._gone is None:
+            self._gone = asyncio.get_running_loop().create_future()
+            if self.closed:
+                self._gone.set_result(None)
+        return self._gone
+
+    def close(self) -> None:
+        self.closed = True
+        if self._gone is not None:
+            _settle(self._gone)
 
 
 class H2Connection(asyncio.BufferedProtocol):
@@ -107,6 +146,7 @@ class H2Connection(asyncio.BufferedProtocol):
         self._transport = transport
         self._server = server
         self._handler = server.handler
+        self._arrivals = server.handler.arrivals
         self._buffer = bytearray(1 << 16)
         self._partial = b""  # the start of a frame not yet complete
         self._decoder = hpack.Decoder()
@@ -140,6 +180,8 @@ class H2Connection(asyncio.BufferedProtocol):
         out: list[bytes] = []
         self._out = out  # answers made while reading (run eagerly) leave with the control frames, in one write
         pos, end = 0, len(data)
+        arrivals = self._arrivals
+        arrivals.arrivals_begin()  # the requests of one read arrived together: one serial wave
         try:
             while end - pos >= 9:
                 high, low, kind, flags, stream_id = _HEAD.unpack_from(data, pos)
@@ -155,6 +197,8 @@ class H2Connection(asyncio.BufferedProtocol):
             self._out = None
             self._fail(exc, out)
             return
+        finally:
+            arrivals.arrivals_end()
         self._out = None
         self._partial = data[pos:]
         if out and not self._lost:
@@ -300,7 +344,7 @@ class H2Connection(asyncio.BufferedProtocol):
         stream = self._streams.pop(stream_id, None)
         if stream is not None:
             self._blocked.pop(stream_id, None)
-            _settle(stream.gone)
+            stream.close()
             if stream.writable is not None:
                 _settle(stream.writable)
 
@@ -345,26 +389,33 @@ class H2Connection(asyncio.BufferedProtocol):
             status, headers, body = await self._handler.respond(
                 h.get(":method", ""), path, h, data, scheme=h.get(":scheme", "http"), origin=self._server.origin
             )
-        if stream.gone.done():
+        if stream.closed:
             if isinstance(body, WatchStream):
                 await body.close()
             return
         head = frame(HEADERS, END_HEADERS, stream.id, encode_headers(status, headers))
         if not isinstance(body, WatchStream):
-            self._write([head, *self._send(stream, body, end=True)])
+            size = len(body)
+            if size <= self._max_frame and size <= self._send_window and size <= stream.window:  # the usual answer
+                self._send_window -= size
+                stream.window -= size
+                del self._streams[stream.id]
+                self._write([head, frame(DATA, END_STREAM, stream.id, body)])
+            else:
+                self._write([head, *self._send(stream, body, end=True)])
             return
         self._write([head])
-        if await body.run(lambda chunk: self._send_watch(stream, chunk), stream.gone, self._handler.closing):
+        if await body.run(lambda chunk: self._send_watch(stream, chunk), stream.gone(), self._handler.closing):
             self._write(self._send(stream, b"", end=True))
 
     async def _send_watch(self, stream: _Stream, chunk: bytes) -> None:
         self._write(self._send(stream, chunk, end=False))
-        if len(stream.pending) > _WATCH_BUFFER and not stream.gone.done():
+        if len(stream.pending) > _WATCH_BUFFER and not stream.closed:
             stream.writable = asyncio.get_running_loop().create_future()
             await stream.writable
 
     def _send(self, stream: _Stream, data: bytes, *, end: bool) -> list[bytes]:
-        if stream.gone.done():
+        if stream.closed:
             return []
         stream.pending = memoryview(bytes(stream.pending) + data) if stream.pending else memoryview(data)
         stream.ended = end
@@ -433,7 +484,7 @@ class H2Connection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         for stream in self._streams.values():
-            _settle(stream.gone)
+            stream.close()
             if stream.writable is not None:
                 _settle(stream.writable)
         self._streams.clear()

@@ -22,8 +22,20 @@ GRACE_S = 1.0  # how long a closing server waits on the requests in flight
 __all__ = ["GRACE_S", "MAX_BODY", "PREFACE", "Connection", "Handler", "HttpServer"]
 
 
+class Arrivals(Protocol):
+    """Told when requests that arrived together (in one read of a connection) are dispatched, and when that is over:
+    the counting clock, so that they count as concurrent (one serial wave)."""
+
+    def arrivals_begin(self) -> None: ...
+
+    def arrivals_end(self) -> None: ...
+
+
 class Handler(Protocol):
     """What the server calls for each request: ``KvConnectApp`` (or a canned answer, to measure the server alone)."""
+
+    @property
+    def arrivals(self) -> Arrivals: ...
 
     @property
     def closing(self) -> asyncio.Event: ...

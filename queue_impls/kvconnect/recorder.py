@@ -12,16 +12,13 @@ values differently). Trace events carry the client's User-Agent as their site.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from typing import TypeVar
+from collections.abc import AsyncIterator, Sequence
 
 from queue_impls.kv.codec import Key, decode_key
 from queue_impls.kv.errors import KvError
 from queue_impls.kv.types import Check, Consistency, KvEntry, Mutation, RawEntry, ReadRange
 from queue_impls.meter.counting import CountingKv
 from queue_impls.meter.trace import TraceEvent, keys_fingerprint
-
-_T = TypeVar("_T")
 
 _OPEN_LISTS = 1024  # list iterations remembered for their next batch
 
@@ -36,15 +33,14 @@ def _key(encoded: bytes) -> Key:
     return (encoded,)
 
 
-def _is_point(r: ReadRange) -> bool:
-    return r.end == r.start + b"\x00"
-
-
 class RequestRecorder:
     """Turns each data-path request into the calls and round trips of a ``CountingKv`` (which does the counting)."""
 
     def __init__(self, kv: CountingKv) -> None:
         self.kv = kv
+        #: The counting clock: a server brackets the requests that arrived together (one read) with its
+        #: ``arrivals_begin``/``arrivals_end``, so they share a serial wave as concurrent calls do
+        self.arrivals = kv._clock
         self.requests: dict[str, int] = {"snapshot_read": 0, "atomic_write": 0, "watch": 0}
         # (start, end, limit, reverse) of the read that would continue a list -> that list's trace event
         self._open_lists: OrderedDict[tuple[bytes, bytes, int, bool], TraceEvent | None] = OrderedDict()
@@ -52,19 +48,27 @@ class RequestRecorder:
     async def snapshot_read(
         self, ranges: Sequence[ReadRange], consistency: Consistency, site: str
     ) -> list[list[RawEntry]]:
+        """The read, counted as the call it is (get, get_many, list, or the next batch of a list); values are left as
+        the store holds them (``_snapshot_read_stored``): the wire sends what Deno wrote as it came."""
         self.requests["snapshot_read"] += 1
         kv = self.kv
-        continued = self._continuation(ranges)
-        if continued is not None:
-            event = continued[0]
-        elif ranges and all(_is_point(r) for r in ranges):
-            op = "get" if len(ranges) == 1 else "get_many"
-            event = self._call(op, tuple(_key(r.start) for r in ranges), site)
+        one = ranges[0] if len(ranges) == 1 else None
+        point = one.end == one.start + b"\x00" if one is not None else all(r.end == r.start + b"\x00" for r in ranges)
+        open_lists = self._open_lists
+        if one is not None and open_lists and (spec := (one.start, one.end, one.limit, one.reverse)) in open_lists:
+            event = open_lists.pop(spec)  # the next batch of a list: another round trip of that call
+        elif point and ranges:
+            op = "get" if one is not None else "get_many"
+            kv._calls[op] += 1
+            event = self._event(op, tuple(_key(r.start) for r in ranges), site) if kv.tracing else None
         else:
             event = self._list_call(ranges, site)
-        results = await self._primitive(event, kv._snapshot_read(ranges, consistency))
-        if len(ranges) == 1 and not _is_point(ranges[0]):
-            self._remember(ranges[0], results[0], event)
+        if event is None:  # nothing to hand to the primitive (``_for_event``): one coroutine frame less
+            results = await kv._snapshot_read_stored(ranges, consistency)
+        else:
+            results = await kv._for_event(event, kv._snapshot_read_stored(ranges, consistency))
+        if one is not None and not point:
+            self._remember(one, results[0], event)
         return results
 
     async def atomic_write(self, checks: Sequence[Check], mutations: Sequence[Mutation], site: str) -> str | None:
@@ -81,12 +85,10 @@ class RequestRecorder:
             else:
                 kinds = ["check"] * len(checks) + [m.kind for m in mutations]
                 fp = ", ".join(f"{kind} {kv.fingerprint(k)}" for kind, k in zip(kinds, keys, strict=True))
-            event = self._event(op, keys, fp, site)
-        return await self._primitive(event, kv._atomic_write(checks, mutations))
-
-    def _primitive(self, event: TraceEvent | None, call: Awaitable[_T]) -> Awaitable[_T]:
-        """One of the wrapper's primitives, awaited with ``event`` handed to it (``CountingKv._for_event``)."""
-        return self.kv._for_event(event, call)
+            event = self._event(op, keys, site, fp)
+        if event is None:
+            return await kv._atomic_write(checks, mutations)
+        return await kv._for_event(event, kv._atomic_write(checks, mutations))
 
     def watch(self, keys: Sequence[Key]) -> AsyncIterator[list[KvEntry]]:
         """The store's ``watch`` through the counting wrapper: each yield (each message sent) is one read."""
@@ -102,17 +104,11 @@ class RequestRecorder:
 
     # -- calls and trace events ---------------------------------------------------------------------------
 
-    def _event(self, op: str, keys: tuple[Key, ...], fingerprint: str, site: str) -> TraceEvent:
-        event = self.kv._event(op, keys, fingerprint)
-        event.site = site
-        return event
-
-    def _call(self, op: str, keys: tuple[Key, ...], site: str) -> TraceEvent | None:
+    def _event(self, op: str, keys: tuple[Key, ...], site: str, fingerprint: str | None = None) -> TraceEvent:
         kv = self.kv
-        kv._calls[op] += 1
-        if not kv.tracing:
-            return None
-        return self._event(op, keys, keys_fingerprint(keys, kv.fingerprint), site)
+        if fingerprint is None:
+            fingerprint = kv.fingerprint(keys[0]) if len(keys) == 1 else keys_fingerprint(keys, kv.fingerprint)
+        return kv._event(op, keys, fingerprint, site)
 
     def _list_call(self, ranges: Sequence[ReadRange], site: str) -> TraceEvent | None:
         kv = self.kv
@@ -130,16 +126,6 @@ class RequestRecorder:
         return event
 
     # -- list batches ----------------------------------------------------------------------------------------
-
-    def _continuation(self, ranges: Sequence[ReadRange]) -> tuple[TraceEvent | None] | None:
-        if len(ranges) != 1:
-            return None
-        r = ranges[0]
-        spec = (r.start, r.end, r.limit, r.reverse)
-        if spec not in self._open_lists:
-            return None
-        event = self._open_lists.pop(spec)
-        return (event,)
 
     def _remember(self, r: ReadRange, rows: list[RawEntry], event: TraceEvent | None) -> None:
         """After a full batch, the read Deno's iterator makes next: after the last key (forward) or before it."""

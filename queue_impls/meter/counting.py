@@ -91,7 +91,10 @@ class CountingKv(Kv):
 
     # -- primitives ----------------------------------------------------------------------------------
 
-    async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
+    async def _snapshot_read(
+        self, ranges: Sequence[ReadRange], consistency: Consistency, stored: bool = False
+    ) -> list[list[RawEntry]]:
+        """The inner store's read, counted; ``stored``: its ``_snapshot_read_stored`` (values left as stored)."""
         inner = self.inner
         if inner._closed:
             inner._check_open()  # what inner._read would do first: a closed inner store costs no round trip
@@ -102,12 +105,13 @@ class CountingKv(Kv):
         event = self._take_event() if self.tracing else None  # before the first await: see _for_event
         try:
             latency = self.latency
+            read = inner._snapshot_read_stored if stored else inner._snapshot_read
             if latency is None:
-                results = await inner._snapshot_read(ranges, consistency)
+                results = await read(ranges, consistency)
             else:
                 trip = latency.start(self._rng)
                 await trip.send()
-                results = await inner._snapshot_read(ranges, consistency)
+                results = await read(ranges, consistency)
             entries = nbytes = 0
             for rows in results:
                 entries += len(rows)
@@ -122,6 +126,11 @@ class CountingKv(Kv):
             return results
         finally:
             clock.end(lane, end)
+
+    def _snapshot_read_stored(
+        self, ranges: Sequence[ReadRange], consistency: Consistency
+    ) -> Coroutine[Any, Any, list[list[RawEntry]]]:
+        return self._snapshot_read(ranges, consistency, True)  # a plain function: no coroutine frame of its own
 
     async def _atomic_write(self, checks: Sequence[Check], mutations: Sequence[Mutation]) -> str | None:
         inner = self.inner
@@ -202,9 +211,13 @@ class CountingKv(Kv):
 
     # -- tracing ---------------------------------------------------------------------------------------
 
-    def _event(self, op: str, keys: tuple[Key, ...], fingerprint: str) -> TraceEvent:
-        install_on_running_loop()
-        event = TraceEvent(len(self.trace), op, keys, fingerprint, caller_site(2), self._clock.wave())
+    def _event(self, op: str, keys: tuple[Key, ...], fingerprint: str, site: str | None = None) -> TraceEvent:
+        """A new trace event; ``site``: where the call came from, when the caller knows (a KV Connect request's
+        client), else the caller's code site (a walk up the stack)."""
+        if site is None:
+            install_on_running_loop()
+            site = caller_site(2)
+        event = TraceEvent(len(self.trace), op, keys, fingerprint, site, self._clock.wave())
         self.trace.append(event)
         return event
 

@@ -52,7 +52,7 @@ class SerialClock:
     ``clock.end(lane, end)`` once it is back; ``issued`` is the latest end of any round trip begun, which is the
     number of serial round trips so far."""
 
-    __slots__ = ("__weakref__", "_root_clock", "_root_loop", "completed", "issued", "lane_var")
+    __slots__ = ("__weakref__", "_arrivals", "_root_clock", "_root_loop", "completed", "issued", "lane_var")
 
     def __init__(self) -> None:
         self.lane_var: ContextVar[_LaneState] = ContextVar(f"kvq_lane_{id(self)}", default=None)
@@ -60,6 +60,7 @@ class SerialClock:
         self.completed = 0  # latest end of any round trip completed
         self._root_clock = 0
         self._root_loop: asyncio.AbstractEventLoop | None = None
+        self._arrivals = False  # between arrivals_begin and arrivals_end
 
     def begin(self) -> Lane:
         """Start a round trip on the current task's lane (given one first if it has none): its clock moves to the
@@ -101,16 +102,31 @@ class SerialClock:
         loop = loop or asyncio.get_running_loop()
         lane = Lane(self._root_start(loop), None) if fork is None else Lane(fork.clock, fork.lane)
         self.lane_var.set(lane)
-        _register(self)
-        install_task_factory(loop)
+        if id(self) not in _CLOCKS:  # the checks of _register and install_task_factory inline: a call each less
+            _register(self)
+        if not isinstance(loop.get_task_factory(), _ForkingTaskFactory):
+            install_task_factory(loop)
         return lane
 
     def close(self) -> None:
         """No more forks of this clock's lanes in new tasks."""
         _CLOCKS.pop(id(self), None)
 
+    def arrivals_begin(self) -> None:
+        """Lane-less contexts that make round trips from now until ``arrivals_end`` are siblings of each other and of
+        those of the event-loop pass they are in: the root rule for work that a caller knows arrived together (a
+        server's requests from one read), without scheduling the end of the pass."""
+        self._arrivals = True
+        loop = asyncio.get_running_loop()
+        if self._root_loop is not loop:  # no pass of root lanes is open: these start after everything completed
+            self._root_clock = self.completed
+            self._root_loop = None
+
+    def arrivals_end(self) -> None:
+        self._arrivals = False
+
     def _root_start(self, loop: asyncio.AbstractEventLoop) -> int:
-        if self._root_loop is not loop:
+        if self._root_loop is not loop and not self._arrivals:
             self._root_clock = self.completed
             self._root_loop = loop
             loop.call_soon(self._end_root_pass)

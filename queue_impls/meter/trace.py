@@ -20,8 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..kv.codec import Key, KeyPart, decode_key
-from ..kv.types import RawEntry
+from ..kv.codec import Key, KeyPart, decode_key, decode_value
+from ..kv.types import RawEntry, StoredValue
 
 _NAME = re.compile(r"[A-Za-z_.:\-]{0,40}")
 
@@ -82,13 +82,18 @@ class TraceEvent:
     duration_s: float = 0.0
     #: Name of the exception the call raised, if any.
     error: str | None = None
-    #: Entries the store returned, as the backend gave them (encoded keys); see ``results``.
+    #: Entries the store returned, as the backend gave them (encoded keys; a value may be a ``StoredValue``, left
+    #: as stored); see ``results``.
     raw_results: list[RawEntry] = field(default_factory=list, repr=False)
 
     @property
     def results(self) -> list[tuple[Key, Any]]:
-        """Entries the store returned, as (key, value): what the N+1 detector follows (keys decoded on demand)."""
-        return [(decode_key(raw.key), raw.value) for raw in self.raw_results]
+        """Entries the store returned, as (key, value): what the N+1 detector follows (keys and values left as stored
+        decoded on demand)."""
+        return [
+            (decode_key(raw.key), decode_value(*raw.value) if type(raw.value) is StoredValue else raw.value)
+            for raw in self.raw_results
+        ]
 
     @property
     def bytes(self) -> int:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left, insort
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from ..atomic import apply_u64
 from ..codec import ENC_U64, decode_value
 from ..contract import Kv
 from ..errors import InvalidArgumentError
-from ..types import Check, Consistency, Mutation, RawEntry, ReadRange, versionstamp_suffix
+from ..types import Check, Consistency, Mutation, RawEntry, ReadRange, StoredValue, versionstamp_suffix
+
+_Value = Callable[[bytes, int], Any]  # (payload, encoding) -> what a read returns as the entry's value
 
 
 class _Stored(NamedTuple):
@@ -36,14 +38,24 @@ class MemoryKv(Kv):
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
         now = self._now_ms()
         expired: list[bytes] = []
-        results = [self._read_range(r, now, expired) for r in ranges]
+        results = [self._read_range(r, now, expired, decode_value) for r in ranges]
         for key in expired:  # lazy purge of what the read stepped over
             self._remove(key)
         return results
 
-    def _read_range(self, r: ReadRange, now: int, expired: list[bytes]) -> list[RawEntry]:
+    async def _snapshot_read_stored(
+        self, ranges: Sequence[ReadRange], consistency: Consistency
+    ) -> list[list[RawEntry]]:
+        now = self._now_ms()
+        expired: list[bytes] = []
+        results = [self._read_range(r, now, expired, StoredValue) for r in ranges]
+        for key in expired:
+            self._remove(key)
+        return results
+
+    def _read_range(self, r: ReadRange, now: int, expired: list[bytes], value: _Value) -> list[RawEntry]:
         if r.end == r.start + b"\x00":  # a point read (get, get_many): one dict lookup, no bisection
-            return self._read_point(r.start, now, expired)
+            return self._read_point(r.start, now, expired, value)
         keys, data = self._keys, self._data
         lo, hi = bisect_left(keys, r.start), bisect_left(keys, r.end)
         indexes = range(hi - 1, lo - 1, -1) if r.reverse else range(lo, hi)
@@ -57,7 +69,7 @@ class MemoryKv(Kv):
             out.append(
                 RawEntry(
                     key,
-                    decode_value(stored.payload, stored.encoding),
+                    value(stored.payload, stored.encoding),
                     stored.versionstamp,
                     len(stored.payload),
                 )
@@ -66,14 +78,14 @@ class MemoryKv(Kv):
                 break
         return out
 
-    def _read_point(self, key: bytes, now: int, expired: list[bytes]) -> list[RawEntry]:
+    def _read_point(self, key: bytes, now: int, expired: list[bytes], value: _Value) -> list[RawEntry]:
         stored = self._data.get(key)
         if stored is None:
             return []
         if stored.expire_at_ms is not None and stored.expire_at_ms <= now:
             expired.append(key)
             return []
-        return [RawEntry(key, decode_value(stored.payload, stored.encoding), stored.versionstamp, len(stored.payload))]
+        return [RawEntry(key, value(stored.payload, stored.encoding), stored.versionstamp, len(stored.payload))]
 
     def _live(self, key: bytes, now: int) -> _Stored | None:
         stored = self._data.get(key)

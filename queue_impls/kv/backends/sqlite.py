@@ -23,7 +23,7 @@ from ..atomic import apply_u64
 from ..codec import ENC_U64, decode_value, decode_values
 from ..contract import WATCH_POLL_S, Kv
 from ..errors import BackendError, MutationTypeError
-from ..types import Check, Consistency, Mutation, MutationKind, RawEntry, ReadRange, versionstamp_suffix
+from ..types import Check, Consistency, Mutation, MutationKind, RawEntry, ReadRange, StoredValue, versionstamp_suffix
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -132,33 +132,35 @@ STATEMENTS: Final = SqliteStatements(
 )
 
 
-def _read_ranges(conn: sqlite3.Connection, ranges: Sequence[ReadRange]) -> list[list[RawEntry]]:
+def _read_ranges(conn: sqlite3.Connection, ranges: Sequence[ReadRange], stored: bool = False) -> list[list[RawEntry]]:
+    """``stored``: values as the file holds them (``StoredValue``), not decoded (``_snapshot_read_stored``)."""
     now = int(time.time() * 1000)
     if len(ranges) == 1:  # one statement is its own snapshot
-        return [_read_range(conn, ranges[0], now)]
+        return [_read_range(conn, ranges[0], now, stored)]
     if all(r.end == r.start + b"\x00" for r in ranges):  # get_many: every range one key, so one IN (...) statement
-        return _read_points(conn, ranges, now)
+        return _read_points(conn, ranges, now, stored)
     conn.execute("BEGIN")
     try:
-        return [_read_range(conn, r, now) for r in ranges]
+        return [_read_range(conn, r, now, stored) for r in ranges]
     finally:
         conn.execute("COMMIT")
 
 
-def _read_points(conn: sqlite3.Connection, ranges: Sequence[ReadRange], now: int) -> list[list[RawEntry]]:
+def _read_points(conn: sqlite3.Connection, ranges: Sequence[ReadRange], now: int, stored: bool) -> list[list[RawEntry]]:
     """Point reads of several keys in one statement (its own snapshot): results in range order, duplicates kept."""
     keys = list(dict.fromkeys(r.start for r in ranges))
     found = {row[0]: row for row in conn.execute(_select_points(len(keys)), (*map(_blob, keys), now)).fetchall()}
     per_range = [found.get(r.start) for r in ranges]
     # one decode per occurrence (a key asked twice gives two distinct values, as in Deno), the batch in one C call
-    values = iter(decode_values([(row[1], row[2]) for row in per_range if row is not None]))
+    payloads = [(row[1], row[2]) for row in per_range if row is not None]
+    values = iter([StoredValue(*p) for p in payloads] if stored else decode_values(payloads))
     new = tuple.__new__
     return [
         [] if row is None else [new(RawEntry, (row[0], next(values), row[3].hex(), len(row[1])))] for row in per_range
     ]
 
 
-def _read_range(conn: sqlite3.Connection, r: ReadRange, now: int) -> list[RawEntry]:
+def _read_range(conn: sqlite3.Connection, r: ReadRange, now: int, stored: bool) -> list[RawEntry]:
     if r.start >= r.end:
         return []
     if r.end == r.start + b"\x00":  # a point read
@@ -166,10 +168,12 @@ def _read_range(conn: sqlite3.Connection, r: ReadRange, now: int) -> list[RawEnt
         if row is None:
             return []
         v = row[0]
-        return [tuple.__new__(RawEntry, (r.start, decode_value(v, row[1]), row[2].hex(), len(v)))]
+        value = StoredValue(v, row[1]) if stored else decode_value(v, row[1])
+        return [tuple.__new__(RawEntry, (r.start, value, row[2].hex(), len(v)))]
     params = (_blob(r.start), _blob(r.end), now, r.limit)
     rows = conn.execute(_SELECT_REV if r.reverse else _SELECT_FWD, params).fetchall()
-    values = decode_values([(v, enc) for _, v, enc, _ in rows])  # the batch's plain JSON values in one C call
+    payloads = [(v, enc) for _, v, enc, _ in rows]
+    values = [StoredValue(*p) for p in payloads] if stored else decode_values(payloads)  # JSON values: one C call
     # tuple.__new__ skips the NamedTuple's Python-level __new__: same RawEntry, 0.1 us less per entry
     new, raw = tuple.__new__, RawEntry
     return [new(raw, (k, value, vs.hex(), len(v))) for (k, v, _, vs), value in zip(rows, values, strict=True)]
@@ -407,17 +411,32 @@ class SqliteKv(Kv):
         return True
 
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
+        result = self._read_here(ranges, False)
+        return await self._read_on_thread(ranges, False) if result is _HAND_OFF else result  # type: ignore[return-value]
+
+    async def _snapshot_read_stored(
+        self, ranges: Sequence[ReadRange], consistency: Consistency
+    ) -> list[list[RawEntry]]:
+        result = self._read_here(ranges, True)
+        return await self._read_on_thread(ranges, True) if result is _HAND_OFF else result  # type: ignore[return-value]
+
+    def _read_here(self, ranges: Sequence[ReadRange], stored: bool) -> object:
+        """The read on the caller's thread, or _HAND_OFF when it must go to the database thread (no connection
+        here, or the loop's connection found the file busy)."""
         reader = self._loop_conn or self._reader
-        if reader is not None:
-            try:
-                return _read_ranges(reader, ranges)
-            except sqlite3.Error as exc:
-                if reader is self._reader or not _busy(exc):
-                    raise BackendError(f"SQLite error on {self.path!r}: {exc}") from exc
-        # _run inlined: one coroutine frame less on the hottest path (every get and list batch)
+        if reader is None:
+            return _HAND_OFF
+        try:
+            return _read_ranges(reader, ranges, stored)
+        except sqlite3.Error as exc:
+            if reader is self._reader or not _busy(exc):
+                raise BackendError(f"SQLite error on {self.path!r}: {exc}") from exc
+        return _HAND_OFF
+
+    async def _read_on_thread(self, ranges: Sequence[ReadRange], stored: bool) -> list[list[RawEntry]]:
         conn = self._conn
         try:
-            result: list[list[RawEntry]] = await conn._execute(_read_ranges, conn._conn, ranges)  # type: ignore[no-untyped-call]
+            result: list[list[RawEntry]] = await conn._execute(_read_ranges, conn._conn, ranges, stored)  # type: ignore[no-untyped-call]
         except sqlite3.Error as exc:
             raise BackendError(f"SQLite error on {self.path!r}: {exc}") from exc
         return result
