@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.huey_vs import report, time_floor, time_huey, time_ours
+from tools.huey_vs import goals, report, time_floor, time_huey, time_ours
 from tools.worker_idle import add_to_handler_ms, idle_reads_per_minute
 
 
@@ -39,3 +39,22 @@ def test_huey_side_and_the_report(tmp_path: Path) -> None:
     text = report({"huey": [huey], "indexed/c1": [(huey[0] * 2, huey[1] * 3)]}, 20, 1)
     row = next(line for line in text.splitlines() if line.startswith("indexed/c1 "))
     assert "2.00x [2.00, 2.00]" in row and "3.00x [3.00, 3.00]" in row
+
+
+def test_the_goals_are_judged_on_paired_ratios() -> None:
+    huey = [(1.0, 1.0), (2.0, 2.0), (1.0, 1.0)]
+    times = {
+        "huey": huey,
+        "floor": [(0.5, 0.5)] * 3,
+        "naive/c1": [(0.9, 1.0), (1.8, 2.0), (0.9, 1.0)],
+        "naive/c8": [(0.9, 1.1), (1.8, 2.2), (0.9, 1.1)],  # 10% slower to run than c1 in every round
+        "batched/c1": [(3.0, 1.0), (6.0, 2.0), (3.0, 1.0)],
+        "batched/c8": [(3.0, 0.9), (6.0, 1.8), (3.0, 0.9)],
+    }
+    lines = goals(times)
+    assert "[   met] naive/c1 add at most 1.0x huey: 0.90x [0.90, 0.90]" in lines
+    assert "[MISSED] naive/c8 run at most 1.0x huey: 1.10x [1.10, 1.10]" in lines
+    assert "[MISSED] batched/c1 add at most 1.0x huey: 3.00x [3.00, 3.00]" in lines
+    assert "[MISSED] naive run at concurrency 8 not slower than at 1: c8 / c1 1.10x [1.10, 1.10]" in lines
+    assert "[   met] batched run at concurrency 8 not slower than at 1: c8 / c1 0.90x [0.90, 0.90]" in lines
+    assert not any("floor" in line for line in lines)  # the floor is a bound, not a contender with goals

@@ -144,7 +144,28 @@ def report(times: dict[str, list[tuple[float, float]]], jobs: int, rounds: int) 
             [name, f"{add * 1e6:.0f} us", f"{run_ * 1e6:.0f} us", format_ratio(add_ratio), format_ratio(run_ratio)]
         )
     lines += grid(["contender", "add", "run", "add / huey", "run / huey"], rows)
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", *goals(times)]) + "\n"
+
+
+def goals(times: dict[str, list[tuple[float, float]]]) -> list[str]:
+    """The worker path's two goals, judged on the medians: every layout at most 1.0x huey to add and to run, and a
+    job's run at concurrency 8 never slower than at 1 (c8 / c1 within each round, median [95% interval])."""
+    huey = times["huey"]
+    lines = []
+    for name, values in times.items():
+        if "/c" not in name:
+            continue
+        for phase, i in (("add", 0), ("run", 1)):
+            ratio = median_interval(ratios([v[i] for v in values], [h[i] for h in huey]))
+            met = "   met" if ratio.median <= 1.0 else "MISSED"
+            lines.append(f"[{met}] {name} {phase} at most 1.0x huey: {format_ratio(ratio)}")
+    for layout in dict.fromkeys(name.split("/c")[0] for name in times if "/c" in name):
+        c1, c8 = times.get(f"{layout}/c1"), times.get(f"{layout}/c8")
+        if c1 and c8:
+            ratio = median_interval(ratios([v[1] for v in c8], [v[1] for v in c1]))
+            met = "   met" if ratio.median <= 1.0 else "MISSED"
+            lines.append(f"[{met}] {layout} run at concurrency 8 not slower than at 1: c8 / c1 {format_ratio(ratio)}")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
