@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from queue_impls.kv import KvU64, MutationTypeError, open_kv
+from queue_impls.kv import BackendError, KvU64, MutationTypeError, open_kv
 from queue_impls.kv.backends import sqlite as sqlite_backend
 from queue_impls.kv.backends.sqlite import SqliteKv
 from queue_impls.meter import CountingKv
@@ -237,3 +237,19 @@ async def test_versionstamps_keep_rising_when_two_stores_take_turns_on_one_file(
             await failed.commit()
         after = (await a.set(("y",), 1)).versionstamp
         assert after is not None and after > stamps[-1]
+
+
+@pytest.mark.parametrize("on_loop", [True, False], ids=["loop", "thread"])
+async def test_a_full_database_says_so_and_keeps_what_was_committed(tmp_path: Path, on_loop: bool) -> None:
+    """SQLite rolls a transaction back itself when the file is full: the error is the full file, not a failed
+    ROLLBACK, and what was committed before is still read."""
+    async with store(tmp_path / "small.db", on_loop=on_loop) as kv:
+        await kv.set(("kept",), "x")
+        for conn in (kv._loop_conn, kv._conn._conn):
+            if conn is not None:
+                (pages,) = conn.execute("PRAGMA page_count").fetchone()
+                conn.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(BackendError, match="database or disk is full"):
+            for i in range(100):
+                await kv.set(("big", i), "y" * 3000)
+        assert (await kv.get(("kept",))).value == "x"

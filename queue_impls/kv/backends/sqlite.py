@@ -205,7 +205,8 @@ def _write(
         cur.execute("COMMIT")
     except BaseException:
         last[0] = -1  # the counter is what it was before this commit: read it again next time
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may have rolled it back itself (a full disk): a ROLLBACK would then raise
+            conn.execute("ROLLBACK")  # "no transaction is active" in place of the error that ended it
         raise
     result: str = stamp.hex()
     return result
