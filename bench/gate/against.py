@@ -290,7 +290,8 @@ def _looks_slower(clocks: list[list[list[float]]], config: GateConfig) -> bool:
 def judge_clocks(
     wall: dict[str, list[list[float]]], cpu: dict[str, list[list[float]]], config: GateConfig
 ) -> tuple[list[Finding], list[str]]:
-    """Slowdowns on either clock, one finding per benchmark (the clock whose interval clears its noise by more)."""
+    """Slowdowns on either clock, one finding per benchmark (when both clocks find one, the one whose interval's
+    lower bound is the higher)."""
     found, notes = judge_times(wall, config)
     if not cpu:
         notes.append("CPU time: not reported by both trees (a ref from before it was); judged on wall time alone.")

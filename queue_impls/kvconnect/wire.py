@@ -115,7 +115,7 @@ def read_output(results: Sequence[Sequence[RawEntry]], values: EncodedValues | N
         entries = []
         for raw in rows:
             value = raw.value
-            if type(value) is StoredValue and (value.encoding != ENC_SERIALIZED or value.payload[:1] == _V8):
+            if _as_stored(value):
                 data, encoding = value.payload, _WIRE_ENCODING[value.encoding]
             elif values is None:
                 data, encoding = wire_value(value)
@@ -160,10 +160,16 @@ _VERSIONSTAMP_FIELD = b"\x22\x0a"  # field 4, 10 bytes follow
 _READ_OUTPUT_TAIL = b"\x20\x01\x40" + _varint(pb.SR_SUCCESS)
 
 
+def _as_stored(value: Any) -> bool:
+    """A value left as stored whose payload is already the wire's: bytes, a u64, or a V8 serialisation (what a Deno
+    client wrote). This project's own serialisation is not: V8's is made of the decoded value."""
+    return type(value) is StoredValue and (value.encoding != ENC_SERIALIZED or value.payload[:1] == _V8)
+
+
 def wire_value(value: Any) -> tuple[bytes, int]:
     """A value as the wire carries it: raw bytes, a little-endian u64, or V8's serialisation."""
     if type(value) is StoredValue:
-        if value.encoding != ENC_SERIALIZED or value.payload[:1] == _V8:
+        if _as_stored(value):
             return value.payload, _WIRE_ENCODING[value.encoding]
         value = decode_value(*value)  # this project's own serialisation: V8's is made of the value
     if type(value) is bytes:

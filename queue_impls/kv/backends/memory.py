@@ -36,20 +36,18 @@ class MemoryKv(Kv):
         self._changed: asyncio.Event | None = None  # set and replaced by every commit while a watch waits
 
     async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
-        now = self._now_ms()
-        expired: list[bytes] = []
-        results = [self._read_range(r, now, expired, decode_value) for r in ranges]
-        for key in expired:  # lazy purge of what the read stepped over
-            self._remove(key)
-        return results
+        return self._read_with(ranges, decode_value)
 
     async def _snapshot_read_stored(
         self, ranges: Sequence[ReadRange], consistency: Consistency
     ) -> list[list[RawEntry]]:
+        return self._read_with(ranges, StoredValue)
+
+    def _read_with(self, ranges: Sequence[ReadRange], value: _Value) -> list[list[RawEntry]]:
         now = self._now_ms()
         expired: list[bytes] = []
-        results = [self._read_range(r, now, expired, StoredValue) for r in ranges]
-        for key in expired:
+        results = [self._read_range(r, now, expired, value) for r in ranges]
+        for key in expired:  # lazy purge of what the read stepped over
             self._remove(key)
         return results
 
