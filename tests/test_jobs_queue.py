@@ -20,6 +20,7 @@ from queue_impls.jobs import (
     Worker,
     check_integrity,
 )
+from queue_impls.jobs.claims import read_candidates
 from queue_impls.kv import Kv
 
 from .jobs_support import clock, failing, kv_factory, layout, queue, recorder  # noqa: F401
@@ -400,3 +401,65 @@ async def test_an_expired_last_attempt_is_dead_lettered(queue: Queue, clock: Fak
     assert (dead.id, dead.status, dead.error) == (job_id, JobStatus.FAILED, "lease of worker crashed expired")
     assert await queue.stats() == {"pending": 0, "running": 0, "completed": 0, "failed": 1}
     await assert_consistent(queue, clock)
+
+
+async def test_a_finish_and_claim_of_the_same_name_leaves_out_the_counter_sums_that_cancel(
+    kv: Kv, layout: str, clock: FakeClock
+) -> None:
+    # The commit that ends one job and claims the next of its name: running -1 +1 and active -1 +1 net to nothing,
+    # so neither counter is written; pending -1 and completed +1 are. A claim of another name keeps both active sums.
+    from queue_impls.jobs.keys import active_key, count_key
+    from queue_impls.meter import CountingKv
+
+    counting = CountingKv(kv, trace=True)
+    q = Queue(counting, layout, clock)
+    for name in ("a", "a", "b"):
+        await q.add(name, None)
+    [held] = await q.claim("w", ["a"])
+    sums = {"running": count_key("running"), "active a": active_key("a"), "active b": active_key("b")}
+
+    def commit_keys() -> set[tuple[object, ...]]:
+        [commit] = [e for e in counting.trace if e.op == "commit"][-1:]
+        return set(commit.keys)
+
+    candidates = await read_candidates(counting, None, 2)
+    same = [c for c in candidates if c.job.name == "a"]
+    claimed, lost = await q.finish_and_claim([(held, q.outcome(held, None))], "w", same, ["a"])
+    assert (len(claimed), lost) == (1, [])
+    keys = commit_keys()
+    assert sums["running"] not in keys and sums["active a"] not in keys
+    assert {count_key("pending"), count_key("completed")} <= keys
+    assert await q.stats() == {"pending": 1, "running": 1, "completed": 1, "failed": 0}
+
+    other = [c for c in await read_candidates(counting, None, 2) if c.job.name == "b"]
+    claimed_b, _ = await q.finish_and_claim([(claimed[0], q.outcome(claimed[0], None))], "w", other, ["b"])
+    assert len(claimed_b) == 1 and {sums["active a"], sums["active b"]} <= commit_keys()
+    assert await q.stats() == {"pending": 0, "running": 1, "completed": 2, "failed": 0}
+    await assert_consistent(q, clock)
+
+
+async def test_a_limited_name_keeps_its_limit_when_its_counter_sums_cancel(
+    kv: Kv, layout: str, clock: FakeClock
+) -> None:
+    # Limit 2, one job running. A commit that ends it and claims the next (active -1 +1, left out) leaves the counter
+    # as it was, so a claim by another worker that decided on that same value still commits, and then the name is
+    # full: at most 2 ever run, whoever read the counter when.
+    q1, q2, q3 = (Queue(kv, layout, clock) for _ in range(3))
+    await q1.set_concurrency("a", 2)
+    for _ in range(4):
+        await q1.add("a", None)
+    [held] = await q1.claim("w1", ["a"])
+    for q in (q1, q2, q3):
+        await q.limits.refresh(kv, ["a"])  # every worker knows active = 1 (one slot free)
+    seen_by_2 = await read_candidates(kv, ["a"], 2)
+    seen_by_3 = await read_candidates(kv, ["a"], 2)
+    candidates = [c for c in await read_candidates(kv, ["a"], 2) if c.job.id != held.job.id]
+    claimed, _ = await q1.finish_and_claim([(held, q1.outcome(held, None))], "w1", candidates, ["a"])
+    assert len(claimed) == 1
+    taken = {claimed[0].job.id}
+    got_2 = await q2.claim_from("w2", [c for c in seen_by_2 if c.job.id not in taken], ["a"])
+    assert len(got_2) == 1
+    taken.add(got_2[0].job.id)
+    assert await q3.claim_from("w3", [c for c in seen_by_3 if c.job.id not in taken], ["a"]) == []
+    assert (await q1.stats())["running"] == 2
+    await assert_consistent(q1, clock)

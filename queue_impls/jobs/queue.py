@@ -147,8 +147,7 @@ class Queue:
         # check_value) and set in one run (going through both costs add 1 to 2.5% more instructions).
         items = [*self.layout.shared_entries(job, value).items(), *self._queue_entries(job, now, value)]
         set_grouped(op, items, (value, encoded))
-        op.sum(VERSION, 1)
-        _count(op, None, job.status)
+        Sums().add(VERSION, 1).count(None, job.status).into(op)
         await self._commit_or_raise(op, f"add of job {job.id}")
         await self._emit(JobEventType.ADDED, job)
         return job.id
@@ -210,8 +209,9 @@ class Queue:
             )  # fmt: skip
             op = self.kv.atomic().check(entry).delete(dead_key(job_id))
             self.layout.put(op, job, new)
-            self._enqueue(op, new, now)
-            _count(op, job.status, new.status)
+            sums = Sums().count(job.status, new.status)
+            self._enqueue(op, new, now, sums)
+            sums.into(op)
             if (await op.commit()).ok:
                 return
         raise ContentionError(f"retry of job {job_id} lost {MAX_CAS_ATTEMPTS} races in a row")
@@ -226,8 +226,9 @@ class Queue:
                 return False
             op = self.kv.atomic().check(entry).check(lease)
             self.layout.put(op, job, None)
-            self._leave_status(op, job, lease)
-            _count(op, job.status, None)
+            sums = Sums().count(job.status, None)
+            self._leave_status(op, job, lease, sums)
+            sums.into(op)
             if (await op.commit()).ok:
                 return True
         raise ContentionError(f"delete of job {job_id} lost {MAX_CAS_ATTEMPTS} races in a row")
@@ -295,7 +296,9 @@ class Queue:
     async def _claim_together(self, picked: Sequence[Candidate], worker: str, lease: float) -> list[Lease] | None:
         """All of ``picked`` in one commit; None if it failed (a candidate taken, a limit or count changed)."""
         op = self.kv.atomic()
-        drafts = self._claim_into(op, picked, worker, lease)
+        sums = Sums()
+        drafts = self._claim_into(op, picked, worker, lease, sums)
+        sums.into(op)
         versionstamp = await self._try_commit(op)
         return None if versionstamp is None else await self._claimed(drafts, worker, versionstamp)
 
@@ -311,12 +314,15 @@ class Queue:
     ) -> tuple[list[Lease], list[Lease]]:
         """Write the outcomes (``new`` from outcome()) of held jobs and claim up to ``max_jobs`` of ``candidates``,
         all in one commit. Returns (claimed leases, leases found lost). If the commit fails, each outcome is
-        written on its own (fenced as ever) and nothing is claimed."""
+        written on its own (fenced as ever) and nothing is claimed. Counter sums are netted over the commit (see
+        Sums)."""
         op = self.kv.atomic()
+        sums = Sums()  # a job that ends and its successor of the same name: the counters net to no change
         for held, new in finished:
-            self._finish_into(op, held, new)
+            self._finish_into(op, held, new, sums)
         picked = pick(candidates, max_jobs, names, self.limits)[0] if max_jobs > 0 else []
-        drafts = self._claim_into(op, picked, worker, lease)
+        drafts = self._claim_into(op, picked, worker, lease, sums)
+        sums.into(op)
         versionstamp = await self._try_commit(op)
         if versionstamp is None:
             return [], await self._finish_each(finished)
@@ -378,16 +384,20 @@ class Queue:
             saturated.add(name)
             return None
         op = self.kv.atomic().check(record)
-        drafts = self._claim_into(op, [Candidate(candidate.entry, job)], worker, lease)
+        sums = Sums()
+        drafts = self._claim_into(op, [Candidate(candidate.entry, job)], worker, lease, sums)
+        sums.into(op)
         versionstamp = await self._try_commit(op)
         if versionstamp is None:
             return None
         [claimed] = await self._claimed(drafts, worker, versionstamp)
         return claimed
 
-    def _claim_into(self, op: AtomicOperation, picked: Sequence[Candidate], worker: str, lease: float) -> list[Lease]:
+    def _claim_into(
+        self, op: AtomicOperation, picked: Sequence[Candidate], worker: str, lease: float, sums: Sums
+    ) -> list[Lease]:
         """Add the claims of ``picked`` to ``op``: each job running with a lease, its ready entries gone, the
-        counters moved; checked against each ready entry and each name's limit (and active count) as last known.
+        counters moved (in ``sums``, which the caller adds to ``op``); checked against each ready entry and each name's limit (and active count) as last known.
         Returns the leases, whose versionstamps are filled in by _claimed."""
         now = self.clock.now()
         until_ms = ms_ceil(now + lease)
@@ -408,8 +418,7 @@ class Queue:
             self.layout.put(op, job, new)
             op.set(lease_key(job.id), {"worker": worker, "until_ms": until_ms, "name": job.name})
             op.set(expiry_key(until_ms, job.id), job.name)
-            op.sum(active_key(job.name), 1)
-            _count(op, job.status, new.status)
+            sums.add(active_key(job.name), 1).count(job.status, new.status)
             limited = (known := self.limits.get(job.name)) is not None and known.limit.value is not None
             drafts.append(Lease(new, worker, until_ms, "", "", limited))
         return drafts
@@ -508,9 +517,10 @@ class Queue:
         new = self._after_failure(job, error)
         op = self.kv.atomic().check(record).check(lease).check(expiry)
         self.layout.put(op, job, new)
-        self._leave_status(op, job, lease)
-        self._enter_status(op, new)
-        _count(op, job.status, new.status)
+        sums = Sums().count(job.status, new.status)
+        self._leave_status(op, job, lease, sums)
+        self._enter_status(op, new, sums)
+        sums.into(op)
         if not (await op.commit()).ok:
             return 0
         await self._emit_failure(new, error)
@@ -520,22 +530,25 @@ class Queue:
 
     async def _finish(self, held: Lease, new: Job) -> None:
         op = self.kv.atomic()
-        self._finish_into(op, held, new)
+        sums = Sums()
+        self._finish_into(op, held, new, sums)
+        sums.into(op)
         if not (await op.commit()).ok:
             raise LeaseLostError(
                 f"Worker {held.worker} lost its lease on job {held.job.id}: its result was not written"
             )
 
-    def _finish_into(self, op: AtomicOperation, held: Lease, new: Job) -> None:
-        """The job leaves running for ``new``'s status, fenced by the versionstamps of its claim/last renewal."""
+    def _finish_into(self, op: AtomicOperation, held: Lease, new: Job, sums: Sums) -> None:
+        """The job leaves running for ``new``'s status, fenced by the versionstamps of its claim/last renewal; its
+        counter sums go to ``sums``, which the caller adds to ``op``."""
         job_id = held.job.id
         op.check(record_key(job_id), held.job_versionstamp).check(lease_key(job_id), held.lease_versionstamp)
         self.layout.put(op, held.job, new)
-        op.delete(lease_key(job_id)).delete(expiry_key(held.until_ms, job_id)).sum(active_key(new.name), MINUS_ONE)
-        self._enter_status(op, new)
-        _count(op, held.job.status, new.status)
+        op.delete(lease_key(job_id)).delete(expiry_key(held.until_ms, job_id))
+        sums.add(active_key(new.name), MINUS_ONE).count(held.job.status, new.status)
+        self._enter_status(op, new, sums)
         if held.limited:
-            op.sum(VERSION, 1)  # a slot of a limited name is free: wake the workers waiting for one
+            sums.add(VERSION, 1)  # a slot of a limited name is free: wake the workers waiting for one
 
     async def _finish_each(self, finished: Sequence[tuple[Lease, Job]]) -> list[Lease]:
         """Write outcomes one commit each; returns the leases found lost (their outcome was not written)."""
@@ -563,12 +576,12 @@ class Queue:
         backoff = self.backoff if job.backoff is None else Backoff.from_value(job.backoff)
         return job.replace(status=JobStatus.PENDING, run_at=now + backoff.delay(job.attempts, self.rng), **common)
 
-    def _enqueue(self, op: AtomicOperation, job: Job, now: float) -> None:
+    def _enqueue(self, op: AtomicOperation, job: Job, now: float, sums: Sums) -> None:
         # Compare in seconds: a job due now is ready now, whatever the sub-millisecond part of the clock.
         # Only a job due later is keyed by its time, rounded up so promotion can never start it early.
         # The queue entries hold the job itself, so a claim commits without reading the record.
         set_grouped(op, self._queue_entries(job, now, job.to_value()))
-        op.sum(VERSION, 1)  # wake the idle workers: a job to claim, or an earlier due time to wait for
+        sums.add(VERSION, 1)  # wake the idle workers: a job to claim, or an earlier due time to wait for
 
     @staticmethod
     def _queue_entries(job: Job, now: float, value: dict[str, Any]) -> list[tuple[Key, Any]]:
@@ -580,14 +593,14 @@ class Queue:
             ]
         return [(delayed_key(ms_ceil(job.run_at), job.id), value)]
 
-    def _enter_status(self, op: AtomicOperation, job: Job) -> None:
+    def _enter_status(self, op: AtomicOperation, job: Job, sums: Sums) -> None:
         """The queue entry of a job leaving the running state: a ready/delayed entry or a dead letter."""
         if job.status == JobStatus.PENDING:
-            self._enqueue(op, job, self.clock.now())
+            self._enqueue(op, job, self.clock.now(), sums)
         elif job.status == JobStatus.FAILED:
             op.set(dead_key(job.id), job.to_value())
 
-    def _leave_status(self, op: AtomicOperation, job: Job, lease: KvEntry) -> None:
+    def _leave_status(self, op: AtomicOperation, job: Job, lease: KvEntry, sums: Sums) -> None:
         """Delete the queue entries of the job's current status (used by delete and the reaper)."""
         if job.status == JobStatus.PENDING:
             op.delete(ready_key(job.priority, job.id)).delete(ready_by_name_key(job.name, job.priority, job.id))
@@ -596,7 +609,7 @@ class Queue:
             op.delete(dead_key(job.id))
         elif job.status == JobStatus.RUNNING and lease.value is not None:
             op.delete(lease.key).delete(expiry_key(int(lease.value["until_ms"]), job.id))
-            op.sum(active_key(job.name), MINUS_ONE)
+            sums.add(active_key(job.name), MINUS_ONE)
 
     async def _commit_or_raise(self, op: AtomicOperation, what: str) -> None:
         if not (await op.commit()).ok:
@@ -617,13 +630,34 @@ class Queue:
             log.exception("event hook failed on %s of job %s", kind.value, job.id)
 
 
-def _count(op: AtomicOperation, old: JobStatus | None, new: JobStatus | None) -> None:
-    if old == new:
-        return
-    if old is not None:
-        op.sum(count_key(old.value), MINUS_ONE)
-    if new is not None:
-        op.sum(count_key(new.value), 1)
+class Sums:
+    """The counter sums of one commit (status counts, active counts, the version key), netted per key: sums that
+    cancel out (a job that ends and its successor of the same name claimed in the same commit: running -1 +1,
+    active -1 +1) are left out of the commit, and several on one key are one sum. A counter whose value does not
+    change needs no write: a claim that checked it decided on that same value. Sums are modulo 2**64 as KvU64's."""
+
+    __slots__ = ("_by_key",)
+
+    def __init__(self) -> None:
+        self._by_key: dict[Key, int] = {}
+
+    def add(self, key: Key, amount: int) -> Sums:
+        self._by_key[key] = (self._by_key.get(key, 0) + amount) & MINUS_ONE
+        return self
+
+    def count(self, old: JobStatus | None, new: JobStatus | None) -> Sums:
+        """A job moves from status ``old`` to ``new`` (None: it is added, or deleted)."""
+        if old != new:
+            if old is not None:
+                self.add(count_key(old.value), MINUS_ONE)
+            if new is not None:
+                self.add(count_key(new.value), 1)
+        return self
+
+    def into(self, op: AtomicOperation) -> None:
+        for key, amount in self._by_key.items():
+            if amount:
+                op.sum(key, amount)
 
 
 def _u64(entry: KvEntry) -> int:
