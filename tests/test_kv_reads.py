@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,8 @@ import pytest
 from queue_impls.kv import InvalidArgumentError, Kv, KvClosedError, KvEntry, KvU64, TooManyRangesError, open_kv
 from queue_impls.kv.backends.memory import MemoryKv
 from queue_impls.kv.backends.sqlite import SqliteKv
-from queue_impls.kv.codec import decode_value, encode_key
-from queue_impls.kv.types import ReadRange, StoredValue
+from queue_impls.kv.codec import decode_key, decode_value, encode_key
+from queue_impls.kv.types import Consistency, RawEntry, ReadRange, StoredValue
 from queue_impls.meter import CountingKv
 
 from .kv_vectors import spy_reads
@@ -163,3 +164,23 @@ async def test_a_stored_read_of_sqlite_read_on_the_loop(tmp_path: Path) -> None:
         assert kv.read_on_loop()
         given = await _check_stored_reads(kv)
         assert given and all(isinstance(v, StoredValue) for v in given)
+
+
+async def test_a_store_that_overrides_its_read_is_read_through_it_by_the_stored_read(tmp_path: Path) -> None:
+    """A subclass that rewrites what its parent reads, and says nothing of the stored read, must not have the
+    KV Connect server (which reads with ``_snapshot_read_stored``) serve the parent's entries past the override."""
+
+    class Hiding(MemoryKv):
+        async def _snapshot_read(self, ranges: Sequence[ReadRange], consistency: Consistency) -> list[list[RawEntry]]:
+            rows = await super()._snapshot_read(ranges, consistency)
+            return [[r for r in found if r.key != encode_key(("secret",))] for found in rows]
+
+    kv = Hiding()
+    await kv.set(("secret",), 1)
+    await kv.set(("shown",), 2)
+    everything = [ReadRange(b"", b"\xff", 10)]
+    [stored] = await kv._snapshot_read_stored(everything, "strong")
+    assert [decode_key(r.key) for r in stored] == [("shown",)]
+    [plain] = await MemoryKv()._snapshot_read_stored(everything, "strong")  # the parent keeps its own
+    assert plain == []
+    await kv.close()

@@ -116,6 +116,14 @@ class Kv(abc.ABC):
     def __init__(self) -> None:
         self._closed = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that overrides ``_snapshot_read`` but not ``_snapshot_read_stored`` (say, a store that filters
+        or rewrites what it reads) gets the default stored read, which goes through its ``_snapshot_read``: an
+        inherited stored read would serve its parent's entries past the override."""
+        super().__init_subclass__(**kwargs)
+        if "_snapshot_read" in cls.__dict__ and "_snapshot_read_stored" not in cls.__dict__:
+            cls._snapshot_read_stored = Kv._snapshot_read_stored  # type: ignore[method-assign]
+
     # -- primitives --------------------------------------------------------------------------------
 
     @abc.abstractmethod
