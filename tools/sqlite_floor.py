@@ -4,11 +4,12 @@ The least the backend's design (one hop to a database thread per round trip) can
 code: no key/value encoding, validation or entry objects. It runs the statements the backend publishes
 (``STATEMENTS``). A read is one statement through a bare aiosqlite connection's public ``execute_fetchall`` (one hop
 to its thread, as the backend's reads take); get_many is one ``IN (...)`` statement, as the backend's. A write is
-``BEGIN IMMEDIATE``, the versionstamp bump and read, the upserts and ``COMMIT``, which aiosqlite's public API cannot send in one
-hop: writes run on an independent minimal program instead, the standard library's ``sqlite3`` on a thread of its
-own, fed through a ``SimpleQueue``, each result handed back with ``call_soon_threadsafe`` (aiosqlite's hop written
-out, without its coroutine layers: a little cheaper, so the write floor errs low). Neither reaches into aiosqlite's or
-the backend's internals. Writes leave out the backend's expiry purge.
+``BEGIN IMMEDIATE``, ``PRAGMA data_version`` (and a versionstamp reservation when the backend's scheme takes one), the
+upserts and ``COMMIT``, which aiosqlite's public API cannot send in one hop: writes run on an independent minimal
+program instead, the standard library's ``sqlite3`` on a thread of its own, fed through a ``SimpleQueue``, each
+result handed back with ``call_soon_threadsafe`` (aiosqlite's hop written out, without its coroutine layers: a little
+cheaper, so the write floor errs low). Neither reaches into aiosqlite's or the backend's internals. Writes leave out
+the backend's expiry purge.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, cast
 
 import aiosqlite
 
-from queue_impls.kv.backends.sqlite import STATEMENTS
+from queue_impls.kv.backends.sqlite import STATEMENTS, VERSION_BLOCK
 
 Row = tuple[Any, ...]
 #: (encoded key, encoded value, value encoding) of one upsert.
@@ -37,17 +38,26 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _write(conn: sqlite3.Connection, rows: Sequence[WriteRow]) -> bytes:
+def _write(conn: sqlite3.Connection, rows: Sequence[WriteRow], reserved: list[int]) -> bytes:
+    """``reserved``: [data_version, next counter, last counter] of the versionstamps this connection reserved (the
+    backend's scheme, ``VERSION_BLOCK`` at a time; data_version -1: none)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(STATEMENTS.bump_version)
-        (counter,) = conn.execute(STATEMENTS.read_version).fetchone()
+        (data_version,) = conn.execute(STATEMENTS.data_version).fetchone()
+        counter = reserved[1]
+        if data_version != reserved[0] or counter > reserved[2]:
+            conn.execute(STATEMENTS.reserve_versions, (VERSION_BLOCK,))
+            (mark,) = conn.execute(STATEMENTS.read_version).fetchone()
+            counter = mark - VERSION_BLOCK + 1
+            reserved[:] = [data_version, counter, mark]
+        reserved[1] = counter + 1
         stamp: bytes = counter.to_bytes(8, "big") + b"\x00\x00"
         blob = bytearray(stamp)  # blobs bound as bytearray, as the backend binds them (STATEMENTS)
         for key, payload, encoding in rows:
             conn.execute(STATEMENTS.upsert, (bytearray(key), bytearray(payload), encoding, blob, None))
         conn.execute("COMMIT")
     except BaseException:
+        reserved[0] = -1
         conn.execute("ROLLBACK")
         raise
     return stamp
@@ -110,6 +120,7 @@ class SqliteFloor:
         self._reads = reads
         self._writer = writer
         self._many: dict[int, str] = {}  # get_many's statement per key count, built once
+        self._reserved = [-1, 1, 0]  # the writer connection's versionstamps (see _write), used on its thread only
 
     # execute_fetchall returns fetchall's list: cast, not copied, so a call costs what the bare connection's does
     async def get(self, key: bytes) -> list[Row]:
@@ -128,7 +139,7 @@ class SqliteFloor:
 
     def write(self, rows: Sequence[WriteRow]) -> asyncio.Future[bytes]:
         """Upsert ``rows`` in one commit under a new versionstamp (returned)."""
-        return self._writer.hop(_write, rows)
+        return self._writer.hop(_write, rows, self._reserved)
 
 
 @contextlib.asynccontextmanager

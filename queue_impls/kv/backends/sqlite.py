@@ -1,8 +1,15 @@
-"""SQLite backend (the embedded default): encoded keys as BLOB primary keys, WAL, a versionstamp counter in the file.
+"""SQLite backend (the embedded default): encoded keys as BLOB primary keys, WAL, versionstamps reserved in blocks.
 
 A database file is read and written on the caller's thread (the event loop's) through a connection that never waits
 for a lock: when another connection holds one, that call goes to aiosqlite's database thread, which waits there.
 An in-memory database (or ``on_loop=False``) runs every primitive on that thread: one hop per round trip.
+
+Versionstamps rise strictly in commit order across every connection and process on a file, without a write per
+commit: the file keeps a high-water mark (``kv_meta`` 'version': no versionstamp ever issued is above it), and a
+connection moves it on by ``VERSION_BLOCK`` in a commit to reserve the versionstamps above the old mark. It issues
+them in its later commits for as long as no other connection has committed (``PRAGMA data_version``, read inside the
+write transaction, is unchanged); once one has, or the block is used up, its next commit reserves again above the
+mark. A commit that rolls back drops the connection's reservation, so a versionstamp may be skipped, never reused.
 """
 
 from __future__ import annotations
@@ -46,13 +53,13 @@ _UPSERT = (
     "INSERT INTO kv (k, v, enc, vs, exp) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (k) DO UPDATE SET v = excluded.v, enc = excluded.enc, vs = excluded.vs, exp = excluded.exp"
 )
-# Two statements, not one UPDATE ... RETURNING: that one cost 11 K instructions more per commit than both of these
-# (callgrind, through Python's sqlite3; RETURNING collects its rows in a temporary table).
-_BUMP_VERSION = "UPDATE kv_meta SET value = value + 1 WHERE name = 'version'"
+# Moves only when another connection (this store's other one, another process) has committed, whatever it wrote;
+# reading it writes nothing and reads no page.
+_DATA_VERSION = "PRAGMA data_version"
+# A reservation: two statements, not one UPDATE ... RETURNING, which cost 11 K instructions more per commit than both
+# of these (callgrind, through Python's sqlite3; RETURNING collects its rows in a temporary table).
+_RESERVE_VERSIONS = "UPDATE kv_meta SET value = value + ? WHERE name = 'version'"
 _READ_VERSION = "SELECT value FROM kv_meta WHERE name = 'version'"
-# The common case in one statement: the counter is still the one this store last wrote or read (no other connection
-# has committed since), so it moves to the next one without being read; rowcount 0 sends it the two-statement way.
-_NEXT_VERSION = "UPDATE kv_meta SET value = ? WHERE name = 'version' AND value = ?"
 _PURGE = "DELETE FROM kv WHERE exp IS NOT NULL AND exp <= ?"
 _DELETE = "DELETE FROM kv WHERE k = ?"
 #: sum/min/max in one statement: (k, operand as 8 little-endian bytes, vs, kind, now). An expired entry counts as
@@ -70,6 +77,11 @@ _LOOP_PRAGMAS = ("busy_timeout = 0", "synchronous = NORMAL", "wal_autocheckpoint
 #: Commits on the loop's connection between two passive checkpoints on the thread: SQLite's own default is one per
 #: 1,000 WAL pages, and a commit of the queue writes 2 to 6 pages.
 CHECKPOINT_EVERY: Final = 250
+#: Versionstamps one reservation takes (see the module docstring): a commit that reserves writes one page more (the
+#: ``kv_meta`` row), so one in this many commits of a connection does while it is the only one committing. Commits
+#: of two connections that alternate reserve every time and move the versionstamp on by this much: 2**63 / 1024 is
+#: still 9 * 10**15 commits.
+VERSION_BLOCK: Final = 1024
 #: Seconds between two purges of expired entries by one store (each in a commit): reads and checks never see an
 #: expired entry, so the purge only frees space, and a statement per commit would cost more than the space is worth.
 PURGE_EVERY_S: Final = 1.0
@@ -90,9 +102,10 @@ def _select_points(n: int) -> str:
 class SqliteStatements:
     """The SQL this backend runs, by role, exactly as it runs it. Keys and values are the codec's bytes, bound as
     ``bytearray`` (see ``_blob``); ``now`` is unix milliseconds (an entry whose ``exp`` has passed is not live); a
-    write runs in ``BEGIN IMMEDIATE`` ... ``COMMIT``: ``check`` per check, ``next_version`` (or, when that changes no
-    row, ``bump_version`` and ``read_version``), one ``upsert``/``delete``/``u64_upsert`` per mutation (a run of one
-    of them sent as one ``executemany``), then ``purge`` (at most once per ``PURGE_EVERY_S`` per store)."""
+    write runs in ``BEGIN IMMEDIATE`` ... ``COMMIT``: ``check`` per check, ``data_version`` (and, when another
+    connection has committed since this one's reservation or that is used up, ``reserve_versions`` and
+    ``read_version``), one ``upsert``/``delete``/``u64_upsert`` per mutation (a run of one of them sent as one
+    ``executemany``), then ``purge`` (at most once per ``PURGE_EVERY_S`` per store)."""
 
     pragmas: tuple[str, ...]  # run on every connection
     file_pragmas: tuple[str, ...]  # and on a database file's
@@ -100,9 +113,9 @@ class SqliteStatements:
     check: str  # (key, now) -> (vs,)
     list_forward: str  # (start, end, now, limit) -> (k, v, enc, vs) in key order
     list_reverse: str  # the same in reverse key order
-    bump_version: str  # (): the versionstamp counter plus one
-    read_version: str  # () -> (counter,): the commit's versionstamp is counter.to_bytes(8, "big") + b"\x00\x00"
-    next_version: str  # (counter + 1, counter): the counter moved on if it was still counter (rowcount 1)
+    data_version: str  # () -> (n,): n moves when another connection commits; a reservation holds while it does not
+    reserve_versions: str  # (VERSION_BLOCK,): the high-water mark moved on by a block
+    read_version: str  # () -> (mark,): a versionstamp is counter.to_bytes(8, "big") + b"\x00\x00", counter <= mark
     upsert: str  # (k, v, enc, vs, exp)
     u64_upsert: str  # (k, operand, vs, kind, now): a sum/min/max, through the SQL function kvq_u64 (_u64_sql)
     delete: str  # (k,)
@@ -122,9 +135,9 @@ STATEMENTS: Final = SqliteStatements(
     _SELECT_STAMP,
     _SELECT_FWD,
     _SELECT_REV,
-    _BUMP_VERSION,
+    _DATA_VERSION,
+    _RESERVE_VERSIONS,
     _READ_VERSION,
-    _NEXT_VERSION,
     _UPSERT,
     _U64_UPSERT,
     _DELETE,
@@ -179,18 +192,30 @@ def _read_range(conn: sqlite3.Connection, r: ReadRange, now: int, stored: bool) 
     return [new(raw, (k, value, vs.hex(), len(v))) for (k, v, _, vs), value in zip(rows, values, strict=True)]
 
 
+class _Reservation:
+    """The versionstamps one connection has reserved and not yet issued, ``next`` to ``last``: good while that
+    connection's ``PRAGMA data_version`` is still ``data_version`` (-1: none reserved). Used on one thread only."""
+
+    __slots__ = ("data_version", "last", "next")
+
+    def __init__(self) -> None:
+        self.data_version = -1
+        self.next = 1
+        self.last = 0
+
+
 def _write(
     conn: sqlite3.Connection,
     checks: Sequence[Check],
     mutations: Sequence[Mutation],
     purge: bool = True,
-    last: list[int] | None = None,
+    reserved: _Reservation | None = None,
 ) -> str | None:
     """The commit: its checks, a new versionstamp, its mutations in order and (with ``purge``) the expired entries'
     removal, in one transaction. Reads never return an expired entry (``_LIVE``), so the purge only frees space.
-    ``last``: the versionstamp counter as this store last saw it (``[-1]``: unknown), kept up to date here."""
-    if last is None:
-        last = [-1]
+    ``reserved``: ``conn``'s versionstamps (None: reserve for this commit only)."""
+    if reserved is None:
+        reserved = _Reservation()
     now = int(time.time() * 1000)
     cur = conn.cursor()  # one cursor for the commit's statements: conn.execute makes one per call
     cur.execute("BEGIN IMMEDIATE")  # take the write lock first: checks and writes see one state
@@ -198,13 +223,13 @@ def _write(
         if checks and not _checks_hold(cur, checks, now):
             cur.execute("ROLLBACK")
             return None
-        stamp = _next_version(cur, last).to_bytes(8, "big") + b"\x00\x00"
+        stamp = _next_version(cur, reserved).to_bytes(8, "big") + b"\x00\x00"
         _apply_all(cur, mutations, _blob(stamp), now)
         if purge:
             cur.execute(_PURGE, (now,))
         cur.execute("COMMIT")
     except BaseException:
-        last[0] = -1  # the counter is what it was before this commit: read it again next time
+        reserved.data_version = -1  # a reservation made in this commit went with it: reserve again next time
         if conn.in_transaction:  # SQLite may have rolled it back itself (a full disk): a ROLLBACK would then raise
             conn.execute("ROLLBACK")  # "no transaction is active" in place of the error that ended it
         raise
@@ -212,17 +237,20 @@ def _write(
     return result
 
 
-def _next_version(cur: sqlite3.Cursor, last: list[int]) -> int:
-    """The versionstamp counter plus one, written: one statement when ``last[0]`` is still the counter."""
-    expected = last[0]
-    if expected >= 0:
-        cur.execute(_NEXT_VERSION, (expected + 1, expected))
-        if cur.rowcount == 1:
-            last[0] = expected + 1
-            return expected + 1
-    cur.execute(_BUMP_VERSION)
-    (counter,) = cur.execute(_READ_VERSION).fetchone()
-    last[0] = counter
+def _next_version(cur: sqlite3.Cursor, reserved: _Reservation) -> int:
+    """The commit's versionstamp counter, inside its write transaction. The next reserved one while no other
+    connection has committed since the reservation (then every commit since it was this connection's, each with a
+    reserved counter, and each before it has one at most the mark it moved on); else one above the file's mark,
+    which moves on by ``VERSION_BLOCK``: the others up to the new mark are this connection's reservation."""
+    (data_version,) = cur.execute(_DATA_VERSION).fetchone()
+    counter = reserved.next
+    if data_version == reserved.data_version and counter <= reserved.last:
+        reserved.next = counter + 1
+        return counter
+    cur.execute(_RESERVE_VERSIONS, (VERSION_BLOCK,))
+    (mark,) = cur.execute(_READ_VERSION).fetchone()
+    counter = mark - VERSION_BLOCK + 1
+    reserved.data_version, reserved.next, reserved.last = data_version, counter + 1, mark
     return int(counter)
 
 
@@ -362,7 +390,8 @@ class SqliteKv(Kv):
         self._loop_commits = 0  # since the last checkpoint was asked for
         self._checkpointing: asyncio.Future[Any] | None = None
         self._purge_at = 0.0  # time.monotonic() from which the next commit purges expired entries
-        self._counter = [-1]  # the versionstamp counter as this store last saw it (see _next_version)
+        self._loop_reserved = _Reservation()  # versionstamps reserved by the loop's connection (see _next_version)
+        self._thread_reserved = _Reservation()  # and by the thread's: each sees the other's commits as another's
 
     @classmethod
     async def open(cls, path: str, *, on_loop: bool = True) -> SqliteKv:
@@ -450,7 +479,7 @@ class SqliteKv(Kv):
         if result is _HAND_OFF:
             self._handed_off += 1
             try:
-                result = await self._run(_write, checks, mutations, purge, self._counter)
+                result = await self._run(_write, checks, mutations, purge, self._thread_reserved)
             finally:
                 self._handed_off -= 1
         if result is not None:
@@ -467,7 +496,7 @@ class SqliteKv(Kv):
         if self._handed_off:
             return _HAND_OFF
         try:
-            result = _write(self._loop_conn, checks, mutations, purge, self._counter)
+            result = _write(self._loop_conn, checks, mutations, purge, self._loop_reserved)
         except MutationTypeError:
             raise
         except sqlite3.Error as exc:
