@@ -13,7 +13,7 @@ import pytest
 from queue_impls.jobs import FakeClock, Job, JobStatus, Queue, Worker
 from queue_impls.jobs.claims import read_candidates
 from queue_impls.jobs.queue import FINISH_SHARE
-from queue_impls.kv import Kv
+from queue_impls.kv import Kv, ValueTooLargeError
 from queue_impls.kv.limits import MAX_CHECKS
 from queue_impls.meter import CountingKv
 
@@ -115,6 +115,24 @@ async def test_a_taken_candidate_costs_one_more_commit_not_one_per_outcome(count
     assert m.counts.calls["commit"] == 2  # the group (failed: a candidate was gone), the outcomes alone
     assert await statuses(q, ids[:8]) == [JobStatus.COMPLETED] * 8
     assert taken.job.id == ids[8]
+
+
+async def test_an_outcome_too_large_to_write_is_returned_and_the_others_are_written(
+    counted: tuple[CountingKv, Queue],
+) -> None:
+    _, q = counted
+    ids = [await q.add("a", i) for i in range(4)]
+    leases = await q.claim("w", max_jobs=4)
+    edge = leases[2].job.id
+    # An outcome past the value limit (add() keeps room for the error history: a job written by another program).
+    outcomes = [(lease, q.outcome(lease, None)) for lease in leases]
+    outcomes[2] = (leases[2], outcomes[2][1].replace(data="x" * 70_000))
+    done = await q.finish_and_claim(outcomes, "w", max_jobs=0)
+    [(held, _, exc)] = done.failed
+    assert held.job.id == edge and isinstance(exc, ValueTooLargeError)
+    assert (done.claimed, done.lost) == ([], [])
+    assert await statuses(q, [i for i in ids if i != edge]) == [JobStatus.COMPLETED] * 3
+    assert await statuses(q, [edge]) == [JobStatus.RUNNING]  # nothing of it written: the worker dead-letters it
 
 
 async def test_a_group_over_the_check_limit_is_split(counted: tuple[CountingKv, Queue]) -> None:
