@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from queue_impls.jobs import FakeClock, Job, JobStatus, Queue, Worker
+from queue_impls.jobs import FakeClock, Job, JobStatus, Lease, Queue, Worker
 from queue_impls.jobs.claims import read_candidates
 from queue_impls.jobs.queue import FINISH_SHARE
 from queue_impls.kv import Kv, ValueTooLargeError
@@ -55,25 +55,35 @@ async def test_concurrency_1_commits_at_once_as_before(counted: tuple[CountingKv
     assert (m.counts.calls["commit"], m.counts.round_trips) == (65, 88)
 
 
-@pytest.mark.parametrize("others_running", [0, 1])
+@pytest.mark.parametrize("jobs", [1, 2])
 async def test_a_group_waits_one_loop_pass_only_while_other_jobs_run(
-    counted: tuple[CountingKv, Queue], others_running: int
+    counted: tuple[CountingKv, Queue], jobs: int
 ) -> None:
     _, q = counted
-    worker = Worker(q, {"a": noop}, concurrency=2)
-    written: list[tuple[int, bool]] = []
     loop = asyncio.get_running_loop()
-    other_pass = loop.create_future()
-    loop.call_soon(other_pass.set_result, None)  # runs on the next loop pass
+    one_pass, release = asyncio.Event(), asyncio.Event()
+    passed_before_write: list[bool] = []
 
-    async def record(outcomes: list[object]) -> None:
-        written.append((len(outcomes), other_pass.done()))
+    async def handler(job: Job) -> None:
+        if job.data == 1:  # the second job runs on while the first one's outcome is written
+            await release.wait()
+            return
+        loop.call_soon(one_pass.set)  # runs once the loop has made one more pass
 
-    worker._record = record  # type: ignore[method-assign]
-    worker._running = others_running
-    await worker._join_group([object()])  # type: ignore[list-item]
-    # Alone, it writes at once (no loop pass); with another job running, after one pass for it to join.
-    assert written == [(1, others_running > 0)]
+    worker = Worker(q, {"a": handler}, concurrency=2)
+    record = worker._record
+
+    async def spy(outcomes: list[tuple[Lease, Job]]) -> None:
+        passed_before_write.append(one_pass.is_set())
+        release.set()
+        await record(outcomes)
+
+    worker._record = spy  # type: ignore[method-assign]
+    for i in range(jobs):
+        await q.add("a", i)
+    assert await worker.run_until_idle() == jobs
+    # Alone, the first job's outcome is written at once; with another job running, after one loop pass for it.
+    assert passed_before_write[0] is (jobs == 2)
 
 
 async def test_a_lost_lease_in_a_group_loses_only_its_own_outcome(counted: tuple[CountingKv, Queue]) -> None:

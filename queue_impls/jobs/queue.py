@@ -332,6 +332,9 @@ class Queue:
         it, never raised: the other outcomes are written all the same."""
         picked = pick(candidates, max_jobs, names, self.limits)[0] if max_jobs > 0 else []
         done = Finished([], [], [])
+        if len(finished) <= FINISH_SHARE and len(picked) <= FINISH_SHARE:
+            await self._finish_share(finished, picked, worker, lease, done)
+            return done
         for i in range(0, max(len(finished), len(picked)), FINISH_SHARE):
             share = slice(i, i + FINISH_SHARE)
             await self._finish_share(finished[share], picked[share], worker, lease, done)

@@ -297,7 +297,21 @@ class Worker:
         outcome: tuple[Lease, Job] | None = None
         crashed = True
         try:
-            outcome = await self._attempt(lease)
+            held = _Held(lease)
+            self._renew_later(held)
+            error: str | None = None
+            try:
+                result = self.handlers[lease.job.name](lease.job)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                error = describe_error(exc)
+            finally:
+                await self._end_renewals(held)
+            try:
+                outcome = (held.lease, self.queue.outcome(held.lease, error))
+            except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
+                await self._bury(held.lease, error, exc)
             crashed = False
         finally:
             self._running -= 1
@@ -307,42 +321,25 @@ class Worker:
             if batch.waiting == 0 and (crashed or not batch.outcomes):
                 batch.release()  # nothing to write, or this task crashed: the batch's other jobs end now
         if batch.waiting:
-            await batch.wait()
-        elif batch.outcomes:
-            try:
+            await batch.wait()  # its last job writes this one's outcome too
+            return
+        try:
+            if not batch.outcomes:
+                return
+            if self._group is None and not self._running:
+                await self._record(batch.outcomes)  # no other job of ours can join: at once, no loop pass
+            else:
                 await self._join_group(batch.outcomes)
-            finally:
-                batch.release()
-
-    async def _attempt(self, lease: Lease) -> tuple[Lease, Job] | None:
-        """Run the handler; the job's outcome to write, or None if it was dead-lettered instead."""
-        held = _Held(lease)
-        self._renew_later(held)
-        error: str | None = None
-        try:
-            result = self.handlers[lease.job.name](lease.job)
-            if inspect.isawaitable(result):
-                await result
-        except Exception as exc:
-            error = describe_error(exc)
         finally:
-            await self._end_renewals(held)
-        try:
-            return held.lease, self.queue.outcome(held.lease, error)
-        except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
-            await self._bury(held.lease, error, exc)
-            return None
+            batch.release()
 
     async def _join_group(self, outcomes: list[tuple[Lease, Job]]) -> None:
         """Have ``outcomes`` written by the open group commit, or open one that waits one loop pass for the outcomes
-        that become ready meanwhile, then writes them all; with no other job of ours running, write them at once."""
+        that become ready meanwhile (other jobs of ours are running), then writes them all."""
         group = self._group
         if group is not None:
             group.outcomes += outcomes
             await asyncio.shield(group.written)
-            return
-        if not self._running:
-            await self._record(outcomes)
             return
         group = self._group = _Group(list(outcomes))
         try:
