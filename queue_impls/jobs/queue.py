@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from ..kv import AtomicOperation, Key, Kv, KvEntry, KvU64
 from ..kv.errors import CommitLimitError, short_repr
+from ..kv.limits import MAX_CHECKS
 from .backoff import Backoff
 from .claims import CLAIM_SCAN_BATCH, Candidate, LimitCache, candidates_of, pick, read_candidates
 from .clock import Clock, SystemClock
@@ -73,6 +74,10 @@ MAX_CAS_ATTEMPTS: Final = 20
 PROMOTE_BATCH: Final = 50
 #: Expired leases handled per reap_expired() call.
 REAP_BATCH: Final = 50
+#: Outcomes (and as many claims) per finish_and_claim commit: their checks always fit Deno's 100, 2 per outcome,
+#: 1 per claim and up to 2 per claimed name (its limit and active count). Mutations and sizes depend on the layout
+#: and the jobs: a share over a limit is halved until it fits (indexed: 24 mutations per finish + claim).
+FINISH_SHARE: Final = MAX_CHECKS // 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,16 @@ class Lease:
     lease_versionstamp: str
     #: The job's name had a concurrency limit when it was claimed: its end frees a slot, so it wakes idle workers.
     limited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What finish_and_claim did besides writing outcomes: the jobs it claimed, the leases it found lost (their
+    outcome was not written) and the outcomes it could not write for an error, each with that error."""
+
+    claimed: list[Lease]
+    lost: list[Lease]
+    failed: list[tuple[Lease, Job, Exception]]
 
 
 class Queue:
@@ -311,24 +326,51 @@ class Queue:
         *,
         lease: float = 30.0,
         max_jobs: int = 1,
-    ) -> tuple[list[Lease], list[Lease]]:
+    ) -> Finished:
         """Write the outcomes (``new`` from outcome()) of held jobs and claim up to ``max_jobs`` of ``candidates``,
-        all in one commit. Returns (claimed leases, leases found lost). If the commit fails, each outcome is
-        written on its own (fenced as ever) and nothing is claimed. Counter sums are netted over the commit (see
-        Sums)."""
+        in one commit when Deno's limits allow, else in shares of at most FINISH_SHARE outcomes and as many claims
+        (halved again while a share is over a limit). A share whose commit fails (a lease lost, a candidate taken)
+        claims nothing and writes its outcomes in one commit, then one by one if that fails too (fenced as ever:
+        a lost lease's outcome is never written). An outcome that cannot be written for an error is returned with
+        it, never raised: the other outcomes are written all the same."""
+        picked = pick(candidates, max_jobs, names, self.limits)[0] if max_jobs > 0 else []
+        done = Finished([], [], [])
+        if len(finished) <= FINISH_SHARE and len(picked) <= FINISH_SHARE:
+            await self._finish_share(finished, picked, worker, lease, done)
+            return done
+        for i in range(0, max(len(finished), len(picked)), FINISH_SHARE):
+            share = slice(i, i + FINISH_SHARE)
+            await self._finish_share(finished[share], picked[share], worker, lease, done)
+        return done
+
+    async def _finish_share(
+        self, finished: Sequence[tuple[Lease, Job]], picked: Sequence[Candidate], worker: str, lease: float,
+        done: Finished,
+    ) -> None:  # fmt: skip
         op = self.kv.atomic()
         sums = Sums()  # a job that ends and its successor of the same name: the counters net to no change
-        for held, new in finished:
-            self._finish_into(op, held, new, sums)
-        picked = pick(candidates, max_jobs, names, self.limits)[0] if max_jobs > 0 else []
-        drafts = self._claim_into(op, picked, worker, lease, sums)
-        sums.into(op)
-        versionstamp = await self._try_commit(op)
-        if versionstamp is None:
-            return [], await self._finish_each(finished)
+        try:
+            for held, new in finished:
+                self._finish_into(op, held, new, sums)
+            drafts = self._claim_into(op, picked, worker, lease, sums)
+            sums.into(op)
+            result = await op.commit()
+        except CommitLimitError:
+            if len(finished) + len(picked) > 1:
+                for part in _halves(finished, picked):
+                    await self._finish_share(*part, worker, lease, done)
+                return
+            await self._finish_each(finished, done)  # one outcome over a limit alone: recorded as failed
+            return
+        except Exception:  # perhaps one outcome's fault (a value too large): each on its own finds which
+            await self._finish_each(finished, done)
+            return
+        if not result.ok or result.versionstamp is None:
+            await self._finish_unclaimed(finished, done)
+            return
         for _, new in finished:
             await self._emit_outcome(new)
-        return await self._claimed(drafts, worker, versionstamp), []
+        done.claimed.extend(await self._claimed(drafts, worker, result.versionstamp))
 
     def outcome(self, held: Lease, error: str | None) -> Job:
         """The job after its attempt: completed, or (``error``) pending again after a backoff or failed."""
@@ -550,17 +592,36 @@ class Queue:
         if held.limited:
             sums.add(VERSION, 1)  # a slot of a limited name is free: wake the workers waiting for one
 
-    async def _finish_each(self, finished: Sequence[tuple[Lease, Job]]) -> list[Lease]:
-        """Write outcomes one commit each; returns the leases found lost (their outcome was not written)."""
-        lost = []
+    async def _finish_unclaimed(self, finished: Sequence[tuple[Lease, Job]], done: Finished) -> None:
+        """The outcomes in one commit without claims; one commit each if that fails too (a lease was lost)."""
+        if len(finished) > 1:
+            op = self.kv.atomic()
+            sums = Sums()
+            try:
+                for held, new in finished:
+                    self._finish_into(op, held, new, sums)
+                sums.into(op)
+                ok = (await op.commit()).ok
+            except Exception:  # each on its own finds the outcome at fault
+                ok = False
+            if ok:
+                for _, new in finished:
+                    await self._emit_outcome(new)
+                return
+        await self._finish_each(finished, done)
+
+    async def _finish_each(self, finished: Sequence[tuple[Lease, Job]], done: Finished) -> None:
+        """Write outcomes one commit each; the leases found lost (their outcome was not written) and the outcomes
+        that could not be written for an error go to ``done``."""
         for held, new in finished:
             try:
                 await self._finish(held, new)
             except LeaseLostError:
-                lost.append(held)
+                done.lost.append(held)
+            except Exception as exc:
+                done.failed.append((held, new, exc))
             else:
                 await self._emit_outcome(new)
-        return lost
 
     async def _emit_outcome(self, new: Job) -> None:
         if new.status == JobStatus.COMPLETED:
@@ -628,6 +689,16 @@ class Queue:
                 await result
         except Exception:  # the state change is committed; a broken listener must not undo the caller's work
             log.exception("event hook failed on %s of job %s", kind.value, job.id)
+
+
+def _halves(
+    finished: Sequence[tuple[Lease, Job]], picked: Sequence[Candidate]
+) -> tuple[tuple[Sequence[tuple[Lease, Job]], Sequence[Candidate]], ...]:
+    """A finish-and-claim share in two smaller ones (of at least two items): outcomes and claims halved alike."""
+    if len(finished) == 1 and len(picked) == 1:
+        return (finished, ()), ((), picked)
+    h, g = (len(finished) + 1) // 2, (len(picked) + 1) // 2
+    return (finished[:h], picked[:g]), (finished[h:], picked[g:])
 
 
 class Sums:

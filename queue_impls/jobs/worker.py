@@ -41,19 +41,40 @@ class _Held:
 
 
 class _Batch:
-    """Jobs claimed together whose outcomes are written together: the last one to finish writes them all."""
+    """Jobs claimed together whose outcomes are written together: the last one to finish writes them all. The
+    others wait for that write, so their slots stay taken until the commit that claims their successors."""
 
     def __init__(self, size: int) -> None:
         self.waiting = size
         self.outcomes: list[tuple[Lease, Job]] = []
+        self._written: asyncio.Future[None] | None = None  # made by the first job that waits
+
+    async def wait(self) -> None:
+        if self._written is None:
+            self._written = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._written)
+
+    def release(self) -> None:
+        if self._written is not None and not self._written.done():
+            self._written.set_result(None)
+
+
+class _Group:
+    """Outcomes ready in one event-loop turn, written in one commit (a group commit) by the first to arrive."""
+
+    def __init__(self, outcomes: list[tuple[Lease, Job]]) -> None:
+        self.outcomes = outcomes
+        self.written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
 
 class Worker:
     """Runs up to ``concurrency`` jobs at once. ``lease`` seconds per claim, renewed every lease/3 while running.
 
     The commit that writes a job's outcome also claims the next job, from the candidates the last read of the ready
-    queue left over (or from a fresh read): one list and one commit per job at most. With ``batch_size`` b the
-    outcomes of b jobs claimed together are written in one commit, which claims the next b."""
+    queue left over (or from a fresh read): one list and one commit per job at most. Outcomes ready in the same
+    event-loop turn share that commit (a group commit: the first waits one loop pass for the others, unless no
+    other job of this worker is running), which claims as many next jobs. With ``batch_size`` b the outcomes of
+    b jobs claimed together are written together (in one group), which claims the next b."""
 
     def __init__(
         self,
@@ -93,8 +114,11 @@ class Worker:
         self.lost = 0  # attempts whose lease was lost before the outcome could be written
         self.dead_lettered = 0  # jobs this worker dead-lettered because their outcome could not be recorded
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running = 0  # jobs of ours whose outcome is not known yet: a group commit waits for them one loop pass
+        self._group: _Group | None = None  # the group commit open to outcomes that become ready, if any
         # Set when a job task ends leaving a slot free (or crashed): a job that ends after its own outcome commit
-        # claimed its successor leaves none, so the wait for a free slot sleeps through it.
+        # claimed its successor leaves none, so the wait for a free slot sleeps through it. A job whose outcome
+        # waits in a batch or a group ends only after that outcome's commit, for the same reason.
         self._slot_freed = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -206,6 +230,7 @@ class Worker:
         for i in range(0, len(leases), self.batch_size):
             group = leases[i : i + self.batch_size]
             batch = _Batch(len(group))
+            self._running += len(group)
             for lease in group:
                 task = asyncio.create_task(self._run(lease, batch))
                 self._tasks.add(task)
@@ -269,44 +294,80 @@ class Worker:
     # -- one job ---------------------------------------------------------------------------------------
 
     async def _run(self, lease: Lease, batch: _Batch) -> None:
-        held = _Held(lease)
-        self._renew_later(held)
-        error: str | None = None
+        outcome: tuple[Lease, Job] | None = None
+        crashed = True
         try:
-            result = self.handlers[lease.job.name](lease.job)
-            if inspect.isawaitable(result):
-                await result
-        except Exception as exc:
-            error = describe_error(exc)
+            held = _Held(lease)
+            self._renew_later(held)
+            error: str | None = None
+            try:
+                result = self.handlers[lease.job.name](lease.job)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                error = describe_error(exc)
+            finally:
+                await self._end_renewals(held)
+            try:
+                outcome = (held.lease, self.queue.outcome(held.lease, error))
+            except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
+                await self._bury(held.lease, error, exc)
+            crashed = False
         finally:
-            await self._end_renewals(held)
+            self._running -= 1
+            batch.waiting -= 1
+            if outcome is not None:
+                batch.outcomes.append(outcome)
+            if batch.waiting == 0 and (crashed or not batch.outcomes):
+                batch.release()  # nothing to write, or this task crashed: the batch's other jobs end now
+        if batch.waiting:
+            await batch.wait()  # its last job writes this one's outcome too
+            return
         try:
-            batch.outcomes.append((held.lease, self.queue.outcome(held.lease, error)))
-        except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
-            await self._bury(held.lease, error, exc)
-        batch.waiting -= 1
-        if batch.waiting == 0 and batch.outcomes:
-            await self._record(batch.outcomes)
+            if not batch.outcomes:
+                return
+            if self._group is None and not self._running:
+                await self._record(batch.outcomes)  # no other job of ours can join: at once, no loop pass
+            else:
+                await self._join_group(batch.outcomes)
+        finally:
+            batch.release()
+
+    async def _join_group(self, outcomes: list[tuple[Lease, Job]]) -> None:
+        """Have ``outcomes`` written by the open group commit, or open one that waits one loop pass for the outcomes
+        that become ready meanwhile (other jobs of ours are running), then writes them all."""
+        group = self._group
+        if group is not None:
+            group.outcomes += outcomes
+            await asyncio.shield(group.written)
+            return
+        group = self._group = _Group(list(outcomes))
+        try:
+            await asyncio.sleep(0)
+        finally:
+            self._group = None
+        try:
+            await self._record(group.outcomes)
+        finally:
+            group.written.set_result(None)
 
     async def _record(self, outcomes: list[tuple[Lease, Job]]) -> None:
         """Write the outcomes and claim as many next jobs in the same commit (none once stopping)."""
         want = 0 if self._stopping.is_set() else len(outcomes)
         mine = await self._reserve(want)  # the commit that writes the outcomes claims the next jobs
         try:
-            leases, lost = await self.queue.finish_and_claim(
+            done = await self.queue.finish_and_claim(
                 outcomes, self.worker_id, mine, self.handlers, lease=self.lease, max_jobs=want
             )
-        except Exception as exc:  # the outcomes could not be written (a value past a limit, a store error)
-            for held, new in outcomes:
-                await self._bury(held, new.error if new.status is not JobStatus.COMPLETED else None, exc)
-            return
         finally:
             self._claiming.difference_update(c.job.id for c in mine)
-        self.processed += len(outcomes) - len(lost)
-        self.lost += len(lost)
-        for held in lost:
+        self.processed += len(outcomes) - len(done.lost) - len(done.failed)
+        self.lost += len(done.lost)
+        for held in done.lost:
             log.warning("Worker %s lost its lease on job %s: its result was not written", held.worker, held.job.id)
-        self._start(leases)
+        self._start(done.claimed)
+        for held, new, exc in done.failed:  # the outcome could not be written (a value past a limit, a store error)
+            await self._bury(held, new.error if new.status is not JobStatus.COMPLETED else None, exc)
 
     async def _bury(self, lease: Lease, error: str | None, exc: Exception) -> None:
         """Dead-letter a job whose outcome could not be recorded, with both errors; the worker goes on."""
