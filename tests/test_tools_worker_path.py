@@ -139,6 +139,8 @@ async def test_a_replayed_check_that_does_not_hold_stops_the_replay(tmp_path: Pa
     run[i] = dataclasses.replace(run[i], checks=((params, wrong), *rest))
     with pytest.raises(ReplayError, match="check on"):
         replay(tmp_path / "replay.db", [add, run], 3)
+    with pytest.raises(FileExistsError, match="fresh file"):  # its checks would meet the rows of the last replay
+        replay(tmp_path / "replay.db", [add], 3)
 
 
 def test_the_minimal_queue_writes_two_rows_to_add_and_four_to_run_a_job(tmp_path: Path) -> None:
