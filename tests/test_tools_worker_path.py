@@ -118,8 +118,6 @@ async def test_the_replay_writes_exactly_the_rows_the_store_wrote(
 ) -> None:
     capture = await capture_layout(tmp_path / "store.db", layout, concurrency, 12)
     assert capture.commits["add"] and capture.commits["run"]
-    if concurrency == 1:
-        assert capture.failed == 0
     assert any(m.kind == "sum" for _, mutations, _ in capture.commits["run"] for m in mutations)  # counters
     phases = to_rows([capture.commits["add"], capture.commits["run"]], int(time.time() * 1000))
     add_s, run_s = replay(tmp_path / "replay.db", phases, 12)

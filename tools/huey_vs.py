@@ -10,19 +10,21 @@ contender, so machine load falls on all of them alike (tools/harness.py); the ra
 round, median over rounds with its 95% interval.
 
 The measured lower bound beside each of ours, ``<layout>/c<N>/raw``: before the rounds, one ordinary pass of that
-layout at that concurrency records every commit that reaches the store (``Capture``: each successful
-``_atomic_write``'s checks, mutations and versionstamp, split into the add phase and the run phase, in versionstamp
-order; a commit whose checks failed writes nothing and is left out; nothing is timed in that pass). ``to_rows``
-turns them into the rows the store writes, pre-encoded: a set's key, payload, encoding and expiry; a sum/min/max's
-resulting 8 bytes (computed from the rows written before it, as the store's upsert does); a versionstamped key with
-its suffix; every row stamped with the versionstamp its commit got. ``replay`` then writes exactly those rows with
-the standard library's ``sqlite3`` on a fresh file in the store's schema and pragmas (``_setup``, ``_LOOP_PRAGMAS``):
-per commit ``BEGIN IMMEDIATE``, each check as the store reads it (``STATEMENTS.check``, its versionstamp compared),
-one ``executemany`` per run of consecutive upserts or deletes (``execute`` for a run of one), ``COMMIT``. Nothing
-else: no version counter row, no expiry purge, no queue or worker Python, no key or value encoding, no snapshot read
-outside a commit (the worker's lists and gets), and no checkpoint (the store runs its checkpoints on its database
-thread, off the loop, where their wait for the disk costs the loop nothing; the WAL grows through both phases). So it is the least any store can spend on SQLite to commit what that layout commits per job, and a
-layout over 1.0x huey whose bound is over 1.0x too cannot meet the goal on SQLite without writing less.
+layout at that concurrency records every commit that reaches the store (``Capture``, through the store's
+``on_commit`` hook: each commit's checks, mutations and versionstamp, split into the add phase and the run phase, in
+versionstamp order; a commit whose checks failed writes nothing and is not handed over; nothing is timed in that
+pass). ``to_rows`` turns them into the rows the store writes, pre-encoded: a set's key, payload, encoding and
+expiry; a sum/min/max's resulting 8 bytes (computed from the rows written before it, as the store's upsert does); a
+versionstamped key with its suffix; every row stamped with the versionstamp its commit got. ``replay`` then writes
+exactly those rows with the standard library's ``sqlite3`` on a fresh file in the store's schema and pragmas
+(``SCHEMA``, ``STATEMENTS``' pragmas, ``LOOP_PRAGMAS``): per commit ``BEGIN IMMEDIATE``, each check as the store
+reads it (``STATEMENTS.check``, its versionstamp compared), one ``executemany`` per run of consecutive upserts or
+deletes (``execute`` for a run of one), ``COMMIT``. Nothing else: no version counter row, no expiry purge, no queue
+or worker Python, no key or value encoding, no snapshot read outside a commit (the worker's lists and gets), and no
+checkpoint (the store runs its checkpoints on its database thread, off the loop, where their wait for the disk costs
+the loop nothing; the WAL grows through both phases). So it is the least any store can spend on SQLite to commit
+what that layout commits per job, and a layout over 1.0x huey whose bound is over 1.0x too cannot meet the goal on
+SQLite without writing less.
 
 ``minimal/raw`` is the same for the fewest rows a queue that loses nothing on a crash must write (``minimal_commits``):
 add = one commit of a job's record and one ready entry (2 upserts, 2 key ranges); run = one commit per job, as our
@@ -50,9 +52,8 @@ from queue_impls.jobs import LAYOUTS, Queue, Worker
 from queue_impls.jobs.model import Job, JobStatus, new_job_id
 from queue_impls.kv import open_kv
 from queue_impls.kv.atomic import apply_u64
-from queue_impls.kv.backends.sqlite import _LOOP_PRAGMAS, STATEMENTS, _setup
+from queue_impls.kv.backends.sqlite import LOOP_PRAGMAS, SCHEMA, STATEMENTS, SqliteKv
 from queue_impls.kv.codec import ENC_U64, encode_key, encode_value
-from queue_impls.kv.contract import Kv
 from queue_impls.kv.types import Check, Mutation, versionstamp_suffix
 from tools.harness import (
     Interval,
@@ -105,27 +106,15 @@ Commit = tuple[tuple[Check, ...], tuple[Mutation, ...], str]
 
 @dataclass
 class Capture:
-    """The commits a queue made through one store, by phase (``add``, then ``run``); commits whose checks failed
-    (they write nothing) are only counted."""
+    """The commits a queue made through one SQLite store, by phase (``add``, then ``run``): every commit whose
+    checks held (one whose checks failed writes nothing), as the store's ``on_commit`` hook hands them over."""
 
     phase: str = "add"
     commits: dict[str, list[Commit]] = field(default_factory=lambda: {"add": [], "run": []})
-    failed: int = 0
 
-    def record(self, kv: Kv) -> None:
-        """From now on, note every commit through ``kv``'s ``_atomic_write`` (the backend primitive every commit
-        of the queue and worker goes through), after it returned."""
-        inner = kv._atomic_write
-
-        async def recording(checks: Sequence[Check], mutations: Sequence[Mutation]) -> str | None:
-            stamp = await inner(checks, mutations)
-            if stamp is None:
-                self.failed += 1
-            else:
-                self.commits[self.phase].append((tuple(checks), tuple(mutations), stamp))
-            return stamp
-
-        kv._atomic_write = recording  # type: ignore[method-assign]
+    def note(self, checks: Sequence[Check], mutations: Sequence[Mutation], versionstamp: str) -> None:
+        """The store's ``on_commit``: called after each commit through it whose checks held."""
+        self.commits[self.phase].append((tuple(checks), tuple(mutations), versionstamp))
 
 
 async def time_ours(
@@ -139,7 +128,9 @@ async def time_ours(
     async with await open_kv(f"sqlite:{path}") as kv:
         queue = Queue(kv, layout)
         if capture is not None:
-            capture.record(kv)
+            if not isinstance(kv, SqliteKv):
+                raise TypeError(f"capture records an SQLite store's commits, and this store is {kv.name}")
+            kv.on_commit = capture.note
         start = time.perf_counter()
         for i in range(jobs):
             await queue.add("noop", i)
@@ -244,8 +235,10 @@ def replay(path: Path, phases: Sequence[Sequence[RawCommit]], jobs: int) -> tupl
         raise FileExistsError(f"replay writes the captured rows on a fresh file, and {path} exists")
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        _setup(conn, False)
-        for pragma in _LOOP_PRAGMAS:
+        for pragma in (*STATEMENTS.pragmas, *STATEMENTS.file_pragmas):  # as the store sets up a file
+            conn.execute(f"PRAGMA {pragma}")
+        conn.executescript(SCHEMA)
+        for pragma in LOOP_PRAGMAS:  # and its loop's connection
             conn.execute(f"PRAGMA {pragma}")
         cur, check, out = conn.cursor(), STATEMENTS.check, []
         for phase in phases:
