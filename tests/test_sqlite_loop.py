@@ -14,6 +14,7 @@ import pytest
 from queue_impls.kv import BackendError, KvU64, MutationTypeError, open_kv
 from queue_impls.kv.backends import sqlite as sqlite_backend
 from queue_impls.kv.backends.sqlite import SqliteKv
+from queue_impls.kv.codec import encode_key
 from queue_impls.meter import CountingKv
 
 
@@ -145,6 +146,31 @@ async def test_a_commit_the_loop_cannot_make_is_made_on_the_thread_with_the_same
             outcomes.append(([r.ok for r in (a, b, c, d)], entries))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0] == ([True, True, False, True], [(("b",), "x"), (("c",), KvU64(9))])
+
+
+@pytest.mark.parametrize("on_loop", [True, False])
+async def test_on_commit_is_handed_each_commit_that_wrote_and_only_those(tmp_path: Path, on_loop: bool) -> None:
+    seen: list[tuple[list[bytes | None], list[tuple[str, bytes]], str]] = []
+    async with store(tmp_path / "kv.db", on_loop=on_loop) as kv:
+        await kv.set(("before",), 0)  # no hook yet
+        kv.on_commit = lambda checks, mutations, stamp: seen.append(
+            (
+                [c.versionstamp and bytes.fromhex(c.versionstamp) for c in checks],
+                [(m.kind, m.key) for m in mutations],
+                stamp,
+            )
+        )
+        a = await kv.set(("a",), 1)
+        failed = await kv.atomic().check(("a",), None).set(("b",), 2).commit()
+        b = await kv.atomic().check(("a",), a.versionstamp).delete(("a",)).sum(("c",), KvU64(1)).commit()
+        with pytest.raises(MutationTypeError):
+            await kv.atomic().sum(("before",), KvU64(1)).commit()
+    assert not failed.ok and a.versionstamp and b.versionstamp
+    key_a, key_c = encode_key(("a",)), encode_key(("c",))
+    assert seen == [
+        ([], [("set", key_a)], a.versionstamp),
+        ([bytes.fromhex(a.versionstamp)], [("delete", key_a), ("sum", key_c)], b.versionstamp),
+    ]
 
 
 async def test_the_thread_checkpoints_the_wal_the_loop_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

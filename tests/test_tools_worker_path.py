@@ -1,14 +1,31 @@
 """The worker-path scripts, smoke-tested cheaply: an idle worker's reads per minute (exact, on a fake clock) and
-the huey comparison's own timing loop (tiny sizes; huey's side only when the bench-only extra is installed)."""
+the huey comparison's own timing loop (tiny sizes; huey's side only when the bench-only extra is installed), and
+its lower bound: the captured commits replayed as raw rows write exactly what the store wrote."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
-from tools.huey_vs import goals, report, time_floor, time_huey, time_ours
+from queue_impls.jobs import LAYOUTS
+from queue_impls.kv.codec import decode_key, decode_value
+from tools.huey_vs import (
+    ReplayError,
+    capture_layout,
+    goals,
+    minimal_commits,
+    replay,
+    report,
+    time_floor,
+    time_huey,
+    time_ours,
+    to_rows,
+)
 from tools.worker_idle import add_to_handler_ms, idle_reads_per_minute
 
 
@@ -58,3 +75,81 @@ def test_the_goals_are_judged_on_paired_ratios() -> None:
     assert "[MISSED] naive run at concurrency 8 not slower than at 1: c8 / c1 1.10x [1.10, 1.10]" in lines
     assert "[   met] batched run at concurrency 8 not slower than at 1: c8 / c1 0.90x [0.90, 0.90]" in lines
     assert not any("floor" in line for line in lines)  # the floor is a bound, not a contender with goals
+
+
+def test_a_missed_goal_names_its_bound_and_calls_it_impossible_only_when_the_bound_is_over() -> None:
+    huey = [(1.0, 1.0)] * 6
+    times = {
+        "huey": huey,
+        "naive/c1": [(3.0, 4.0)] * 6,
+        "naive/c1/raw": [(1.5, 1.2), (1.6, 1.3), (1.5, 0.9), (1.5, 1.3), (1.7, 1.3), (1.5, 1.4)],
+        "batched/c1": [(0.9, 2.0)] * 6,
+        "batched/c1/raw": [(0.5, 0.8)] * 6,
+        "minimal/raw": [(0.7, 1.1)] * 6,
+    }
+    lines = goals(times)
+    assert (
+        "[MISSED] naive/c1 add at most 1.0x huey: 3.00x [3.00, 3.00]; its rows alone on raw SQLite: "
+        "1.50x [1.50, 1.70] (lower bound; impossible on SQLite for what this layout writes)"
+    ) in lines
+    # the median is over 1.0x but its 95% interval is not (0.90x in one round of 6): not called impossible
+    assert "[MISSED] naive/c1 run at most 1.0x huey: 4.00x [4.00, 4.00]; its rows alone on raw SQLite: " in lines[1]
+    assert lines[1].endswith("1.30x [0.90, 1.40] (lower bound)")
+    assert "[   met] batched/c1 add at most 1.0x huey: 0.90x [0.90, 0.90]" in lines  # met: no bound named
+    assert lines[3].endswith("its rows alone on raw SQLite: 0.80x [0.80, 0.80] (lower bound)")
+    assert lines[-1] == (
+        "[ bound] a minimal queue's rows alone on raw SQLite: add 0.70x [0.70, 0.70], run 1.10x [1.10, 1.10] "
+        "(over 1.0x huey to run for any queue writing these rows)"
+    )
+    assert not any(line.startswith("[MISSED] naive/c1/raw") for line in lines)  # a bound has no goal of its own
+
+
+def _kv_rows(path: Path) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT k, v, enc, vs, exp FROM kv ORDER BY k").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("layout", "concurrency"), [*((layout, 1) for layout in LAYOUTS), ("naive", 8)])
+async def test_the_replay_writes_exactly_the_rows_the_store_wrote(
+    layout: str, concurrency: int, tmp_path: Path
+) -> None:
+    capture = await capture_layout(tmp_path / "store.db", layout, concurrency, 12)
+    assert capture.commits["add"] and capture.commits["run"]
+    assert any(m.kind == "sum" for _, mutations, _ in capture.commits["run"] for m in mutations)  # counters
+    phases = to_rows([capture.commits["add"], capture.commits["run"]], int(time.time() * 1000))
+    add_s, run_s = replay(tmp_path / "replay.db", phases, 12)
+    assert add_s > 0 and run_s > 0
+    # every key, value, encoding, versionstamp and expiry the store left, and nothing else (the store's version
+    # counter lives in kv_meta, which the replay leaves alone)
+    stored = _kv_rows(tmp_path / "store.db")
+    assert len(stored) > 12 and _kv_rows(tmp_path / "replay.db") == stored
+
+
+async def test_a_replayed_check_that_does_not_hold_stops_the_replay(tmp_path: Path) -> None:
+    capture = await capture_layout(tmp_path / "store.db", "optimized", 1, 3)
+    add, run = to_rows([capture.commits["add"], capture.commits["run"]], int(time.time() * 1000))
+    i = next(i for i, commit in enumerate(run) if commit.checks)
+    (params, expected), *rest = run[i].checks
+    wrong = bytes(10) if expected != bytes(10) else b"\x01" * 10  # differs from what the check will find
+    run[i] = dataclasses.replace(run[i], checks=((params, wrong), *rest))
+    with pytest.raises(ReplayError, match="check on"):
+        replay(tmp_path / "replay.db", [add, run], 3)
+    with pytest.raises(FileExistsError, match="fresh file"):  # its checks would meet the rows of the last replay
+        replay(tmp_path / "replay.db", [add], 3)
+
+
+def test_the_minimal_queue_writes_two_rows_to_add_and_four_to_run_a_job(tmp_path: Path) -> None:
+    commits = minimal_commits(5)
+    add, run = to_rows([commits["add"], commits["run"]], int(time.time() * 1000))
+    assert [sum(len(rows) for _, rows in c.writes) for c in add] == [2] * 5
+    assert [len(c.checks) for c in add] == [0] * 5
+    assert [sum(len(rows) for _, rows in c.writes) for c in run] == [2, 4, 4, 4, 4, 2]  # claim, 4 x (outcome+claim)
+    assert [len(c.checks) for c in run] == [1, 2, 2, 2, 2, 1]
+    assert all(len(c.writes) <= 2 for c in run)  # the deletes, then the sets: one statement each
+    replay(tmp_path / "m.db", [add, run], 5)
+    left = _kv_rows(tmp_path / "m.db")
+    assert [decode_key(bytes(row[0]))[:2] for row in left] == [("minimal", "job")] * 5  # no ready entry, no lease
+    assert {decode_value(bytes(row[1]), int(row[2]))["status"] for row in left} == {"completed"}

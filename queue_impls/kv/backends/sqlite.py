@@ -20,7 +20,7 @@ import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -351,6 +351,12 @@ def _setup(conn: sqlite3.Connection, in_memory: bool) -> None:
     _functions(conn)
 
 
+#: The schema a database file gets, and the pragmas of the loop's connection to it: public so that a diagnostic can
+#: write rows as this store would on a bare connection (``tools/huey_vs.py``'s lower bound) without a copy of them.
+SCHEMA: Final = _SCHEMA
+LOOP_PRAGMAS: Final = _LOOP_PRAGMAS
+
+
 def _daemonize(conn: aiosqlite.Connection) -> None:
     """Make the connection's worker thread a daemon before it starts: a program that crashes or forgets to close the
     store then still exits (a non-daemon thread is joined at exit, and this one waits for work forever). Committed
@@ -377,6 +383,9 @@ class SqliteKv(Kv):
     name = "sqlite"
     multi_process = True
     persistent = True
+    #: Called with (checks, mutations, versionstamp) after each commit through this store whose checks held; None
+    #: calls nothing. For a diagnostic that records what reaches the store (``tools/huey_vs.py``'s capture).
+    on_commit: Callable[[Sequence[Check], Sequence[Mutation], str], None] | None = None
 
     def __init__(self, conn: aiosqlite.Connection, path: str, loop_conn: sqlite3.Connection | None = None) -> None:
         super().__init__()
@@ -484,6 +493,8 @@ class SqliteKv(Kv):
                 self._handed_off -= 1
         if result is not None:
             self._commits += 1
+            if self.on_commit is not None:
+                self.on_commit(checks, mutations, result)  # type: ignore[arg-type]
             if self._changed is not None:
                 self._changed.set()
                 self._changed = None
