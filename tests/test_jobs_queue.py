@@ -424,15 +424,16 @@ async def test_a_finish_and_claim_of_the_same_name_leaves_out_the_counter_sums_t
 
     candidates = await read_candidates(counting, None, 2)
     same = [c for c in candidates if c.job.name == "a"]
-    claimed, lost = await q.finish_and_claim([(held, q.outcome(held, None))], "w", same, ["a"])
-    assert (len(claimed), lost) == (1, [])
+    done = await q.finish_and_claim([(held, q.outcome(held, None))], "w", same, ["a"])
+    claimed = done.claimed
+    assert (len(claimed), done.lost, done.failed) == (1, [], [])
     keys = commit_keys()
     assert sums["running"] not in keys and sums["active a"] not in keys
     assert {count_key("pending"), count_key("completed")} <= keys
     assert await q.stats() == {"pending": 1, "running": 1, "completed": 1, "failed": 0}
 
     other = [c for c in await read_candidates(counting, None, 2) if c.job.name == "b"]
-    claimed_b, _ = await q.finish_and_claim([(claimed[0], q.outcome(claimed[0], None))], "w", other, ["b"])
+    claimed_b = (await q.finish_and_claim([(claimed[0], q.outcome(claimed[0], None))], "w", other, ["b"])).claimed
     assert len(claimed_b) == 1 and {sums["active a"], sums["active b"]} <= commit_keys()
     assert await q.stats() == {"pending": 0, "running": 1, "completed": 2, "failed": 0}
     await assert_consistent(q, clock)
@@ -454,7 +455,7 @@ async def test_a_limited_name_keeps_its_limit_when_its_counter_sums_cancel(
     seen_by_2 = await read_candidates(kv, ["a"], 2)
     seen_by_3 = await read_candidates(kv, ["a"], 2)
     candidates = [c for c in await read_candidates(kv, ["a"], 2) if c.job.id != held.job.id]
-    claimed, _ = await q1.finish_and_claim([(held, q1.outcome(held, None))], "w1", candidates, ["a"])
+    claimed = (await q1.finish_and_claim([(held, q1.outcome(held, None))], "w1", candidates, ["a"])).claimed
     assert len(claimed) == 1
     taken = {claimed[0].job.id}
     got_2 = await q2.claim_from("w2", [c for c in seen_by_2 if c.job.id not in taken], ["a"])
