@@ -50,6 +50,8 @@ class Spec:
     instruction_scale: dict[str, float] = field(default_factory=dict)
     #: Benchmarks left out of the file.
     omit: tuple[str, ...] = ()
+    #: Whether to add the worker_path benchmarks (per job: a worker's round trips split into finding and committing).
+    worker_path: bool = False
 
 
 #: The environment synthetic instruction figures claim (bench/instructions.py's keys).
@@ -213,6 +215,31 @@ def add_writes(b: Builder, layout: str) -> None:
             counts,
             seconds,
             derived={"jobs_per_s": round(1 / seconds, 1)},
+            per="job",
+        )
+    for concurrency, batch in ((1, 1), (8, 1), (8, 8)) if b.spec.worker_path else ():
+        finding, commits = (0.4, 1.02) if concurrency == 1 else (0.24 if batch == 1 else 0.22, 0.16)
+        round_trips = round(finding + commits, 3)
+        counts = {
+            "calls": {"list": finding, "commit": commits},
+            "total_calls": round_trips,
+            "round_trips": round_trips,
+            "serial_round_trips": round_trips,
+            "entries_read": 1.0 if concurrency == 1 else 1.12,
+            "bytes_read": 420.0,
+            "mutations": 10.08 if concurrency == 1 else 8.4,
+            "checks": 4.0 if concurrency == 1 else 3.14,
+            "bytes_written": float(WRITE_BYTES[layout]),
+        }
+        seconds = 50 * seconds_for(counts)  # the whole run of N jobs
+        derived = {"claim_read_round_trips_per_job": finding, "commit_round_trips_per_job": commits}
+        b.add(
+            "worker_path",
+            layout,
+            {"N": 50, "concurrency": concurrency, "batch": batch},
+            counts,
+            seconds,
+            derived={**derived, "jobs_per_s": round(50 / seconds, 1)},
             per="job",
         )
     read = list_counts(layout, {**SEED_PARAMS, "limit": 20})

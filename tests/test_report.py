@@ -71,6 +71,23 @@ def test_escapes_text_from_the_results_file(out: Path) -> None:
     assert "<code>list (&quot;jobs_by_name&quot;, ?)</code>" in page
 
 
+def test_the_worker_path_section_shows_each_points_cost_per_job(tmp_path: Path) -> None:
+    results = write_results(tmp_path / "r.json", Spec(layouts=("naive", "indexed"), worker_path=True))
+    report(results=results, out=tmp_path / "out")
+    text = (tmp_path / "out" / "README.md").read_text()
+    start = text.index("## The worker path")
+    section = text[start : text.index("\n## ", start)]
+    assert "concurrency 1, batch 1: 1.42; concurrency 8, batch 1: 0.40; concurrency 8, batch 8: 0.38." in section
+    # round trips = finding + committing, per job; time per job = the run's time / N
+    assert "| naive | 1 | 1 | 1.42 | 0.40 | 1.02 | 1.00 | 10.08 | 260 | 47." in section
+    assert "| indexed | 8 | 8 | 0.38 | 0.22 | 0.16 | 1.12 | 8.40 | 620 | " in section
+    assert section.count("\n| naive |") == 3 and section.count("\n| indexed |") == 3
+
+
+def test_no_worker_path_section_without_its_benchmarks(out: Path) -> None:
+    assert "## The worker path" not in (out / "README.md").read_text()
+
+
 def test_a_partial_results_file_still_reports(tmp_path: Path) -> None:
     results = write_results(tmp_path / "r.json", Spec(layouts=("naive",), ns=(100,), rtts=()))
     report(results=results, out=tmp_path / "out")

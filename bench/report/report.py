@@ -277,6 +277,55 @@ def findings(suite: pyperf.BenchmarkSuite) -> list[Block]:
     return [Table(headers, rows)]
 
 
+def worker_path_blocks(suite: pyperf.BenchmarkSuite) -> list[Block]:
+    """One row per ``worker_path`` benchmark: a job's KV cost from claim to outcome, per job (exact), split into
+    finding jobs and committing them, with its time and CPU instructions per job. Nothing without such benchmarks."""
+    benches = [b for b in suite.get_benchmarks() if benchmark_info(b).get("kvq_scenario") == "worker_path"]
+    if not benches:
+        return []
+    rows: list[list[object]] = []
+    per_point: dict[tuple[int, int], list[float]] = {}
+    for bench in benches:
+        meta = benchmark_info(bench)
+        params, counts, derived = meta["kvq_params"], meta["kvq_counts"], meta.get("kvq_derived") or {}
+        jobs, concurrency, batch = int(params["N"]), int(params["concurrency"]), int(params.get("batch", 1))
+        values = bench.get_values()
+        spread = f" ± {fmt_time(bench.stdev() / jobs)}" if len(values) > 1 else ""
+        instructions = meta.get("kvq_instructions")
+        rows.append(
+            [
+                meta.get("kvq_layout"),
+                concurrency,
+                batch,
+                f"{counts['round_trips']:.2f}",
+                f"{derived.get('claim_read_round_trips_per_job', float('nan')):.2f}",
+                f"{derived.get('commit_round_trips_per_job', float('nan')):.2f}",
+                f"{counts['entries_read']:.2f}",
+                f"{counts['mutations']:.2f}",
+                f"{counts['bytes_written']:,.0f}",
+                f"{fmt_time(bench.mean() / jobs)}{spread}" if values else None,
+                None if instructions is None else f"{float(json.loads(str(instructions))):,.0f}",
+            ]
+        )
+        per_point.setdefault((concurrency, batch), []).append(float(counts["round_trips"]))
+    headers = ["layout", "concurrency", "batch", "round trips", "finding", "committing", "entries read", "mutations",
+               "bytes written", "time (mean ± stdev)", "CPU instructions"]  # fmt: skip
+    spans = "; ".join(f"concurrency {c}, batch {b}: {_span(values)}" for (c, b), values in sorted(per_point.items()))
+    note = (
+        f"A job's cost from its claim to its outcome, per job, for {int(benchmark_info(benches[0])['kvq_params']['N'])}"
+        " ready jobs run by one Worker with a no-op handler. Round trips are split into finding jobs (ready-queue "
+        "lists, limit reads, promote and reap sweeps) and committing them (each commit writes outcomes and claims "
+        "the next jobs; outcomes ready together share one commit). Round trips per job by point: "
+        f"{spans}. The counts are exact and gated; a remote store multiplies the round trips by its RTT."
+    )
+    return [Heading("The worker path"), Paragraph(note), Table(headers, rows)]
+
+
+def _span(values: list[float]) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.2f}" if low == high else f"{low:.2f} to {high:.2f}"
+
+
 def plugin_scenarios(df: pd.DataFrame, suite: pyperf.BenchmarkSuite) -> list[Block]:
     """One row per benchmark of the scenarios that are not built in (a plug-in's): its exact counts, time,
     instructions and N+1 finding. Nothing when the results file holds built-in scenarios only."""
@@ -448,6 +497,7 @@ SECTIONS: tuple[Section, ...] = (
         ),
         blocks=lambda i: break_even_blocks(i.df),
     ),
+    Section(None, blocks=lambda i: worker_path_blocks(i.suite)),  # only with worker_path benchmarks
     Section(None, blocks=lambda i: plugin_scenarios(i.df, i.suite)),  # only with a plug-in's scenarios
     Section("N+1 findings", blocks=lambda i: findings(i.suite)),
     Section("Environment", blocks=lambda i: environment(i.suite, i.results)),
