@@ -45,6 +45,21 @@ def test_replace_never_shares_the_error_history() -> None:
     assert job.errors == []
 
 
+def test_replace_copies_every_field_and_changes_only_those_named() -> None:
+    import dataclasses
+
+    job = Job(
+        new_job_id(), "a", {"d": 1}, JobStatus.RUNNING, 2, 5, 1.0, 2.0, attempts=3, started_at=3.0, completed_at=4.0,
+        failed_at=5.0, error="e", errors=[{"attempt": 1}], backoff={"base": 1.0}, worker="w",
+    )  # fmt: skip
+    assert all(getattr(job, f.name) != f.default for f in dataclasses.fields(Job))  # every field set, none default
+    assert job.replace() == job and job.replace().errors is not job.errors
+    changed = job.replace(status=JobStatus.COMPLETED, worker=None, errors=[])
+    assert changed == dataclasses.replace(job, status=JobStatus.COMPLETED, worker=None, errors=[])
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        job.replace(colour="red")
+
+
 @pytest.mark.parametrize("message", ["x" * 10_000, "\x01" * 10_000, "\U0001f600" * 10_000, "short"])
 def test_error_messages_are_cut_to_the_byte_budget(message: str) -> None:
     cut = cut_error(message)

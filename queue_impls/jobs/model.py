@@ -77,8 +77,23 @@ class Job:
             return None
 
     def replace(self, **changes: Any) -> Job:
-        changes.setdefault("errors", list(self.errors))  # never share the history list between two states
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` (field name -> value); the error history is copied unless changed. A copy field by
+        field and a setattr per change, not ``dataclasses.replace`` (about 4x the instructions: a job's run makes two)."""
+        unknown = changes.keys() - _FIELD_NAMES
+        if unknown:
+            raise TypeError(f"Job has no field {sorted(unknown)[0]!r}")
+        new = Job(
+            self.id, self.name, self.data, self.status, self.priority, self.max_attempts, self.created_at,
+            self.run_at, self.attempts, self.started_at, self.completed_at, self.failed_at, self.error,
+            list(self.errors), self.backoff, self.worker,
+        )  # fmt: skip
+        for name, value in changes.items():
+            setattr(new, name, value)
+        return new
+
+
+#: Job's fields (Job.replace copies each of them by position: a field added to Job must be added there too).
+_FIELD_NAMES: Final = frozenset(f.name for f in dataclasses.fields(Job))
 
 
 def cut_error(error: str) -> str:

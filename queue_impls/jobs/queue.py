@@ -468,7 +468,7 @@ class Queue:
     async def _claimed(self, drafts: Sequence[Lease], worker: str, versionstamp: str) -> list[Lease]:
         for name, count in collections.Counter(d.job.name for d in drafts).items():
             self.limits.claimed(name, count, versionstamp)
-        leases = [replace(d, job_versionstamp=versionstamp, lease_versionstamp=versionstamp) for d in drafts]
+        leases = [Lease(d.job, d.worker, d.until_ms, versionstamp, versionstamp, d.limited) for d in drafts]
         for claimed in leases:
             await self._emit(JobEventType.STARTED, claimed.job)
         return leases
