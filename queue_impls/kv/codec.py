@@ -12,7 +12,7 @@ import json
 import math
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from .errors import InvalidKeyError, InvalidValueError, short_repr
@@ -104,7 +104,7 @@ def encode_key(key: Key) -> bytes:
     if type(key) is tuple:
         if int not in map(type, key):
             try:
-                text = "\x00\x02".join(key)
+                text = "\x00\x02".join(key)  # type: ignore[arg-type]  # TypeError unless every part is a str
             except TypeError:  # a part that is not text
                 return _encode_key(key)
             if text.isascii() and text.count("\x00") == len(key) - 1 and key:  # no NUL inside a part
@@ -355,7 +355,25 @@ def _untag(node: Any) -> Any:
     raise InvalidValueError(f"Invalid tagged value: unknown tag {short_repr(tag)}")
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+_json_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _dumps_via_c(value: Any) -> str:
+    return "".join(_c_encode(value, 0))
+
+
+_dumps: Callable[[Any], str]
+if _c_make_encoder is not None:
+    # JSONEncoder.encode builds this C encoder (and a closure) for every value: build it once. No circular-reference
+    # check (markers None): a value reaches it only after _check_plain or _tag, which refuse anything nested deeper
+    # than MAX_VALUE_DEPTH, as any cycle is.
+    _c_encode = _c_make_encoder(
+        None, _json_encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+    _dumps = _dumps_via_c
+else:  # a Python without the C accelerator
+    _dumps = _json_encoder.encode
 _loads = json.loads
 # The C scanner behind json.loads (typeshed does not declare it), minus json.loads' per-call encoding sniffing.
 _scan_json: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
