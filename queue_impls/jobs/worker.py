@@ -40,6 +40,33 @@ class _Held:
         self.ended = False  # the job's handler returned: no renewal starts from now on
 
 
+class _Written:
+    """Set once, when some outcomes are written; the jobs whose outcomes they are wait for it. Each waiter awaits a
+    future of its own, so one that is cancelled cancels nothing the others wait for (as ``asyncio.shield`` of one
+    shared future would guard it, at a future and a callback more per waiter)."""
+
+    __slots__ = ("_waiters", "done")
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] = []
+        self.done = False
+
+    def wait(self) -> Awaitable[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.done:
+            future.set_result(None)
+        else:
+            self._waiters.append(future)
+        return future
+
+    def set(self) -> None:
+        self.done = True
+        waiters, self._waiters = self._waiters, []
+        for future in waiters:
+            if not future.done():  # not cancelled
+                future.set_result(None)
+
+
 class _Batch:
     """Jobs claimed together whose outcomes are written together: the last one to finish writes them all. The
     others wait for that write, so their slots stay taken until the commit that claims their successors."""
@@ -47,16 +74,14 @@ class _Batch:
     def __init__(self, size: int) -> None:
         self.waiting = size
         self.outcomes: list[tuple[Lease, Job]] = []
-        self._written: asyncio.Future[None] | None = None  # made by the first job that waits
+        self._written = _Written()
 
-    async def wait(self) -> None:
-        if self._written is None:
-            self._written = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._written)
+    def wait(self) -> Awaitable[None]:
+        return self._written.wait()
 
     def release(self) -> None:
-        if self._written is not None and not self._written.done():
-            self._written.set_result(None)
+        if not self._written.done:
+            self._written.set()
 
 
 class _Group:
@@ -64,7 +89,7 @@ class _Group:
 
     def __init__(self, outcomes: list[tuple[Lease, Job]]) -> None:
         self.outcomes = outcomes
-        self.written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.written = _Written()
 
 
 class Worker:
@@ -339,7 +364,7 @@ class Worker:
         group = self._group
         if group is not None:
             group.outcomes += outcomes
-            await asyncio.shield(group.written)
+            await group.written.wait()
             return
         group = self._group = _Group(list(outcomes))
         try:
@@ -349,7 +374,7 @@ class Worker:
         try:
             await self._record(group.outcomes)
         finally:
-            group.written.set_result(None)
+            group.written.set()
 
     async def _record(self, outcomes: list[tuple[Lease, Job]]) -> None:
         """Write the outcomes and claim as many next jobs in the same commit (none once stopping)."""
