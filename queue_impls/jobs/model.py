@@ -24,6 +24,10 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"  # attempts exhausted: the job is in the dead-letter queue until retry() or delete()
 
 
+#: JobStatus by value.
+_STATUSES: Final = {status.value: status for status in JobStatus}
+
+
 @dataclass(slots=True)
 class Job:
     """A job's record. Times are seconds since the epoch, as given by the queue's clock."""
@@ -51,7 +55,7 @@ class Job:
             "id": self.id,
             "name": self.name,
             "data": self.data,
-            "status": self.status.value,
+            "status": self.status._value_,  # .value, without the enum property's Python-level call
             "priority": self.priority,
             "max_attempts": self.max_attempts,
             "created_at": self.created_at,
@@ -72,7 +76,7 @@ class Job:
         if not isinstance(value, dict) or not isinstance(value.get("id"), str):
             return None
         try:
-            return cls(**{**value, "status": JobStatus(value["status"])})
+            return cls(**{**value, "status": _STATUSES[value["status"]]})  # JobStatus(...), by one dict look-up
         except (TypeError, ValueError, KeyError):
             return None
 

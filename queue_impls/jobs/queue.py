@@ -701,6 +701,10 @@ def _halves(
     return (finished[:h], picked[:g]), (finished[h:], picked[g:])
 
 
+#: Each status's counter key, built once (Sums.count moves two of them for every state change).
+_COUNT_KEYS: Final = {status: count_key(status.value) for status in JobStatus}
+
+
 class Sums:
     """The counter sums of one commit (status counts, active counts, the version key), netted per key: sums that
     cancel out (a job that ends and its successor of the same name claimed in the same commit: running -1 +1,
@@ -719,10 +723,13 @@ class Sums:
     def count(self, old: JobStatus | None, new: JobStatus | None) -> Sums:
         """A job moves from status ``old`` to ``new`` (None: it is added, or deleted)."""
         if old != new:
+            by_key = self._by_key
             if old is not None:
-                self.add(count_key(old.value), MINUS_ONE)
+                key = _COUNT_KEYS[old]
+                by_key[key] = (by_key.get(key, 0) + MINUS_ONE) & MINUS_ONE
             if new is not None:
-                self.add(count_key(new.value), 1)
+                key = _COUNT_KEYS[new]
+                by_key[key] = (by_key.get(key, 0) + 1) & MINUS_ONE
         return self
 
     def into(self, op: AtomicOperation) -> None:
