@@ -32,7 +32,7 @@ from .limits import (
     check_value_size,
     check_write_key,
 )
-from .types import Check, CommitResult, KvEntry, Mutation, MutationKind, new_check, new_mutation
+from .types import Check, CommitResult, KvEntry, Mutation, MutationKind, new_check
 from .u64 import KvU64
 
 if TYPE_CHECKING:
@@ -185,20 +185,6 @@ def _prepare_check(key: Any, versionstamp: Any) -> Check:
     return new_check(encoded, versionstamp.lower())
 
 
-def _prepare_mutation(m: RawMutation) -> Mutation:
-    kind, key, value, expire, (payload, encoding), expire_in = m
-    encoded = _encode_write_key(key)
-    if kind == "set":
-        if expire is not None:
-            check_expire_at(expire, expire_in)
-        if len(payload) > MAX_VALUE_SIZE:
-            check_value_size(len(payload), tuple(key))
-        return new_mutation(kind, encoded, value, payload, encoding, expire)
-    if kind == "delete":
-        return new_mutation(kind, encoded, None, b"", 0, None)
-    return new_mutation(kind, encoded, value, payload, encoding, None)
-
-
 def prepare_commit(
     raw_checks: list[tuple[Any, Any]], raw_mutations: list[RawMutation]
 ) -> tuple[list[Check], list[Mutation]]:
@@ -221,19 +207,63 @@ def _prepare_commit(
         raise TooManyChecksError(f"Too many checks (max {MAX_CHECKS}): got {len(raw_checks)}")
     if len(raw_mutations) > MAX_MUTATIONS:
         raise TooManyMutationsError(f"Too many mutations (max {MAX_MUTATIONS}): got {len(raw_mutations)}")
-    checks = [_prepare_check(k, vs) for k, vs in raw_checks]
-    mutations = [_prepare_mutation(m) for m in raw_mutations]
-    check_totals(checks, mutations)
+    # Each check and mutation prepared and the totals summed in one pass, the usual key (a non-empty tuple) encoded inline:
+    # a call less per key and a pass less per commit (a job's run commits ~11 keys).
+    new = tuple.__new__
+    checks: list[Check] = []
+    total = 0
+    for key, versionstamp in raw_checks:
+        if versionstamp is not None:
+            checks.append(_prepare_check(key, versionstamp))
+            total += len(checks[-1].key)
+            continue
+        if type(key) is tuple and key:
+            encoded = encode_key(key)
+            if len(encoded) > MAX_WRITE_KEY_SIZE:
+                check_write_key(encoded, key)
+        else:
+            encoded = _encode_write_key(key)
+        checks.append(new(Check, (encoded, None)))
+        total += len(encoded)
+    mutations: list[Mutation] = []
+    key_total = 0
+    for kind, key, value, expire, (payload, encoding), expire_in in raw_mutations:
+        if type(key) is tuple and key:
+            encoded = encode_key(key)
+            if len(encoded) > MAX_WRITE_KEY_SIZE:
+                check_write_key(encoded, key)
+        else:
+            encoded = _encode_write_key(key)
+        total += len(encoded)
+        if kind == "delete":
+            mutations.append(new(Mutation, ("delete", encoded, None, b"", 0, None)))
+            continue
+        if kind == "set":
+            if expire is not None:
+                check_expire_at(expire, expire_in)
+            if len(payload) > MAX_VALUE_SIZE:
+                check_value_size(len(payload), tuple(key))
+        else:
+            expire = None
+        mutations.append(new(Mutation, (kind, encoded, value, payload, encoding, expire)))
+        total += len(encoded) + len(payload)
+        key_total += len(encoded)
+    _check_total_sizes(total, key_total)
     return checks, mutations
 
 
 def check_totals(checks: list[Check], mutations: list[Mutation]) -> None:
+    """Deno's limits on a commit's total mutation size and total key size."""
     total = sum(len(c.key) for c in checks) + sum(len(m.key) for m in mutations)
     key_total = 0
     for m in mutations:
         if m.kind != "delete":
             total += len(m.key) + len(m.payload)
             key_total += len(m.key)
+    _check_total_sizes(total, key_total)
+
+
+def _check_total_sizes(total: int, key_total: int) -> None:
     if total > MAX_TOTAL_MUTATION_SIZE:
         raise TotalMutationSizeError(
             f"Total mutation size too large (max {MAX_TOTAL_MUTATION_SIZE} bytes): got {total} bytes"

@@ -109,14 +109,6 @@ def new_check(key: bytes, versionstamp: str | None) -> Check:
     return check
 
 
-def new_mutation(
-    kind: MutationKind, key: bytes, value: Any, payload: bytes, encoding: int, expire_at_ms: int | None
-) -> Mutation:
-    """``Mutation(...)`` with every field given, without the NamedTuple's Python-level __new__."""
-    mutation: Mutation = _new_tuple(Mutation, (kind, key, value, payload, encoding, expire_at_ms))
-    return mutation
-
-
 def versionstamp_suffix(versionstamp: str) -> bytes:
     """The key part a versionstamped-key set appends: the versionstamp's 20 hex characters as a string part."""
     return b"\x02" + versionstamp.encode("ascii") + b"\x00"
