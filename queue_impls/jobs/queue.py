@@ -164,7 +164,8 @@ class Queue:
         set_grouped(op, items, (value, encoded))
         Sums().add(VERSION, 1).count(None, job.status).into(op)
         await self._commit_or_raise(op, f"add of job {job.id}")
-        await self._emit(JobEventType.ADDED, job)
+        if self.on_event is not None:
+            await self._emit(JobEventType.ADDED, job)
         return job.id
 
     def _check_name(self, name: Any) -> str:
@@ -368,8 +369,9 @@ class Queue:
         if not result.ok or result.versionstamp is None:
             await self._finish_unclaimed(finished, done)
             return
-        for _, new in finished:
-            await self._emit_outcome(new)
+        if self.on_event is not None:
+            for _, new in finished:
+                await self._emit_outcome(new)
         done.claimed.extend(await self._claimed(drafts, worker, result.versionstamp))
 
     def outcome(self, held: Lease, error: str | None) -> Job:
@@ -469,8 +471,9 @@ class Queue:
         for name, count in collections.Counter(d.job.name for d in drafts).items():
             self.limits.claimed(name, count, versionstamp)
         leases = [Lease(d.job, d.worker, d.until_ms, versionstamp, versionstamp, d.limited) for d in drafts]
-        for claimed in leases:
-            await self._emit(JobEventType.STARTED, claimed.job)
+        if self.on_event is not None:  # else not even a coroutine per job
+            for claimed in leases:
+                await self._emit(JobEventType.STARTED, claimed.job)
         return leases
 
     async def _try_commit(self, op: AtomicOperation) -> str | None:
