@@ -32,7 +32,7 @@ from .limits import (
     check_value_size,
     check_write_key,
 )
-from .types import Check, CommitResult, KvEntry, Mutation, MutationKind, new_check
+from .types import Check, CommitResult, KvEntry, Mutation, MutationKind
 from .u64 import KvU64
 
 if TYPE_CHECKING:
@@ -174,15 +174,11 @@ def _encode_write_key(key: Any) -> bytes:
     return encoded
 
 
-def _prepare_check(key: Any, versionstamp: Any) -> Check:
-    encoded = _encode_write_key(key)
-    if versionstamp is None:
-        return new_check(encoded, None)
+def _check_versionstamp(versionstamp: Any) -> None:
     if not isinstance(versionstamp, str) or not _HEX20.match(versionstamp):
         raise InvalidCheckError(
             f"Invalid check: versionstamp must be 20 hex characters, got {short_repr(versionstamp)}"
         )
-    return new_check(encoded, versionstamp.lower())
 
 
 def prepare_commit(
@@ -212,18 +208,21 @@ def _prepare_commit(
     new = tuple.__new__
     checks: list[Check] = []
     total = 0
+    checked: Any = None  # the last versionstamp validated, and its lower case: the jobs claimed in one commit share
+    lowered = None  # one versionstamp object (record and lease), so most checks of a commit skip the regex
     for key, versionstamp in raw_checks:
-        if versionstamp is not None:
-            checks.append(_prepare_check(key, versionstamp))
-            total += len(checks[-1].key)
-            continue
         if type(key) is tuple and key:
             encoded = encode_key(key)
             if len(encoded) > MAX_WRITE_KEY_SIZE:
                 check_write_key(encoded, key)
         else:
             encoded = _encode_write_key(key)
-        checks.append(new(Check, (encoded, None)))
+        if versionstamp is not None:
+            if versionstamp is not checked:
+                _check_versionstamp(versionstamp)
+                checked, lowered = versionstamp, versionstamp.lower()
+            versionstamp = lowered
+        checks.append(new(Check, (encoded, versionstamp)))
         total += len(encoded)
     mutations: list[Mutation] = []
     key_total = 0

@@ -100,15 +100,6 @@ class Mutation(NamedTuple):
     expire_at_ms: int | None = None
 
 
-_new_tuple = tuple.__new__
-
-
-def new_check(key: bytes, versionstamp: str | None) -> Check:
-    """``Check(key, versionstamp)`` without the NamedTuple's Python-level __new__ (every commit builds several)."""
-    check: Check = _new_tuple(Check, (key, versionstamp))
-    return check
-
-
 def versionstamp_suffix(versionstamp: str) -> bytes:
     """The key part a versionstamped-key set appends: the versionstamp's 20 hex characters as a string part."""
     return b"\x02" + versionstamp.encode("ascii") + b"\x00"
