@@ -12,11 +12,6 @@ from ..model import Job, JobStatus
 from .base import Layout, Page
 
 
-def _plain(cls: type[Layout]) -> bool:
-    """The class keeps naive's entries (a subclass that adds index entries takes Layout.put's diff)."""
-    return cls.index_entries is NaiveLayout.index_entries and cls.shared_entries is Layout.shared_entries
-
-
 class NaiveLayout(Layout):
     """("jobs", id) -> job; ("jobs_by_name", name, id) -> id. The seed's loop exactly: no early exit."""
 
@@ -25,14 +20,6 @@ class NaiveLayout(Layout):
 
     def index_entries(self, job: Job) -> dict[Key, Any]:
         return {(*BY_NAME, job.name, job.id): job.id}
-
-    def put(self, op: AtomicOperation, old: Job | None, new: Job | None) -> None:
-        """A job that changes (same id and name) rewrites its record alone, its index entry (the id) as it was: what
-        Layout.put's diff gives, without building and comparing the old entries (a job's run changes it twice)."""
-        if old is None or new is None or old.id != new.id or old.name != new.name or not _plain(type(self)):
-            super().put(op, old, new)
-        elif old != new:  # the record's value is the job's fields, so it changed iff the job did
-            op.set(record_key(new.id), new.to_value())
 
     async def list_jobs(self, kv: Kv, status: JobStatus | None, name: str | None, limit: int, offset: int) -> list[Job]:
         page = Page(status, limit, offset)
@@ -44,3 +31,16 @@ class NaiveLayout(Layout):
             async for entry in kv.list(prefix=JOBS):
                 page.offer(Job.from_value(entry.value))
         return page.jobs
+
+    def put(self, op: AtomicOperation, old: Job | None, new: Job | None) -> None:
+        """A job that changes (same id and name) rewrites its record alone, its index entry (the id) as it was: what
+        Layout.put's diff gives, without building and comparing the old entries (a job's run changes it twice)."""
+        if old is None or new is None or old.id != new.id or old.name != new.name or not _plain(type(self)):
+            super().put(op, old, new)
+        elif old != new:  # the record's value is the job's fields, so it changed iff the job did
+            op.set(record_key(new.id), new.to_value())
+
+
+def _plain(cls: type[Layout]) -> bool:
+    """The class keeps naive's entries (a subclass that adds index entries takes Layout.put's diff)."""
+    return cls.index_entries is NaiveLayout.index_entries and cls.shared_entries is Layout.shared_entries
