@@ -58,6 +58,9 @@ def test_replace_copies_every_field_and_changes_only_those_named() -> None:
     assert changed == dataclasses.replace(job, status=JobStatus.COMPLETED, worker=None, errors=[])
     with pytest.raises(TypeError, match="no field 'colour'"):
         job.replace(colour="red")
+    assert job.running("w2", 9.0) == job.replace(status=JobStatus.RUNNING, attempts=4, started_at=9.0, worker="w2")
+    assert job.completed(9.0) == job.replace(status=JobStatus.COMPLETED, completed_at=9.0)
+    assert job.running("w2", 9.0).errors is not job.errors and job.completed(9.0).errors is not job.errors
 
 
 @pytest.mark.parametrize("message", ["x" * 10_000, "\x01" * 10_000, "\U0001f600" * 10_000, "short"])

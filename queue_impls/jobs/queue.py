@@ -377,7 +377,7 @@ class Queue:
     def outcome(self, held: Lease, error: str | None) -> Job:
         """The job after its attempt: completed, or (``error``) pending again after a backoff or failed."""
         if error is None:
-            return held.job.replace(status=JobStatus.COMPLETED, completed_at=self.clock.now())
+            return held.job.completed(self.clock.now())
         return self._after_failure(held.job, error)
 
     async def claim_scan(
@@ -456,7 +456,7 @@ class Queue:
                     op.check(known.active)  # the counter is the slot: two claims of the last slot cannot both commit
         for candidate in picked:
             job = candidate.job
-            new = job.replace(status=JobStatus.RUNNING, attempts=job.attempts + 1, started_at=now, worker=worker)
+            new = job.running(worker, now)
             op.check(candidate.entry)
             op.delete(ready_key(job.priority, job.id)).delete(ready_by_name_key(job.name, job.priority, job.id))
             self.layout.put(op, job, new)
