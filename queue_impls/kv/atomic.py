@@ -117,7 +117,7 @@ class AtomicOperation:
         return self
 
     def set(self, key: Key, value: Any, *, expire_in: int | None = None) -> Self:
-        expire = expire_at(expire_in)
+        expire = None if expire_in is None else expire_at(expire_in)
         self._mutations.append(("set", key, value, expire, encode_value(value), expire_in))
         return self
 
@@ -156,8 +156,11 @@ def set_each_encoded(
 ) -> AtomicOperation:
     """``op.set_each(keys, value)`` for a caller that has just serialised ``value`` itself (``encoded`` is
     ``encode_value(value)``, e.g. to check its size first): the value is not serialised a second time."""
-    expire = expire_at(expire_in)
-    op._mutations += [("set", key, value, expire, encoded, expire_in) for key in keys]
+    expire = None if expire_in is None else expire_at(expire_in)
+    if len(keys) == 1:
+        op._mutations.append(("set", keys[0], value, expire, encoded, expire_in))
+    else:
+        op._mutations += [("set", key, value, expire, encoded, expire_in) for key in keys]
     return op
 
 
