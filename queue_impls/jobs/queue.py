@@ -94,6 +94,10 @@ class Lease:
     limited: bool = False
 
 
+#: A claim before its commit: the job running, its lease's end (unix ms), whether its name was limited.
+_Draft = tuple[Job, int, bool]
+
+
 @dataclass(frozen=True, slots=True)
 class Finished:
     """What finish_and_claim did besides writing outcomes: the jobs it claimed, the leases it found lost (their
@@ -439,13 +443,13 @@ class Queue:
 
     def _claim_into(
         self, op: AtomicOperation, picked: Sequence[Candidate], worker: str, lease: float, sums: Sums
-    ) -> list[Lease]:
+    ) -> list[_Draft]:
         """Add the claims of ``picked`` to ``op``: each job running with a lease, its ready entries gone, the
         counters moved (in ``sums``, which the caller adds to ``op``); checked against each ready entry and each name's limit (and active count) as last known.
-        Returns the leases, whose versionstamps are filled in by _claimed."""
+        Returns the leases' drafts, made leases with their versionstamp by _claimed."""
         now = self.clock.now()
         until_ms = ms_ceil(now + lease)
-        drafts: list[Lease] = []
+        drafts: list[_Draft] = []
         for name in dict.fromkeys(c.job.name for c in picked):
             known = self.limits.get(name)
             if known is None:
@@ -464,13 +468,15 @@ class Queue:
             op.set(expiry_key(until_ms, job.id), job.name)
             sums.add(active_key(job.name), 1).count(job.status, new.status)
             limited = (known := self.limits.get(job.name)) is not None and known.limit.value is not None
-            drafts.append(Lease(new, worker, until_ms, "", "", limited))
+            drafts.append((new, until_ms, limited))
         return drafts
 
-    async def _claimed(self, drafts: Sequence[Lease], worker: str, versionstamp: str) -> list[Lease]:
-        for name, count in collections.Counter(d.job.name for d in drafts).items():
+    async def _claimed(self, drafts: Sequence[_Draft], worker: str, versionstamp: str) -> list[Lease]:
+        for name, count in collections.Counter(job.name for job, _, _ in drafts).items():
             self.limits.claimed(name, count, versionstamp)
-        leases = [Lease(d.job, d.worker, d.until_ms, versionstamp, versionstamp, d.limited) for d in drafts]
+        leases = [
+            Lease(job, worker, until_ms, versionstamp, versionstamp, limited) for job, until_ms, limited in drafts
+        ]
         if self.on_event is not None:  # else not even a coroutine per job
             for claimed in leases:
                 await self._emit(JobEventType.STARTED, claimed.job)
