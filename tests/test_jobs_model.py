@@ -36,6 +36,11 @@ def test_a_job_round_trips_through_the_value_codec() -> None:
     payload, encoding = encode_value(job.to_value())
     assert Job.from_value(decode_value(payload, encoding)) == job
     assert Job.from_value({"id": "x"}) is None and Job.from_value("junk") is None
+    value = job.to_value()
+    assert Job.from_value({**value, "status": "lost"}) is None  # every field, by position: a bad status still refused
+    assert Job.from_value({**value, "colour": "red"}) is None  # a field too many: refused, as by keywords
+    optional = {k: v for k, v in value.items() if k != "worker"}
+    assert Job.from_value(optional) == job  # a field with a default may be missing
 
 
 def test_replace_never_shares_the_error_history() -> None:

@@ -76,6 +76,13 @@ class Job:
         if not isinstance(value, dict) or not isinstance(value.get("id"), str):
             return None
         try:
+            if value.keys() == _FIELD_NAMES:  # a record as to_value() writes it: every field, by position
+                v = value
+                return cls(
+                    v["id"], v["name"], v["data"], _STATUSES[v["status"]], v["priority"], v["max_attempts"],
+                    v["created_at"], v["run_at"], v["attempts"], v["started_at"], v["completed_at"], v["failed_at"],
+                    v["error"], v["errors"], v["backoff"], v["worker"],
+                )  # fmt: skip
             return cls(**{**value, "status": _STATUSES[value["status"]]})  # JobStatus(...), by one dict look-up
         except (TypeError, ValueError, KeyError):
             return None
