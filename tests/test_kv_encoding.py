@@ -143,10 +143,14 @@ def test_fast_paths_encode_as_the_general_encoder(key: Key) -> None:
 
 
 def test_a_list_or_a_subclassed_part_is_encoded_as_before() -> None:
+    from queue_impls.kv.codec import _encode_key
+
     class Text(str):
         pass
 
     assert encode_key(("a", Text("b"))) == encode_key(("a", "b")) == bytes.fromhex("02 61 00 02 62 00")
     assert encode_key((True, 1)) == bytes.fromhex("27 15 01")
+    for key in [("", 1), (1, ""), ("a", "", 2, "", "b"), ("", -1, ""), ("a\x00", 3), (0, "b\x00c"), ("é", 1)]:
+        assert encode_key(key) == _encode_key(key) and decode_key(encode_key(key)) == key, key
     with pytest.raises(InvalidKeyError):
         encode_key(["a", "b"])  # type: ignore[arg-type]
