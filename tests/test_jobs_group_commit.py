@@ -201,3 +201,18 @@ async def test_batched_jobs_keep_their_slots_until_their_outcomes_commit(counted
     worker = Worker(q, {"a": uneven}, concurrency=4, batch_size=4)
     assert await worker.run_until_idle() == 40
     assert peak <= 4
+
+
+async def test_a_waiter_cancelled_before_the_write_leaves_the_others_waiting_for_it() -> None:
+    from queue_impls.jobs.worker import _Written
+
+    written = _Written()
+    first, second = (asyncio.ensure_future(written.wait()) for _ in range(2))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    assert first.cancelled() and not second.done()
+    written.set()
+    await asyncio.sleep(0)
+    assert second.done() and second.result() is None
+    assert (await asyncio.wait_for(written.wait(), 1)) is None  # after the write: at once

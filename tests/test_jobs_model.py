@@ -36,6 +36,11 @@ def test_a_job_round_trips_through_the_value_codec() -> None:
     payload, encoding = encode_value(job.to_value())
     assert Job.from_value(decode_value(payload, encoding)) == job
     assert Job.from_value({"id": "x"}) is None and Job.from_value("junk") is None
+    value = job.to_value()
+    assert Job.from_value({**value, "status": "lost"}) is None  # every field, by position: a bad status still refused
+    assert Job.from_value({**value, "colour": "red"}) is None  # a field too many: refused, as by keywords
+    optional = {k: v for k, v in value.items() if k != "worker"}
+    assert Job.from_value(optional) == job  # a field with a default may be missing
 
 
 def test_replace_never_shares_the_error_history() -> None:
@@ -43,6 +48,24 @@ def test_replace_never_shares_the_error_history() -> None:
     other = job.replace(attempts=1)
     other.errors.append({"attempt": 1})
     assert job.errors == []
+
+
+def test_replace_copies_every_field_and_changes_only_those_named() -> None:
+    import dataclasses
+
+    job = Job(
+        new_job_id(), "a", {"d": 1}, JobStatus.RUNNING, 2, 5, 1.0, 2.0, attempts=3, started_at=3.0, completed_at=4.0,
+        failed_at=5.0, error="e", errors=[{"attempt": 1}], backoff={"base": 1.0}, worker="w",
+    )  # fmt: skip
+    assert all(getattr(job, f.name) != f.default for f in dataclasses.fields(Job))  # every field set, none default
+    assert job.replace() == job and job.replace().errors is not job.errors
+    changed = job.replace(status=JobStatus.COMPLETED, worker=None, errors=[])
+    assert changed == dataclasses.replace(job, status=JobStatus.COMPLETED, worker=None, errors=[])
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        job.replace(colour="red")
+    assert job.running("w2", 9.0) == job.replace(status=JobStatus.RUNNING, attempts=4, started_at=9.0, worker="w2")
+    assert job.completed(9.0) == job.replace(status=JobStatus.COMPLETED, completed_at=9.0)
+    assert job.running("w2", 9.0).errors is not job.errors and job.completed(9.0).errors is not job.errors
 
 
 @pytest.mark.parametrize("message", ["x" * 10_000, "\x01" * 10_000, "\U0001f600" * 10_000, "short"])

@@ -193,6 +193,35 @@ async def test_expired_lease_goes_back_to_pending_and_the_old_worker_is_fenced(q
     await assert_consistent(queue, clock)
 
 
+async def test_jobs_of_one_worker_are_each_renewed_on_its_one_timer(queue: Queue, clock: FakeClock) -> None:
+    """Three jobs share the worker's renewal timer: each renewed every lease/3 while it runs, one ending early does
+    not stop the others' renewals, and none leaves a timer behind once all have ended."""
+    releases = {i: asyncio.Event() for i in range(3)}
+
+    async def slow(job: Job) -> None:
+        await releases[job.data].wait()
+
+    ids = [await queue.add("a", i) for i in range(3)]
+    worker = Worker(queue, {"a": slow}, lease=3.0, concurrency=3)
+    run = asyncio.create_task(worker.run_until_idle())
+    await clock.wait_for_sleepers()  # the handlers run, the renewal timer sleeps
+    assert clock.sleepers == 1
+    for second in range(8):  # 8 s of a 3 s lease: renewed every second
+        if second == 3:
+            releases[0].set()  # one ends between two renewals: the others are renewed all the same
+            for _ in range(20):
+                await asyncio.sleep(0)
+        await clock.advance(1.0)
+        await clock.wait_for_sleepers()
+        assert await queue.reap_expired() == 0
+    releases[1].set()
+    releases[2].set()
+    assert await run == 3
+    assert clock.sleepers == 0
+    assert [(await queue.get_job(i)).status for i in ids] == [JobStatus.COMPLETED] * 3  # type: ignore[union-attr]
+    await assert_consistent(queue, clock)
+
+
 async def test_lease_is_renewed_while_the_handler_runs(queue: Queue, clock: FakeClock) -> None:
     release = asyncio.Event()
 

@@ -121,3 +121,36 @@ async def test_store_lists_keys_in_deno_order(kv: Kv) -> None:
     listed = [e.key for e in await kv.list(prefix=()).collect()]
     assert [encode_key(k) for k in listed] == [encode_key(k) for k in U_KEYS_IN_DENO_ORDER + OTHER_KEYS]
     assert [type(p) for k in listed for p in k] == [type(p) for k in U_KEYS_IN_DENO_ORDER + OTHER_KEYS for p in k]
+
+
+# The fast paths of encode_key (text parts joined in one call; text and ints of at most 8 bytes as latin-1 text)
+# must give the general part-by-part encoder's bytes for every key, those at their edges included.
+_edge_ints = st.sampled_from([0, 1, -1, 255, 256, -255, -256, 2**63, 2**64 - 1, 2**64, -(2**64 - 1), -(2**64)])
+_fast_parts = st.one_of(
+    st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=6),  # ASCII, NUL included
+    st.text(alphabet="a\x00\xe9", max_size=4),  # NUL and non-ASCII: the fast paths must hand these over
+    st.integers(min_value=-(2**70), max_value=2**70) | _edge_ints,
+    st.booleans(),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_fast_parts, max_size=5).map(tuple) | keys)
+def test_fast_paths_encode_as_the_general_encoder(key: Key) -> None:
+    from queue_impls.kv.codec import _encode_key
+
+    assert encode_key(key) == _encode_key(key)
+
+
+def test_a_list_or_a_subclassed_part_is_encoded_as_before() -> None:
+    from queue_impls.kv.codec import _encode_key
+
+    class Text(str):
+        pass
+
+    assert encode_key(("a", Text("b"))) == encode_key(("a", "b")) == bytes.fromhex("02 61 00 02 62 00")
+    assert encode_key((True, 1)) == bytes.fromhex("27 15 01")
+    for key in [("", 1), (1, ""), ("a", "", 2, "", "b"), ("", -1, ""), ("a\x00", 3), (0, "b\x00c"), ("é", 1)]:
+        assert encode_key(key) == _encode_key(key) and decode_key(encode_key(key)) == key, key
+    with pytest.raises(InvalidKeyError):
+        encode_key(["a", "b"])  # type: ignore[arg-type]

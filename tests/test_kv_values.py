@@ -167,6 +167,18 @@ def test_codec_inverts_itself(value: Any) -> None:
     assert same(decode_value(*encode_value(value)), value)
 
 
+@settings(max_examples=100)
+@given(values)
+def test_the_prebuilt_json_encoder_writes_what_json_dumps_writes(value: Any) -> None:
+    import json
+
+    from queue_impls.kv.codec import _dumps
+
+    payload, encoding = encode_value(value)
+    if encoding == 1 and payload[:1] == b"J":
+        assert _dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+
+
 def test_bytes_and_u64_are_stored_as_deno_stores_them() -> None:
     assert encode_value(b"\x00\x01") == (b"\x00\x01", 2)
     assert encode_value(KvU64(1)) == (b"\x01" + bytes(7), 3)

@@ -49,16 +49,20 @@ BY_STATUS_NAME: Final[Key] = ("jobs_by_status_name",)
 MINUS_ONE: Final = 2**64 - 1
 
 
+# The helpers below spell their prefixes out: a tuple display builds the key in one step, ``(*PREFIX, ...)`` in four
+# (a job's run builds about 11 keys). tests/test_jobs_keys.py checks each against its prefix constant.
+
+
 def record_key(job_id: str) -> Key:
-    return (*JOBS, job_id)
+    return ("jobs", job_id)
 
 
 def ready_key(priority: int, job_id: str) -> Key:
-    return (*READY, -priority, job_id)
+    return ("queue", "ready", -priority, job_id)
 
 
 def ready_by_name_key(name: str, priority: int, job_id: str) -> Key:
-    return (*READY_BY_NAME, name, -priority, job_id)
+    return ("queue", "ready_by_name", name, -priority, job_id)
 
 
 def delayed_key(run_at_ms: int, job_id: str) -> Key:
@@ -66,11 +70,11 @@ def delayed_key(run_at_ms: int, job_id: str) -> Key:
 
 
 def lease_key(job_id: str) -> Key:
-    return (*LEASE, job_id)
+    return ("queue", "lease", job_id)
 
 
 def expiry_key(until_ms: int, job_id: str) -> Key:
-    return (*EXPIRY, until_ms, job_id)
+    return ("queue", "expiry", until_ms, job_id)
 
 
 def dead_key(job_id: str) -> Key:
@@ -82,7 +86,7 @@ def count_key(status: str) -> Key:
 
 
 def active_key(name: str) -> Key:
-    return (*ACTIVE, name)
+    return ("queue", "active", name)
 
 
 def limit_key(name: str) -> Key:

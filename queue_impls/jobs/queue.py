@@ -94,6 +94,10 @@ class Lease:
     limited: bool = False
 
 
+#: A claim before its commit: the job running, its lease's end (unix ms), whether its name was limited.
+_Draft = tuple[Job, int, bool]
+
+
 @dataclass(frozen=True, slots=True)
 class Finished:
     """What finish_and_claim did besides writing outcomes: the jobs it claimed, the leases it found lost (their
@@ -164,7 +168,8 @@ class Queue:
         set_grouped(op, items, (value, encoded))
         Sums().add(VERSION, 1).count(None, job.status).into(op)
         await self._commit_or_raise(op, f"add of job {job.id}")
-        await self._emit(JobEventType.ADDED, job)
+        if self.on_event is not None:
+            await self._emit(JobEventType.ADDED, job)
         return job.id
 
     def _check_name(self, name: Any) -> str:
@@ -368,14 +373,15 @@ class Queue:
         if not result.ok or result.versionstamp is None:
             await self._finish_unclaimed(finished, done)
             return
-        for _, new in finished:
-            await self._emit_outcome(new)
+        if self.on_event is not None:
+            for _, new in finished:
+                await self._emit_outcome(new)
         done.claimed.extend(await self._claimed(drafts, worker, result.versionstamp))
 
     def outcome(self, held: Lease, error: str | None) -> Job:
         """The job after its attempt: completed, or (``error``) pending again after a backoff or failed."""
         if error is None:
-            return held.job.replace(status=JobStatus.COMPLETED, completed_at=self.clock.now())
+            return held.job.completed(self.clock.now())
         return self._after_failure(held.job, error)
 
     async def claim_scan(
@@ -437,13 +443,13 @@ class Queue:
 
     def _claim_into(
         self, op: AtomicOperation, picked: Sequence[Candidate], worker: str, lease: float, sums: Sums
-    ) -> list[Lease]:
+    ) -> list[_Draft]:
         """Add the claims of ``picked`` to ``op``: each job running with a lease, its ready entries gone, the
         counters moved (in ``sums``, which the caller adds to ``op``); checked against each ready entry and each name's limit (and active count) as last known.
-        Returns the leases, whose versionstamps are filled in by _claimed."""
+        Returns the leases' drafts, made leases with their versionstamp by _claimed."""
         now = self.clock.now()
         until_ms = ms_ceil(now + lease)
-        drafts: list[Lease] = []
+        drafts: list[_Draft] = []
         for name in dict.fromkeys(c.job.name for c in picked):
             known = self.limits.get(name)
             if known is None:
@@ -454,7 +460,7 @@ class Queue:
                     op.check(known.active)  # the counter is the slot: two claims of the last slot cannot both commit
         for candidate in picked:
             job = candidate.job
-            new = job.replace(status=JobStatus.RUNNING, attempts=job.attempts + 1, started_at=now, worker=worker)
+            new = job.running(worker, now)
             op.check(candidate.entry)
             op.delete(ready_key(job.priority, job.id)).delete(ready_by_name_key(job.name, job.priority, job.id))
             self.layout.put(op, job, new)
@@ -462,15 +468,18 @@ class Queue:
             op.set(expiry_key(until_ms, job.id), job.name)
             sums.add(active_key(job.name), 1).count(job.status, new.status)
             limited = (known := self.limits.get(job.name)) is not None and known.limit.value is not None
-            drafts.append(Lease(new, worker, until_ms, "", "", limited))
+            drafts.append((new, until_ms, limited))
         return drafts
 
-    async def _claimed(self, drafts: Sequence[Lease], worker: str, versionstamp: str) -> list[Lease]:
-        for name, count in collections.Counter(d.job.name for d in drafts).items():
+    async def _claimed(self, drafts: Sequence[_Draft], worker: str, versionstamp: str) -> list[Lease]:
+        for name, count in collections.Counter(job.name for job, _, _ in drafts).items():
             self.limits.claimed(name, count, versionstamp)
-        leases = [replace(d, job_versionstamp=versionstamp, lease_versionstamp=versionstamp) for d in drafts]
-        for claimed in leases:
-            await self._emit(JobEventType.STARTED, claimed.job)
+        leases = [
+            Lease(job, worker, until_ms, versionstamp, versionstamp, limited) for job, until_ms, limited in drafts
+        ]
+        if self.on_event is not None:  # else not even a coroutine per job
+            for claimed in leases:
+                await self._emit(JobEventType.STARTED, claimed.job)
         return leases
 
     async def _try_commit(self, op: AtomicOperation) -> str | None:
@@ -701,6 +710,10 @@ def _halves(
     return (finished[:h], picked[:g]), (finished[h:], picked[g:])
 
 
+#: Each status's counter key, built once (Sums.count moves two of them for every state change).
+_COUNT_KEYS: Final = {status: count_key(status.value) for status in JobStatus}
+
+
 class Sums:
     """The counter sums of one commit (status counts, active counts, the version key), netted per key: sums that
     cancel out (a job that ends and its successor of the same name claimed in the same commit: running -1 +1,
@@ -719,10 +732,13 @@ class Sums:
     def count(self, old: JobStatus | None, new: JobStatus | None) -> Sums:
         """A job moves from status ``old`` to ``new`` (None: it is added, or deleted)."""
         if old != new:
+            by_key = self._by_key
             if old is not None:
-                self.add(count_key(old.value), MINUS_ONE)
+                key = _COUNT_KEYS[old]
+                by_key[key] = (by_key.get(key, 0) + MINUS_ONE) & MINUS_ONE
             if new is not None:
-                self.add(count_key(new.value), 1)
+                key = _COUNT_KEYS[new]
+                by_key[key] = (by_key.get(key, 0) + 1) & MINUS_ONE
         return self
 
     def into(self, op: AtomicOperation) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,14 +31,44 @@ Handler = Callable[[Job], Awaitable[Any] | Any]
 
 class _Held:
     """The lease of one running job; a renewal replaces it, under a lock the finisher takes too. Renewals are due
-    every lease/3 on a clock timer: a job that ends before the first costs no task and no wake-up for them."""
+    every lease/3, on the worker's one renewal timer: a job that ends before its first costs no task, no timer and no
+    wake-up for them."""
+
+    __slots__ = ("due", "ended", "lease", "lock", "renewal")
 
     def __init__(self, lease: Lease) -> None:
         self.lease = lease
         self.lock = asyncio.Lock()
-        self.timer: Timer | None = None  # the next renewal's
+        self.due = 0.0  # when (the queue clock's now()) its next renewal is due, while it waits for it
         self.renewal: asyncio.Task[None] | None = None  # the renewal started by the last timer, if any
         self.ended = False  # the job's handler returned: no renewal starts from now on
+
+
+class _Written:
+    """Set once, when some outcomes are written; the jobs whose outcomes they are wait for it. Each waiter awaits a
+    future of its own, so one that is cancelled cancels nothing the others wait for (as ``asyncio.shield`` of one
+    shared future would guard it, at a future and a callback more per waiter)."""
+
+    __slots__ = ("_waiters", "done")
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] = []
+        self.done = False
+
+    def wait(self) -> Awaitable[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.done:
+            future.set_result(None)
+        else:
+            self._waiters.append(future)
+        return future
+
+    def set(self) -> None:
+        self.done = True
+        waiters, self._waiters = self._waiters, []
+        for future in waiters:
+            if not future.done():  # not cancelled
+                future.set_result(None)
 
 
 class _Batch:
@@ -47,16 +78,14 @@ class _Batch:
     def __init__(self, size: int) -> None:
         self.waiting = size
         self.outcomes: list[tuple[Lease, Job]] = []
-        self._written: asyncio.Future[None] | None = None  # made by the first job that waits
+        self._written = _Written()
 
-    async def wait(self) -> None:
-        if self._written is None:
-            self._written = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._written)
+    def wait(self) -> Awaitable[None]:
+        return self._written.wait()
 
     def release(self) -> None:
-        if self._written is not None and not self._written.done():
-            self._written.set_result(None)
+        if not self._written.done:
+            self._written.set()
 
 
 class _Group:
@@ -64,7 +93,7 @@ class _Group:
 
     def __init__(self, outcomes: list[tuple[Lease, Job]]) -> None:
         self.outcomes = outcomes
-        self.written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.written = _Written()
 
 
 class Worker:
@@ -124,6 +153,12 @@ class Worker:
         self._stopping = asyncio.Event()
         self._next_sweep = float("-inf")  # when poll() next promotes due jobs and reaps expired leases
         self._crash: BaseException | None = None  # an unexpected error of a job task, re-raised by the run methods
+        # Running jobs waiting for their next lease renewal (a dict as an ordered set), and one timer for all of them,
+        # due at the earliest of their due times (inf: none armed): a timer per job cost a timer handle, a heap push
+        # and a cancellation per job, most of them ending long before their first renewal.
+        self._renewing: dict[_Held, None] = {}
+        self._renewal_timer: Timer | None = None
+        self._renewal_at = math.inf
 
     # -- running -------------------------------------------------------------------------------------
 
@@ -307,7 +342,9 @@ class Worker:
             except Exception as exc:
                 error = describe_error(exc)
             finally:
-                await self._end_renewals(held)
+                renewal = self._end_renewals(held)
+                if renewal is not None:
+                    await self._let_renewal_finish(held, renewal)
             try:
                 outcome = (held.lease, self.queue.outcome(held.lease, error))
             except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
@@ -315,6 +352,8 @@ class Worker:
             crashed = False
         finally:
             self._running -= 1
+            if not self._running and not self._renewing:
+                self._disarm_renewals()
             batch.waiting -= 1
             if outcome is not None:
                 batch.outcomes.append(outcome)
@@ -339,7 +378,7 @@ class Worker:
         group = self._group
         if group is not None:
             group.outcomes += outcomes
-            await asyncio.shield(group.written)
+            await group.written.wait()
             return
         group = self._group = _Group(list(outcomes))
         try:
@@ -349,7 +388,7 @@ class Worker:
         try:
             await self._record(group.outcomes)
         finally:
-            group.written.set_result(None)
+            group.written.set()
 
     async def _record(self, outcomes: list[tuple[Lease, Job]]) -> None:
         """Write the outcomes and claim as many next jobs in the same commit (none once stopping)."""
@@ -379,7 +418,36 @@ class Worker:
             self.dead_lettered += 1
 
     def _renew_later(self, held: _Held) -> None:
-        held.timer = call_later(self.queue.clock, self.lease / 3, lambda: self._start_renewal(held))
+        """The job's next renewal is due lease/3 from now."""
+        delay = self.lease / 3
+        held.due = due = self.queue.clock.now() + delay
+        self._renewing[held] = None
+        if due < self._renewal_at:  # the first waiting, or the clock went back
+            self._arm_renewals(due, delay)
+
+    def _arm_renewals(self, due: float, delay: float) -> None:
+        if self._renewal_timer is not None:
+            self._renewal_timer.cancel()
+        self._renewal_at = due
+        self._renewal_timer = call_later(self.queue.clock, delay, self._renewals_due)
+
+    def _disarm_renewals(self) -> None:
+        """No job of ours is running: no renewal timer left behind. (While some run, the timer stays armed for a due
+        time that may have left with its job: it then finds nothing due and re-arms, once per lease/3 at most,
+        instead of a cancellation and a new timer for every job that ends before its first renewal.)"""
+        if self._renewal_timer is not None:
+            self._renewal_timer.cancel()
+            self._renewal_timer, self._renewal_at = None, math.inf
+
+    def _renewals_due(self) -> None:
+        """The renewal timer: start the renewals due by the time it was armed for, arm it for the next one."""
+        at, self._renewal_at, self._renewal_timer = self._renewal_at, math.inf, None
+        for held in [held for held in self._renewing if held.due <= at]:
+            del self._renewing[held]
+            self._start_renewal(held)
+        if self._renewing:
+            due = min(held.due for held in self._renewing)
+            self._arm_renewals(due, max(0.0, due - self.queue.clock.now()))
 
     def _start_renewal(self, held: _Held) -> None:
         if not held.ended:
@@ -397,17 +465,19 @@ class Worker:
         if not held.ended:
             self._renew_later(held)
 
-    async def _end_renewals(self, held: _Held) -> None:
-        """No renewal after this; one in flight finishes first (cancelling it mid-commit would lose its new
-        versionstamp, and with it the fencing token the outcome commit checks)."""
+    def _end_renewals(self, held: _Held) -> asyncio.Task[None] | None:
+        """No renewal after this. Returns the renewal in flight, if any: it must finish first (_let_renewal_finish)."""
         held.ended = True
-        if held.timer is not None:
-            held.timer.cancel()
+        self._renewing.pop(held, None)
         renewal = held.renewal
-        if renewal is not None and not renewal.done():
-            async with held.lock:
-                renewal.cancel()
-            await asyncio.wait([renewal])
+        return renewal if renewal is not None and not renewal.done() else None
+
+    async def _let_renewal_finish(self, held: _Held, renewal: asyncio.Task[None]) -> None:
+        """Cancelling a renewal mid-commit would lose its new versionstamp, and with it the fencing token the outcome
+        commit checks: cancel it only while it waits for the lock, else let it finish."""
+        async with held.lock:
+            renewal.cancel()
+        await asyncio.wait([renewal])
 
 
 def _check_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:

@@ -32,7 +32,7 @@ from .limits import (
     check_value_size,
     check_write_key,
 )
-from .types import Check, CommitResult, KvEntry, Mutation, MutationKind, new_check, new_mutation
+from .types import Check, CommitResult, KvEntry, Mutation, MutationKind
 from .u64 import KvU64
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class AtomicOperation:
         return self
 
     def set(self, key: Key, value: Any, *, expire_in: int | None = None) -> Self:
-        expire = expire_at(expire_in)
+        expire = None if expire_in is None else expire_at(expire_in)
         self._mutations.append(("set", key, value, expire, encode_value(value), expire_in))
         return self
 
@@ -156,8 +156,11 @@ def set_each_encoded(
 ) -> AtomicOperation:
     """``op.set_each(keys, value)`` for a caller that has just serialised ``value`` itself (``encoded`` is
     ``encode_value(value)``, e.g. to check its size first): the value is not serialised a second time."""
-    expire = expire_at(expire_in)
-    op._mutations += [("set", key, value, expire, encoded, expire_in) for key in keys]
+    expire = None if expire_in is None else expire_at(expire_in)
+    if len(keys) == 1:
+        op._mutations.append(("set", keys[0], value, expire, encoded, expire_in))
+    else:
+        op._mutations += [("set", key, value, expire, encoded, expire_in) for key in keys]
     return op
 
 
@@ -174,29 +177,11 @@ def _encode_write_key(key: Any) -> bytes:
     return encoded
 
 
-def _prepare_check(key: Any, versionstamp: Any) -> Check:
-    encoded = _encode_write_key(key)
-    if versionstamp is None:
-        return new_check(encoded, None)
+def _check_versionstamp(versionstamp: Any) -> None:
     if not isinstance(versionstamp, str) or not _HEX20.match(versionstamp):
         raise InvalidCheckError(
             f"Invalid check: versionstamp must be 20 hex characters, got {short_repr(versionstamp)}"
         )
-    return new_check(encoded, versionstamp.lower())
-
-
-def _prepare_mutation(m: RawMutation) -> Mutation:
-    kind, key, value, expire, (payload, encoding), expire_in = m
-    encoded = _encode_write_key(key)
-    if kind == "set":
-        if expire is not None:
-            check_expire_at(expire, expire_in)
-        if len(payload) > MAX_VALUE_SIZE:
-            check_value_size(len(payload), tuple(key))
-        return new_mutation(kind, encoded, value, payload, encoding, expire)
-    if kind == "delete":
-        return new_mutation(kind, encoded, None, b"", 0, None)
-    return new_mutation(kind, encoded, value, payload, encoding, None)
 
 
 def prepare_commit(
@@ -221,19 +206,66 @@ def _prepare_commit(
         raise TooManyChecksError(f"Too many checks (max {MAX_CHECKS}): got {len(raw_checks)}")
     if len(raw_mutations) > MAX_MUTATIONS:
         raise TooManyMutationsError(f"Too many mutations (max {MAX_MUTATIONS}): got {len(raw_mutations)}")
-    checks = [_prepare_check(k, vs) for k, vs in raw_checks]
-    mutations = [_prepare_mutation(m) for m in raw_mutations]
-    check_totals(checks, mutations)
+    # Each check and mutation prepared and the totals summed in one pass, the usual key (a non-empty tuple) encoded inline:
+    # a call less per key and a pass less per commit (a job's run commits ~11 keys).
+    new = tuple.__new__
+    checks: list[Check] = []
+    total = 0
+    checked: Any = None  # the last versionstamp validated, and its lower case: the jobs claimed in one commit share
+    lowered = None  # one versionstamp object (record and lease), so most checks of a commit skip the regex
+    for key, versionstamp in raw_checks:
+        if type(key) is tuple and key:
+            encoded = encode_key(key)
+            if len(encoded) > MAX_WRITE_KEY_SIZE:
+                check_write_key(encoded, key)
+        else:
+            encoded = _encode_write_key(key)
+        if versionstamp is not None:
+            if versionstamp is not checked:
+                _check_versionstamp(versionstamp)
+                checked, lowered = versionstamp, versionstamp.lower()
+            versionstamp = lowered
+        checks.append(new(Check, (encoded, versionstamp)))
+        total += len(encoded)
+    mutations: list[Mutation] = []
+    key_total = 0
+    for kind, key, value, expire, (payload, encoding), expire_in in raw_mutations:
+        if type(key) is tuple and key:
+            encoded = encode_key(key)
+            if len(encoded) > MAX_WRITE_KEY_SIZE:
+                check_write_key(encoded, key)
+        else:
+            encoded = _encode_write_key(key)
+        total += len(encoded)
+        if kind == "delete":
+            mutations.append(new(Mutation, ("delete", encoded, None, b"", 0, None)))
+            continue
+        if kind == "set":
+            if expire is not None:
+                check_expire_at(expire, expire_in)
+            if len(payload) > MAX_VALUE_SIZE:
+                check_value_size(len(payload), tuple(key))
+        else:
+            expire = None
+        mutations.append(new(Mutation, (kind, encoded, value, payload, encoding, expire)))
+        total += len(encoded) + len(payload)
+        key_total += len(encoded)
+    _check_total_sizes(total, key_total)
     return checks, mutations
 
 
 def check_totals(checks: list[Check], mutations: list[Mutation]) -> None:
+    """Deno's limits on a commit's total mutation size and total key size."""
     total = sum(len(c.key) for c in checks) + sum(len(m.key) for m in mutations)
     key_total = 0
     for m in mutations:
         if m.kind != "delete":
             total += len(m.key) + len(m.payload)
             key_total += len(m.key)
+    _check_total_sizes(total, key_total)
+
+
+def _check_total_sizes(total: int, key_total: int) -> None:
     if total > MAX_TOTAL_MUTATION_SIZE:
         raise TotalMutationSizeError(
             f"Total mutation size too large (max {MAX_TOTAL_MUTATION_SIZE} bytes): got {total} bytes"

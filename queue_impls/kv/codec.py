@@ -12,7 +12,7 @@ import json
 import math
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from .errors import InvalidKeyError, InvalidValueError, short_repr
@@ -82,8 +82,47 @@ def _utf8_key_part(part: str) -> bytes:
         ) from None
 
 
+#: Ints of at most 8 magnitude bytes, the ones encoded by a tag and their big-endian bytes.
+_SMALL_INT: Final = 1 << 64
+
+
+def _int_text(n: int) -> str:
+    """The encoding of an int part of at most 8 magnitude bytes, as latin-1 text (one char per byte)."""
+    if n == 0:
+        return "\x14"
+    size = (n.bit_length() + 7) >> 3  # the magnitude's bytes (bit_length ignores the sign)
+    if n > 0:
+        return chr(_INT_ZERO + size) + n.to_bytes(size, "big").decode("latin-1")
+    return chr(_INT_ZERO - size) + (n + (1 << (8 * size)) - 1).to_bytes(size, "big").decode("latin-1")  # ~magnitude
+
+
 def encode_key(key: Key) -> bytes:
-    """Encode a key tuple exactly as Deno does; byte order of the result is Deno's key order."""
+    """Encode a key tuple exactly as Deno does; byte order of the result is Deno's key order.
+
+    The usual keys (ASCII text without NUL, ints of at most 8 bytes) are built as latin-1 text and encoded in one
+    call: all text parts by one ``str.join``; anything else takes the general encoder, part by part."""
+    if type(key) is tuple:
+        if int not in map(type, key):
+            try:
+                text = "\x00\x02".join(key)  # type: ignore[arg-type]  # TypeError unless every part is a str
+            except TypeError:  # a part that is not text
+                return _encode_key(key)
+            if text.isascii() and text.count("\x00") == len(key) - 1 and key:  # no NUL inside a part
+                return f"\x02{text}\x00".encode("ascii")
+            return _encode_key(key)
+        pieces = []
+        for part in key:
+            if type(part) is str and part.isascii() and "\x00" not in part:
+                pieces.append(f"\x02{part}\x00")
+            elif type(part) is int and -_SMALL_INT < part < _SMALL_INT:
+                pieces.append(_int_text(part))
+            else:
+                return _encode_key(key)
+        return "".join(pieces).encode("latin-1")
+    return _encode_key(key)
+
+
+def _encode_key(key: Key) -> bytes:
     if not isinstance(key, tuple):
         raise InvalidKeyError(f"A key must be a tuple of parts, got {type(key).__name__}")
     out = bytearray()
@@ -316,7 +355,25 @@ def _untag(node: Any) -> Any:
     raise InvalidValueError(f"Invalid tagged value: unknown tag {short_repr(tag)}")
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+_json_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _dumps_via_c(value: Any) -> str:
+    return "".join(_c_encode(value, 0))
+
+
+_dumps: Callable[[Any], str]
+if _c_make_encoder is not None:
+    # JSONEncoder.encode builds this C encoder (and a closure) for every value: build it once. No circular-reference
+    # check (markers None): a value reaches it only after _check_plain or _tag, which refuse anything nested deeper
+    # than MAX_VALUE_DEPTH, as any cycle is.
+    _c_encode = _c_make_encoder(
+        None, _json_encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+    _dumps = _dumps_via_c
+else:  # a Python without the C accelerator
+    _dumps = _json_encoder.encode
 _loads = json.loads
 # The C scanner behind json.loads (typeshed does not declare it), minus json.loads' per-call encoding sniffing.
 _scan_json: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]

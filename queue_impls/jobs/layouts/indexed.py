@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...kv import Key, Kv, KvValidationError
+from ...kv import AtomicOperation, Key, Kv, KvValidationError
 from ..errors import InvalidJobOptionError
 from ..keys import BY_NAME, BY_STATUS, BY_STATUS_NAME, JOBS
 from ..model import Job, JobStatus
@@ -38,6 +38,25 @@ class IndexedLayout(Layout):
             (*BY_STATUS, job.status.value, job.id): value,
             (*BY_STATUS_NAME, job.status.value, job.name, job.id): value,
         }
+
+    def put(self, op: AtomicOperation, old: Job | None, new: Job | None) -> None:
+        """A job that changes (same id and name) rewrites its four entries with one value (serialised once), and a
+        change of status deletes the two entries under the old status first: what Layout.put's diff gives, without
+        building and comparing the old entries (a job's run changes it twice)."""
+        cls = type(self)
+        plain = cls.index_entries is IndexedLayout.index_entries and cls.shared_entries is IndexedLayout.shared_entries
+        if old is None or new is None or old.id != new.id or old.name != new.name or not plain:
+            super().put(op, old, new)
+            return
+        if old.status != new.status:
+            op.delete((*BY_STATUS, old.status.value, old.id)).delete(
+                (*BY_STATUS_NAME, old.status.value, old.name, old.id)
+            )
+        if old != new:  # the four values are the job's fields, so they changed iff the job did
+            status = new.status.value
+            keys = [(*JOBS, new.id), (*BY_NAME, new.name, new.id), (*BY_STATUS, status, new.id),
+                    (*BY_STATUS_NAME, status, new.name, new.id)]  # fmt: skip
+            op.set_each(keys, new.to_value())
 
     @staticmethod
     def prefix(status: JobStatus | None, name: str | None) -> Key:

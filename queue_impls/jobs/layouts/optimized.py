@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...kv import Key, Kv
+from ...kv import AtomicOperation, Key, Kv
 from ..keys import BY_NAME, JOBS
 from ..model import Job, JobStatus
 from .base import Layout, Page, drop_malformed
@@ -39,3 +39,15 @@ class OptimizedLayout(Layout):
                 if page.offer(Job.from_value(entry.value)):
                     break
         return page.jobs
+
+    def put(self, op: AtomicOperation, old: Job | None, new: Job | None) -> None:
+        """A job that changes (same id and name) rewrites both its entries with one value (serialised once): what
+        Layout.put's diff gives, without building and comparing the old entries (a job's run changes it twice)."""
+        cls = type(self)
+        plain = (
+            cls.index_entries is OptimizedLayout.index_entries and cls.shared_entries is OptimizedLayout.shared_entries
+        )
+        if old is None or new is None or old.id != new.id or old.name != new.name or not plain:
+            super().put(op, old, new)
+        elif old != new:  # both values are the job's fields, so they changed iff the job did
+            op.set_each([(*JOBS, new.id), (*BY_NAME, new.name, new.id)], new.to_value())
