@@ -56,7 +56,9 @@ batch_sizes = st.sampled_from([ABSENT, 2, 1000, 0, -2, 1.5, 1001, 2000, "x"])
 cursors = st.sampled_from([ABSENT, "", "!!", "AA", "AB==", 123, "FAA=", "AmIA"])
 values = st.sampled_from([1, "s", None, [1, "x"], NOT_CLONEABLE, BIG_VALUE])
 expire_ins = st.sampled_from([ABSENT, 1000, 0, -1, 1.5, 2**53, 2**60, True])
-versionstamps = st.sampled_from([None, "00000000000000000001", "0000000000000000000A", "zz", "0" * 19, 5])
+versionstamps = st.sampled_from(
+    [None, "00000000000000000001", "0000000000000000000A", "zz", "0" * 19, "0" * 19 + "1\n", 5]
+)
 operands = st.sampled_from([1, 0, 2**64 - 1, -1, 2**64, 1.5])
 pads = st.sampled_from(["none", "none", "checks101", "mutations1001", "total"])
 

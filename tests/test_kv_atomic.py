@@ -124,7 +124,8 @@ async def test_several_checks_all_must_hold(kv: Kv) -> None:
 
 
 async def test_invalid_check_versionstamp(kv: Kv) -> None:
-    cases: dict[str, Any] = {"short": "xyz", "19": "0" * 19, "21": "0" * 21, "not-hex": "g" * 20, "int": 12345}
+    cases: dict[str, Any] = {"short": "xyz", "19": "0" * 19, "21": "0" * 21, "not-hex": "g" * 20, "int": 12345,
+                             "trailing newline": "0" * 19 + "1\n"}  # fmt: skip
     for case, bad in cases.items():
         op = kv.atomic().check(("a",), bad).set(("wrote",), 1)
         await expect_error(case, InvalidCheckError, "Invalid check", op.commit)

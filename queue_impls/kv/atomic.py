@@ -38,7 +38,7 @@ from .u64 import KvU64
 if TYPE_CHECKING:
     from .contract import Kv
 
-_HEX20 = re.compile(r"^[0-9a-fA-F]{20}$")
+_HEX20 = re.compile(r"[0-9a-fA-F]{20}")  # fullmatch: "$" alone would let a trailing newline through
 _U64 = 2**64
 _UNSET: Any = object()
 _NO_VALUE: tuple[bytes, int] = (b"", 0)
@@ -178,7 +178,7 @@ def _encode_write_key(key: Any) -> bytes:
 
 
 def _check_versionstamp(versionstamp: Any) -> None:
-    if not isinstance(versionstamp, str) or not _HEX20.match(versionstamp):
+    if not isinstance(versionstamp, str) or not _HEX20.fullmatch(versionstamp):
         raise InvalidCheckError(
             f"Invalid check: versionstamp must be 20 hex characters, got {short_repr(versionstamp)}"
         )

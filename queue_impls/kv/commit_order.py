@@ -23,7 +23,7 @@ from .errors import (
 )
 from .limits import MAX_CHECKS, MAX_EXPIRE_AT_MS, MAX_MUTATIONS, check_value_size, check_write_key
 
-_HEX20 = re.compile(r"^[0-9a-fA-F]{20}$")
+_HEX20 = re.compile(r"[0-9a-fA-F]{20}")  # fullmatch: "$" alone would let a trailing newline through
 _PART_TYPES = (bytes, str, int, float, bool)
 
 
@@ -71,7 +71,7 @@ def _check_stage(key: Any, versionstamp: Any) -> bytes:
         encoded = encode_key(tuple(key))
     except KvValidationError as exc:
         raise InvalidCheckError(f"Invalid check: {exc}") from None
-    if versionstamp is not None and not _HEX20.match(versionstamp):
+    if versionstamp is not None and not _HEX20.fullmatch(versionstamp):
         raise InvalidCheckError(
             f"Invalid check: versionstamp must be 20 hex characters, got {short_repr(versionstamp)}"
         )
