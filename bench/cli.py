@@ -76,7 +76,11 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
         metavar="MODULE",
         help="import this module first (it registers scenarios or layouts), here and in every worker; repeatable",
     )
-    parser.add_argument("--rtt", metavar="MS,...", help="rtt_sweep's round-trip times in ms (default: 0,1,5,20)")
+    parser.add_argument(
+        "--rtt",
+        metavar="MS,...",
+        help="round-trip times in ms of rtt_sweep (default: 0,1,5,20) and worker_path (default: 0)",
+    )
     parser.add_argument(
         "-o", "--output", type=Path, default=Path("results.json"), help="results file (default: results.json)"
     )
@@ -139,7 +143,7 @@ def handle_run(args: argparse.Namespace) -> int:
         suite=args.suite,
         backend=args.backend,
         layouts=parse_list(args.layouts, known=layout_names(), what="layout"),
-        rtt_ms=parse_rtt(args.rtt, suite=args.suite),
+        rtt_ms=None if args.rtt is None else parse_rtt(args.rtt, suite=args.suite),
         scenarios=_scenarios(args.scenarios),
         output=args.output,
         cache_dir=args.cache_dir,

@@ -236,7 +236,7 @@ def add_writes(b: Builder, layout: str) -> None:
         b.add(
             "worker_path",
             layout,
-            {"N": 50, "concurrency": concurrency, "batch": batch},
+            {"N": 50, "concurrency": concurrency, "batch": batch, "rtt_ms": 0.0},
             counts,
             seconds,
             derived={**derived, "jobs_per_s": round(50 / seconds, 1)},

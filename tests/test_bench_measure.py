@@ -149,3 +149,28 @@ async def test_write_path_counts_are_the_same_every_time(layout: str, tmp_path: 
     ]
     assert runs[0]["bytes_written"] > 0
     assert runs[0] == runs[1] == runs[2]
+
+
+async def test_worker_path_under_an_rtt_counts_the_same_and_predicts_its_network_time(tmp_path: Path) -> None:
+    # The same work at RTT 0 and 5 ms: the counts do not depend on the network, and the prediction is the serial
+    # round trips of the whole run times the RTT (counts are per job: N of them).
+    def case(rtt_ms: float) -> Case:
+        params = {"N": 5, "concurrency": 8, "batch": 1, "rtt_ms": rtt_ms}
+        return Case.make(get_scenario("worker_path"), "naive", params)
+
+    local = await measure_case(case(0.0), StoreSource("sqlite", None), private_dir=tmp_path)
+    remote = await measure_case(case(5.0), StoreSource("sqlite", None), private_dir=tmp_path)
+    assert remote.counts == local.counts and "predicted_s" not in local.derived
+    serial = remote.counts["serial_round_trips"] * 5
+    assert remote.derived["predicted_s"] == pytest.approx(serial * 0.005)
+    assert remote.probe_s >= remote.derived["predicted_s"] > 0
+
+
+def test_worker_path_takes_the_rtts_of_rtt_only_when_given() -> None:
+    def names(rtt_ms: tuple[float, ...] | None) -> list[str]:
+        cases = build_cases(suite="quick", layouts=("naive",), scenarios=("worker_path",), rtt_ms=rtt_ms)
+        return [c.name for c in cases]
+
+    assert all(name.endswith(",rtt_ms=0") for name in names(None)) and len(names(None)) == 3
+    swept = names((0.0, 20.0))
+    assert len(swept) == 6 and sum(name.endswith(",rtt_ms=20") for name in swept) == 3

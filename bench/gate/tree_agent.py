@@ -48,9 +48,7 @@ class Agent:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.run_dir = Path(args.run_dir)
-        self.cases = {
-            c.name: c for c in build_cases(suite=args.suite, layouts=LAYOUTS, rtt_ms=parse_rtt(None, suite=args.suite))
-        }
+        self.cases = {c.name: c for c in build_cases(suite=args.suite, layouts=LAYOUTS)}
         options = RunOptions(
             suite=args.suite, backend=args.backend, layouts=LAYOUTS, rtt_ms=parse_rtt(None, suite=args.suite),
             scenarios=(), output=self.run_dir / "unused.json", cache_dir=Path(args.cache_dir or default_cache_dir()),

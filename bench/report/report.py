@@ -297,6 +297,7 @@ def worker_path_blocks(suite: pyperf.BenchmarkSuite) -> list[Block]:
                 meta.get("kvq_layout"),
                 concurrency,
                 batch,
+                f"{float(params.get('rtt_ms', 0)):g}",
                 f"{counts['round_trips']:.2f}",
                 f"{derived.get('claim_read_round_trips_per_job', float('nan')):.2f}",
                 f"{derived.get('commit_round_trips_per_job', float('nan')):.2f}",
@@ -308,7 +309,7 @@ def worker_path_blocks(suite: pyperf.BenchmarkSuite) -> list[Block]:
             ]
         )
         per_point.setdefault((concurrency, batch), []).append(float(counts["round_trips"]))
-    headers = ["layout", "concurrency", "batch", "round trips", "finding", "committing", "entries read", "mutations",
+    headers = ["layout", "concurrency", "batch", "RTT (ms)", "round trips", "finding", "committing", "entries read", "mutations",
                "bytes written", "time (mean ± stdev)", "CPU instructions"]  # fmt: skip
     spans = "; ".join(f"concurrency {c}, batch {b}: {_span(values)}" for (c, b), values in sorted(per_point.items()))
     note = (
@@ -316,7 +317,8 @@ def worker_path_blocks(suite: pyperf.BenchmarkSuite) -> list[Block]:
         " ready jobs run by one Worker with a no-op handler. Round trips are split into finding jobs (ready-queue "
         "lists, limit reads, promote and reap sweeps) and committing them (each commit writes outcomes and claims "
         "the next jobs; outcomes ready together share one commit). Round trips per job by point: "
-        f"{spans}. The counts are exact and gated; a remote store multiplies the round trips by its RTT."
+        f"{spans}. The counts are exact and gated; a remote store multiplies the round trips by its RTT (`qbench run "
+        "--rtt` runs these points under simulated round-trip times too)."
     )
     return [Heading("The worker path"), Paragraph(note), Table(headers, rows)]
 

@@ -74,7 +74,8 @@ async def _traced_execution(case: Case, kv: CountingKv, operation: Operation) ->
     if case.spec.derived is not None:
         derived.update(case.spec.derived(case, m.counts))
     probe = m.elapsed_s
-    if case.spec.latency is not None:
-        derived["predicted_s"] = predict(m.counts, case.spec.latency(case)) / 1000
+    model = None if case.spec.latency is None else case.spec.latency(case)
+    if model is not None:
+        derived["predicted_s"] = predict(m.counts, model) / 1000
         probe += derived["predicted_s"]
     return Measured(counts_json(m.counts, case.divisor), findings_json(m.trace), derived, probe)

@@ -31,7 +31,7 @@ from queue_impls.kv import KvError
 from ..errors import BenchmarkFailed, UsageError
 from ..files import check_file_target
 from ..results import ResultsWriter, compact_json, suite_metadata
-from ..scenarios import SUITE_SPECS, Case, SeedSpec, Timing, build_cases
+from ..scenarios import SUITE_SPECS, Case, SeedSpec, Timing, build_cases, parse_rtt
 from .instructions import Counted, InstructionsUnavailable, check_available, count_instructions
 from .measure import Measured, measure_case
 from .plugins import import_plugins, plugin_search_path
@@ -50,7 +50,8 @@ class RunOptions:
     suite: str
     backend: str
     layouts: tuple[str, ...]
-    rtt_ms: tuple[float, ...]
+    #: --rtt: the RTTs (ms) of every scenario that takes them; None: each scenario's own (rtt_sweep's suite default).
+    rtt_ms: tuple[float, ...] | None
     scenarios: tuple[str, ...]
     output: Path
     cache_dir: Path
@@ -260,7 +261,7 @@ def _run(
         suite=options.suite,
         backend=options.backend,
         backend_version=backend_version(options.backend),
-        rtt_ms=options.rtt_ms,
+        rtt_ms=parse_rtt(None, suite=options.suite) if options.rtt_ms is None else options.rtt_ms,
     )
     metadata.update(timing_metadata(timing, options.timing))
     counted = _instruction_pass(options, cases, plan, run_dir, echo)

@@ -67,8 +67,9 @@ async def open_operation(entry: dict[str, Any], private_dir: Path) -> tuple[Oper
     wrapped in CountingKv with the injected round-trip time."""
     case = case_of(entry)
     kv = await open_store(StoreSource.from_json(entry["source"]), private_dir=private_dir, private=case.mutates)
-    if case.spec.latency is not None:
-        kv = CountingKv(kv, latency=case.spec.latency(case))
+    model = None if case.spec.latency is None else case.spec.latency(case)
+    if model is not None:
+        kv = CountingKv(kv, latency=model)
     operation = make_operation(case, kv)
     await operation.setup()
     return operation, kv

@@ -88,8 +88,9 @@ class Scenario:
     #: The unit of each derived figure (the results frame's ``unit`` column).
     derived_units: Mapping[str, str] = field(default_factory=dict)
     #: A simulated network for the case's store: workers wrap it in CountingKv with this model; the in-process
-    #: pass predicts its time (kvq_derived.predicted_s) and adds it to the planning probe.
-    latency: Callable[[Case], LatencyModel] | None = None
+    #: pass predicts its time (kvq_derived.predicted_s) and adds it to the planning probe. A case it gives None for
+    #: runs on the store as it is.
+    latency: Callable[[Case], LatencyModel | None] | None = None
     #: Run-wide metadata measured once when the scenario is in a run (suite, echo) -> kvq metadata.
     run_metadata: Callable[[str, Callable[[str], None]], dict[str, str]] | None = None
     #: Runs one benchmark itself (not timed by pyperf workers, not counted under callgrind): case, timing, metadata.
