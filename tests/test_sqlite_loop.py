@@ -13,7 +13,7 @@ import pytest
 
 from queue_impls.kv import BackendError, KvU64, MutationTypeError, open_kv
 from queue_impls.kv.backends import sqlite as sqlite_backend
-from queue_impls.kv.backends.sqlite import SqliteKv
+from queue_impls.kv.backends.sqlite import PURGE_EVERY, SqliteKv
 from queue_impls.kv.codec import encode_key
 from queue_impls.meter import CountingKv
 
@@ -214,7 +214,7 @@ async def test_runs_of_sets_and_deletes_apply_in_the_order_written(tmp_path: Pat
         ]
 
 
-async def test_expired_entries_are_purged_at_most_once_a_period_and_never_read(tmp_path: Path) -> None:
+async def test_expired_entries_are_purged_once_every_purge_every_commits_and_never_read(tmp_path: Path) -> None:
     path = tmp_path / "kv.db"
 
     def rows() -> int:
@@ -222,16 +222,17 @@ async def test_expired_entries_are_purged_at_most_once_a_period_and_never_read(t
             return int(conn.execute("SELECT count(*) FROM kv").fetchone()[0])
 
     async with store(path) as kv:
-        await kv.set(("first",), 0)  # the store's first commit purges (nothing yet)
-        await kv.set(("short",), 1, expire_in=1)
+        await kv.set(("first",), 0)  # commit 0 purges (nothing yet)
+        await kv.set(("short",), 1, expire_in=1)  # commit 1
         await asyncio.sleep(0.01)
-        await kv.set(("later",), 2)  # within the period: no purge
+        for i in range(PURGE_EVERY - 3):  # commits 2 .. PURGE_EVERY - 2: none purges
+            await kv.set(("later",), i)
         assert rows() == 3
         assert (await kv.get(("short",))).value is None
         assert [e.key async for e in kv.list(prefix=())] == [("first",), ("later",)]
-        assert (await kv.atomic().check(("short",), None).commit()).ok
-        kv._purge_at = 0.0  # the period is over
-        await kv.set(("last",), 3)
+        assert (await kv.atomic().check(("short",), None).commit()).ok  # commit PURGE_EVERY - 1: no purge
+        assert rows() == 3
+        await kv.set(("last",), 3)  # commit PURGE_EVERY purges
         assert rows() == 3  # "short" went, "last" came
 
 

@@ -82,9 +82,11 @@ CHECKPOINT_EVERY: Final = 250
 #: of two connections that alternate reserve every time and move the versionstamp on by this much: 2**63 / 1024 is
 #: still 9 * 10**15 commits.
 VERSION_BLOCK: Final = 1024
-#: Seconds between two purges of expired entries by one store (each in a commit): reads and checks never see an
-#: expired entry, so the purge only frees space, and a statement per commit would cost more than the space is worth.
-PURGE_EVERY_S: Final = 1.0
+#: Commits of one store between two purges of expired entries (each in a commit, the store's first commit one of
+#: them): reads and checks never see an expired entry, so the purge only frees space, and a statement per commit
+#: would cost more than the space is worth. Counted in commits, not seconds, so that the work a commit does never
+#: depends on the clock or the machine's load (the gate counts a commit's CPU instructions).
+PURGE_EVERY: Final = 64
 
 
 #: Keys, values and versionstamps are bound as bytearray, not bytes: Python's sqlite3 binds str, int, float and
@@ -105,7 +107,7 @@ class SqliteStatements:
     write runs in ``BEGIN IMMEDIATE`` ... ``COMMIT``: ``check`` per check, ``data_version`` (and, when another
     connection has committed since this one's reservation or that is used up, ``reserve_versions`` and
     ``read_version``), one ``upsert``/``delete``/``u64_upsert`` per mutation (a run of one of them sent as one
-    ``executemany``), then ``purge`` (at most once per ``PURGE_EVERY_S`` per store)."""
+    ``executemany``), then ``purge`` (once every ``PURGE_EVERY`` commits of a store)."""
 
     pragmas: tuple[str, ...]  # run on every connection
     file_pragmas: tuple[str, ...]  # and on a database file's
@@ -119,7 +121,7 @@ class SqliteStatements:
     upsert: str  # (k, v, enc, vs, exp)
     u64_upsert: str  # (k, operand, vs, kind, now): a sum/min/max, through the SQL function kvq_u64 (_u64_sql)
     delete: str  # (k,)
-    purge: str  # (now,): expired entries, in a commit at most once per PURGE_EVERY_S
+    purge: str  # (now,): expired entries, in one commit of every PURGE_EVERY
 
     def get_many(self, n: int) -> str:
         """``n`` keys in one statement: (*keys, now) -> (k, v, enc, vs) of the live ones, in no order."""
@@ -398,7 +400,7 @@ class SqliteKv(Kv):
         self._handed_off = 0  # commits waiting on the thread: later ones queue behind them, in order
         self._loop_commits = 0  # since the last checkpoint was asked for
         self._checkpointing: asyncio.Future[Any] | None = None
-        self._purge_at = 0.0  # time.monotonic() from which the next commit purges expired entries
+        self._until_purge = 0  # commits before the one that purges expired entries (see PURGE_EVERY)
         self._loop_reserved = _Reservation()  # versionstamps reserved by the loop's connection (see _next_version)
         self._thread_reserved = _Reservation()  # and by the thread's: each sees the other's commits as another's
 
@@ -481,9 +483,8 @@ class SqliteKv(Kv):
         return result
 
     async def _atomic_write(self, checks: Sequence[Check], mutations: Sequence[Mutation]) -> str | None:
-        purge = time.monotonic() >= self._purge_at
-        if purge:
-            self._purge_at = time.monotonic() + PURGE_EVERY_S
+        purge = self._until_purge == 0
+        self._until_purge = PURGE_EVERY - 1 if purge else self._until_purge - 1
         result = self._write_on_loop(checks, mutations, purge) if self._loop_conn is not None else _HAND_OFF
         if result is _HAND_OFF:
             self._handed_off += 1
