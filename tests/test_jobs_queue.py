@@ -21,6 +21,7 @@ from queue_impls.jobs import (
     check_integrity,
 )
 from queue_impls.jobs.claims import read_candidates
+from queue_impls.jobs.keys import expiry_key, lease_key
 from queue_impls.kv import Kv
 
 from .jobs_support import clock, failing, kv_factory, layout, queue, recorder  # noqa: F401
@@ -168,6 +169,20 @@ async def test_two_claims_of_one_job_at_once_only_one_wins(queue: Queue) -> None
     assert [lease.job.id for lease in winners] == [job_id]
     job = await queue.get_job(job_id)
     assert job is not None and job.status == JobStatus.RUNNING and job.attempts == 1
+
+
+async def test_jobs_of_two_names_claimed_in_one_commit_each_get_their_own_lease_and_expiry(queue: Queue) -> None:
+    """A claim commit serialises each name's lease and expiry values once for all its jobs: every job's lease
+    still names its own job's name, the worker and the lease's end, and its expiry entry holds its name."""
+    ids = {await queue.add(name): name for name in ("a", "b", "a", "b", "a")}
+    leases = await queue.claim("w9", lease=20.0, max_jobs=5)
+    assert sorted(lease.job.id for lease in leases) == sorted(ids)
+    assert len({lease.lease_versionstamp for lease in leases}) == 1  # one commit
+    for lease in leases:
+        name = ids[lease.job.id]
+        entry = await queue.kv.get(lease_key(lease.job.id))
+        assert entry.value == {"worker": "w9", "until_ms": lease.until_ms, "name": name}
+        assert (await queue.kv.get(expiry_key(lease.until_ms, lease.job.id))).value == name
 
 
 async def test_expired_lease_goes_back_to_pending_and_the_old_worker_is_fenced(queue: Queue, clock: FakeClock) -> None:

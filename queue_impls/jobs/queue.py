@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from ..kv import AtomicOperation, Key, Kv, KvEntry, KvU64
+from ..kv.atomic import set_each_encoded
+from ..kv.codec import encode_value
 from ..kv.errors import CommitLimitError, short_repr
 from ..kv.limits import MAX_CHECKS
 from .backoff import Backoff
@@ -450,6 +452,9 @@ class Queue:
         now = self.clock.now()
         until_ms = ms_ceil(now + lease)
         drafts: list[_Draft] = []
+        # The jobs of one name claimed together share their lease's value and their expiry entry's value (the name):
+        # each serialised once per commit, with the name's active counter key and whether it has a limit.
+        names: dict[str, tuple[dict[str, Any], tuple[bytes, int], tuple[bytes, int], Key, bool]] = {}
         for name in dict.fromkeys(c.job.name for c in picked):
             known = self.limits.get(name)
             if known is None:
@@ -458,16 +463,19 @@ class Queue:
                 op.check(known.limit)
                 if known.limit.value is not None:
                     op.check(known.active)  # the counter is the slot: two claims of the last slot cannot both commit
+            held = {"worker": worker, "until_ms": until_ms, "name": name}
+            limited = known is not None and known.limit.value is not None
+            names[name] = (held, encode_value(held), encode_value(name), active_key(name), limited)
         for candidate in picked:
             job = candidate.job
             new = job.running(worker, now)
             op.check(candidate.entry)
             op.delete(ready_key(job.priority, job.id)).delete(ready_by_name_key(job.name, job.priority, job.id))
             self.layout.put(op, job, new)
-            op.set(lease_key(job.id), {"worker": worker, "until_ms": until_ms, "name": job.name})
-            op.set(expiry_key(until_ms, job.id), job.name)
-            sums.add(active_key(job.name), 1).count(job.status, new.status)
-            limited = (known := self.limits.get(job.name)) is not None and known.limit.value is not None
+            held, held_encoded, name_encoded, active, limited = names[job.name]
+            set_each_encoded(op, (lease_key(job.id),), held, held_encoded)
+            set_each_encoded(op, (expiry_key(until_ms, job.id),), job.name, name_encoded)
+            sums.add(active, 1).count(job.status, new.status)
             drafts.append((new, until_ms, limited))
         return drafts
 

@@ -262,6 +262,13 @@ class Worker:
         return [c for c in self._candidates if c.job.id not in self._claiming]
 
     def _start(self, leases: list[Lease]) -> None:
+        if self.batch_size == 1:  # each outcome written on its own (in a group commit): no batch to wait for
+            self._running += len(leases)
+            for lease in leases:
+                task = asyncio.create_task(self._run(lease, None))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+            return
         for i in range(0, len(leases), self.batch_size):
             group = leases[i : i + self.batch_size]
             batch = _Batch(len(group))
@@ -328,7 +335,7 @@ class Worker:
 
     # -- one job ---------------------------------------------------------------------------------------
 
-    async def _run(self, lease: Lease, batch: _Batch) -> None:
+    async def _run(self, lease: Lease, batch: _Batch | None) -> None:
         outcome: tuple[Lease, Job] | None = None
         crashed = True
         try:
@@ -354,11 +361,19 @@ class Worker:
             self._running -= 1
             if not self._running and not self._renewing:
                 self._disarm_renewals()
-            batch.waiting -= 1
+            if batch is not None:
+                batch.waiting -= 1
+                if outcome is not None:
+                    batch.outcomes.append(outcome)
+                if batch.waiting == 0 and (crashed or not batch.outcomes):
+                    batch.release()  # nothing to write, or this task crashed: the batch's other jobs end now
+        if batch is None:  # a batch of one: nobody waits for this job's outcome but itself
             if outcome is not None:
-                batch.outcomes.append(outcome)
-            if batch.waiting == 0 and (crashed or not batch.outcomes):
-                batch.release()  # nothing to write, or this task crashed: the batch's other jobs end now
+                if self._group is None and not self._running:
+                    await self._record([outcome])  # no other job of ours can join: at once, no loop pass
+                else:
+                    await self._join_group([outcome])
+            return
         if batch.waiting:
             await batch.wait()  # its last job writes this one's outcome too
             return

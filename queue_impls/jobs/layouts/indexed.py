@@ -48,11 +48,12 @@ class IndexedLayout(Layout):
         if old is None or new is None or old.id != new.id or old.name != new.name or not plain:
             super().put(op, old, new)
             return
-        if old.status != new.status:
+        moved = old.status != new.status
+        if moved:
             op.delete((*BY_STATUS, old.status.value, old.id)).delete(
                 (*BY_STATUS_NAME, old.status.value, old.name, old.id)
             )
-        if old != new:  # the four values are the job's fields, so they changed iff the job did
+        if moved or old != new:  # the four values are the job's fields, so they changed iff the job did
             status = new.status.value
             keys = [(*JOBS, new.id), (*BY_NAME, new.name, new.id), (*BY_STATUS, status, new.id),
                     (*BY_STATUS_NAME, status, new.name, new.id)]  # fmt: skip

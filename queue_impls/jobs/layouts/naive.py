@@ -37,7 +37,8 @@ class NaiveLayout(Layout):
         Layout.put's diff gives, without building and comparing the old entries (a job's run changes it twice)."""
         if old is None or new is None or old.id != new.id or old.name != new.name or not _plain(type(self)):
             super().put(op, old, new)
-        elif old != new:  # the record's value is the job's fields, so it changed iff the job did
+        # The value is the job's fields, so it changed iff the job did (a claim or a finish: its status).
+        elif old.status != new.status or old != new:
             op.set(record_key(new.id), new.to_value())
 
 

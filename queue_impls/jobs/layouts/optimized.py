@@ -49,5 +49,6 @@ class OptimizedLayout(Layout):
         )
         if old is None or new is None or old.id != new.id or old.name != new.name or not plain:
             super().put(op, old, new)
-        elif old != new:  # both values are the job's fields, so they changed iff the job did
+        # The value is the job's fields, so it changed iff the job did (a claim or a finish: its status).
+        elif old.status != new.status or old != new:
             op.set_each([(*JOBS, new.id), (*BY_NAME, new.name, new.id)], new.to_value())
