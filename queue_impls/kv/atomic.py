@@ -206,20 +206,15 @@ def _prepare_commit(
         raise TooManyChecksError(f"Too many checks (max {MAX_CHECKS}): got {len(raw_checks)}")
     if len(raw_mutations) > MAX_MUTATIONS:
         raise TooManyMutationsError(f"Too many mutations (max {MAX_MUTATIONS}): got {len(raw_mutations)}")
-    # Each check and mutation prepared and the totals summed in one pass, the usual key (a non-empty tuple) encoded inline:
-    # a call less per key and a pass less per commit (a job's run commits ~11 keys).
+    # Each check and mutation prepared and the totals summed in one pass: a pass less per commit (a job's run commits
+    # ~11 keys).
     new = tuple.__new__
     checks: list[Check] = []
     total = 0
     checked: Any = None  # the last versionstamp validated, and its lower case: the jobs claimed in one commit share
     lowered = None  # one versionstamp object (record and lease), so most checks of a commit skip the regex
     for key, versionstamp in raw_checks:
-        if type(key) is tuple and key:
-            encoded = encode_key(key)
-            if len(encoded) > MAX_WRITE_KEY_SIZE:
-                check_write_key(encoded, key)
-        else:
-            encoded = _encode_write_key(key)
+        encoded = _encode_write_key(key)
         if versionstamp is not None:
             if versionstamp is not checked:
                 _check_versionstamp(versionstamp)
@@ -230,12 +225,7 @@ def _prepare_commit(
     mutations: list[Mutation] = []
     key_total = 0
     for kind, key, value, expire, (payload, encoding), expire_in in raw_mutations:
-        if type(key) is tuple and key:
-            encoded = encode_key(key)
-            if len(encoded) > MAX_WRITE_KEY_SIZE:
-                check_write_key(encoded, key)
-        else:
-            encoded = _encode_write_key(key)
+        encoded = _encode_write_key(key)
         total += len(encoded)
         if kind == "delete":
             mutations.append(new(Mutation, ("delete", encoded, None, b"", 0, None)))
