@@ -16,8 +16,21 @@ import pytest
 
 from queue_impls.kv import Kv, open_kv
 from queue_impls.kv.backends import BACKENDS as REGISTRY
+from queue_impls.kv.backends.sqlite import SqliteKv
 
 KvFactory = Callable[[Path], contextlib.AbstractAsyncContextManager[Kv]]
+
+
+@contextlib.asynccontextmanager
+async def sqlite_store(path: Path | str, **options: bool) -> AsyncIterator[SqliteKv]:
+    """The SQLite store on ``path`` (``open_kv`` options as given), typed for the tests of its internals; closed
+    at the end."""
+    kv = await open_kv(f"sqlite:{path}", **options)
+    assert isinstance(kv, SqliteKv)
+    try:
+        yield kv
+    finally:
+        await kv.close()
 
 
 def url_factory(url_for: Callable[[Path], str], **options: Any) -> KvFactory:

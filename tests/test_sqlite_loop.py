@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +16,7 @@ from queue_impls.kv.backends import sqlite as sqlite_backend
 from queue_impls.kv.backends.sqlite import PURGE_EVERY, SqliteKv
 from queue_impls.kv.codec import encode_key
 from queue_impls.meter import CountingKv
-
-
-@contextlib.asynccontextmanager
-async def store(path: Path, **options: bool) -> AsyncIterator[SqliteKv]:
-    kv = await open_kv(f"sqlite:{path}", **options)
-    assert isinstance(kv, SqliteKv)
-    try:
-        yield kv
-    finally:
-        await kv.close()
+from tests.backends import sqlite_store as store
 
 
 @contextlib.contextmanager

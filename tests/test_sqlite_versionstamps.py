@@ -9,24 +9,14 @@ import multiprocessing
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from queue_impls.kv import KvU64, MutationTypeError, open_kv
+from queue_impls.kv import KvU64, MutationTypeError
 from queue_impls.kv.backends import sqlite as sqlite_backend
-from queue_impls.kv.backends.sqlite import SqliteKv
-
-
-@contextlib.asynccontextmanager
-async def store(path: Path | str, **options: bool) -> AsyncIterator[SqliteKv]:
-    kv = await open_kv(f"sqlite:{path}", **options)
-    assert isinstance(kv, SqliteKv)
-    try:
-        yield kv
-    finally:
-        await kv.close()
+from tests.backends import sqlite_store as store
 
 
 @contextlib.contextmanager
