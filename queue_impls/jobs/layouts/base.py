@@ -79,6 +79,17 @@ class Layout(abc.ABC):
             op.delete(key)
         set_grouped(op, [(key, item) for key, item in after.items() if before.get(key) != item])
 
+    def _changes_in_place(self, owner: type[Layout], old: Job, new: Job) -> bool:
+        """Whether ``old`` -> ``new`` is one job changing (same id and name) in a layout that keeps ``owner``'s entries:
+        the change ``owner.put`` writes directly. A subclass that adds index entries gets Layout.put's diff."""
+        cls = type(self)
+        return (
+            old.id == new.id
+            and old.name == new.name
+            and cls.index_entries is owner.index_entries
+            and cls.shared_entries is owner.shared_entries
+        )
+
     async def get(self, kv: Kv, job_id: str) -> tuple[Job | None, KvEntry]:
         entry = await kv.get(record_key(job_id))
         return Job.from_value(entry.value), entry
