@@ -89,20 +89,17 @@ class Job:
 
     def running(self, worker: str, now: float) -> Job:
         """``replace(status=RUNNING, attempts=attempts + 1, started_at=now, worker=worker)``: a claim's new state,
-        built in one step (every claim makes one)."""
-        return Job(
-            self.id, self.name, self.data, JobStatus.RUNNING, self.priority, self.max_attempts, self.created_at,
-            self.run_at, self.attempts + 1, now, self.completed_at, self.failed_at, self.error, list(self.errors),
-            self.backoff, worker,
-        )  # fmt: skip
+        without replace's keyword checks (every claim makes one)."""
+        new = self._copy()
+        new.status, new.attempts, new.started_at, new.worker = JobStatus.RUNNING, self.attempts + 1, now, worker
+        return new
 
     def completed(self, now: float) -> Job:
-        """``replace(status=COMPLETED, completed_at=now)``, built in one step (every completed job makes one)."""
-        return Job(
-            self.id, self.name, self.data, JobStatus.COMPLETED, self.priority, self.max_attempts, self.created_at,
-            self.run_at, self.attempts, self.started_at, now, self.failed_at, self.error, list(self.errors),
-            self.backoff, self.worker,
-        )  # fmt: skip
+        """``replace(status=COMPLETED, completed_at=now)``, without replace's keyword checks (every completed job
+        makes one)."""
+        new = self._copy()
+        new.status, new.completed_at = JobStatus.COMPLETED, now
+        return new
 
     def replace(self, **changes: Any) -> Job:
         """A copy with ``changes`` (field name -> value); the error history is copied unless changed. A copy field by
@@ -110,17 +107,21 @@ class Job:
         unknown = changes.keys() - _FIELD_NAMES
         if unknown:
             raise TypeError(f"Job has no field {sorted(unknown)[0]!r}")
-        new = Job(
-            self.id, self.name, self.data, self.status, self.priority, self.max_attempts, self.created_at,
-            self.run_at, self.attempts, self.started_at, self.completed_at, self.failed_at, self.error,
-            list(self.errors), self.backoff, self.worker,
-        )  # fmt: skip
+        new = self._copy()
         for name, value in changes.items():
             setattr(new, name, value)
         return new
 
+    def _copy(self) -> Job:
+        """A copy, field by field by position, its error history a list of its own (never shared by two states)."""
+        return Job(
+            self.id, self.name, self.data, self.status, self.priority, self.max_attempts, self.created_at,
+            self.run_at, self.attempts, self.started_at, self.completed_at, self.failed_at, self.error,
+            list(self.errors), self.backoff, self.worker,
+        )  # fmt: skip
 
-#: Job's fields (Job.replace copies each of them by position: a field added to Job must be added there too).
+
+#: Job's fields (Job._copy copies each of them by position: a field added to Job must be added there too).
 _FIELD_NAMES: Final = frozenset(f.name for f in dataclasses.fields(Job))
 
 
