@@ -13,14 +13,18 @@ from pathlib import Path
 import pytest
 
 from queue_impls.jobs import LAYOUTS
-from queue_impls.kv.codec import decode_key, decode_value
+from queue_impls.jobs.keys import JOBS
+from queue_impls.kv.codec import decode_key, decode_value, encode_key, encode_value
 from tools.huey_vs import (
+    MINIMAL_RECORDS,
     ReplayError,
     capture_layout,
+    codec_work,
     goals,
     minimal_commits,
     replay,
     report,
+    time_codec,
     time_floor,
     time_huey,
     time_ours,
@@ -102,6 +106,63 @@ def test_a_missed_goal_names_its_bound_and_calls_it_impossible_only_when_the_bou
         "(over 1.0x huey to run for any queue writing these rows)"
     )
     assert not any(line.startswith("[MISSED] naive/c1/raw") for line in lines)  # a bound has no goal of its own
+
+
+def test_the_codec_bound_is_added_to_the_rows_round_by_round() -> None:
+    huey = [(1.0, 1.0), (2.0, 2.0)] * 3
+    times = {
+        "huey": huey,
+        "naive/c8": [(3.0, 2.0), (6.0, 4.0)] * 3,
+        "naive/c8/raw": [(1.5, 0.6), (3.0, 1.2)] * 3,  # add: over 1.0x already; run: 0.6x
+        "naive/c8/codec": [(0.2, 0.5), (0.4, 1.0)] * 3,  # run: 0.6x + 0.5x = 1.1x in every round
+        "batched/c8": [(3.0, 2.0), (6.0, 4.0)] * 3,
+        "batched/c8/raw": [(0.5, 0.5), (1.0, 1.0)] * 3,
+        "batched/c8/codec": [(0.2, 0.3), (0.4, 0.6)] * 3,
+        "minimal/raw": [(0.7, 0.5), (1.4, 1.0)] * 3,
+        "minimal/codec": [(0.1, 0.6), (0.2, 1.2)] * 3,
+    }
+    lines = goals(times)
+    assert lines[0].endswith(
+        "its rows alone on raw SQLite: 1.50x [1.50, 1.50] (lower bound; impossible on SQLite for what this layout "
+        "writes); with our codec's work for them: 1.70x [1.70, 1.70] (lower bound)"
+    )
+    assert lines[1].endswith(
+        "its rows alone on raw SQLite: 0.60x [0.60, 0.60] (lower bound); with our codec's work for them: "
+        "1.10x [1.10, 1.10] (lower bound; impossible on this KV layer for what this layout writes)"
+    )
+    assert lines[3].endswith("with our codec's work for them: 0.80x [0.80, 0.80] (lower bound)")
+    assert lines[-2:] == [
+        "[ bound] a minimal queue's rows alone on raw SQLite: add 0.70x [0.70, 0.70], run 0.50x [0.50, 0.50]",
+        "[ bound] a minimal queue's rows + our codec's work for them: add 0.80x [0.80, 0.80], "
+        "run 1.10x [1.10, 1.10] (over 1.0x huey to run for any queue on this KV layer writing these rows)",
+    ]
+    assert not any(line.startswith("[MISSED] naive/c8/codec") for line in lines)  # a bound has no goal of its own
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_the_codec_work_is_each_key_and_value_the_layout_gave_once_and_each_job_read_once(
+    layout: str, tmp_path: Path
+) -> None:
+    capture = await capture_layout(tmp_path / "store.db", layout, 8, 10)
+    phases = [capture.commits["add"], capture.commits["run"]]
+    add, run = codec_work(phases, encode_key(JOBS))
+    for work, commits in zip((add, run), phases, strict=True):
+        written = [m for _, mutations, _ in commits for m in mutations]
+        keys = {c.key for checks, _, _ in commits for c in checks} | {m.key for m in written}
+        assert sorted(encode_key(key) for key in work.keys) == sorted(keys)  # each once, encoded as the store did
+        sets = {id(m.value): m for m in written if m.kind == "set"}
+        assert sorted(id(value) for value in work.values) == sorted(sets)
+        assert {encode_value(value) for value in work.values} == {(m.payload, m.encoding) for m in sets.values()}
+    assert add.reads == ()
+    assert sorted(decode_value(*read)["data"] for read in run.reads) == list(range(10))  # each job, as added
+    assert {decode_value(*read)["status"] for read in run.reads} == {"pending"}
+    assert all(seconds > 0 for seconds in time_codec([add, run], 10))
+
+
+def test_the_minimal_queue_reads_each_of_its_records_once() -> None:
+    commits = minimal_commits(4)
+    _, run = codec_work([commits["add"], commits["run"]], MINIMAL_RECORDS)
+    assert len(run.reads) == 4 and {decode_value(*read)["status"] for read in run.reads} == {"pending"}
 
 
 def _kv_rows(path: Path) -> list[tuple[object, ...]]:
