@@ -111,6 +111,19 @@ async def test_a_lost_lease_in_a_group_loses_only_its_own_outcome(counted: tuple
     assert await q.stats() == {"pending": 0, "running": 0, "completed": 7, "failed": 0}
 
 
+async def test_nothing_to_finish_and_nothing_to_claim_makes_no_commit(counted: tuple[CountingKv, Queue]) -> None:
+    ckv, q = counted
+    await q.add("b", 1)
+    candidates = await read_candidates(q.kv, None, 8)
+    async with ckv.measure() as m:
+        assert await q.finish_and_claim([], "w") == await q.finish_and_claim([], "w", candidates, max_jobs=0)
+        done = await q.finish_and_claim([], "w", candidates, ["a"])  # no candidate of the worker's names
+    assert (done.claimed, done.lost, done.failed) == ([], [], [])
+    assert m.counts.round_trips == 0
+    claimed = (await q.finish_and_claim([], "w", candidates, ["b"])).claimed  # a claim alone still commits
+    assert [held.job.name for held in claimed] == ["b"]
+
+
 async def test_a_taken_candidate_costs_one_more_commit_not_one_per_outcome(counted: tuple[CountingKv, Queue]) -> None:
     ckv, q = counted
     ids = [await q.add("a", i) for i in range(16)]

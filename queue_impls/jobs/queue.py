@@ -342,6 +342,8 @@ class Queue:
         it, never raised: the other outcomes are written all the same."""
         picked = pick(candidates, max_jobs, names, self.limits)[0] if max_jobs > 0 else []
         done = Finished([], [], [])
+        if not finished and not picked:  # nothing to write: no commit (an empty one is still a write to Deno)
+            return done
         if len(finished) <= FINISH_SHARE and len(picked) <= FINISH_SHARE:
             await self._finish_share(finished, picked, worker, lease, done)
             return done
