@@ -57,6 +57,8 @@ async def test_the_floor_writes_each_job_once_per_phase(tmp_path: Path) -> None:
 @pytest.mark.skipif(importlib.util.find_spec("huey") is None, reason="huey (the bench-only extra) is not installed")
 def test_huey_side_and_the_report(tmp_path: Path) -> None:
     huey = time_huey(tmp_path / "h.db", 20)
+    # its connection closed before it returns (untimed), not left to close in the next contender's timing
+    assert (tmp_path / "h.db").exists() and not (tmp_path / "h.db-wal").exists()
     text = report({"huey": [huey], "indexed/c1": [(huey[0] * 2, huey[1] * 3)]}, 20, 1)
     row = next(line for line in text.splitlines() if line.startswith("indexed/c1 "))
     assert "2.00x [2.00, 2.00]" in row and "3.00x [3.00, 3.00]" in row
