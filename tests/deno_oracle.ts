@@ -1,9 +1,9 @@
 // The real Deno KV as an oracle for tests/test_differential_errors.py: runs each call exactly as given, with no
-// checks of ours in front, and says which error Deno raised (and, for list(), whether list() itself or the first
-// next() raised it). One JSON request per stdin line, one JSON reply per stdout line, on one in-memory store.
+// checks of ours in front, and says which error Deno raised (and, for list() and watch(), whether the call itself or
+// the first next()/read() raised it). One JSON request per stdin line, one JSON reply per stdout line, on one in-memory store.
 //   request: ["reset"] | ["get", key, consistency] | ["get_many", [key...], consistency] | ["delete", key]
 //            | ["set", key, value, expireIn] | ["list", prefix, start, end, options]
-//            | ["atomic", [[key, versionstamp]...], [[kind, key, value, expireIn]...]]
+//            | ["atomic", [[key, versionstamp]...], [[kind, key, value, expireIn]...]] | ["watch", [key...]]
 //   reply:   ["ok"] | ["error", phase, message]
 // Arguments arrive tagged (see enc_* in the test): {"key": [part...]} or {"raw": json}; a part is {"s"}, {"b": hex},
 // {"n": bigint decimal}, {"f": number text}, {"t": bool} or {"obj": 1} (an object: not a key part);
@@ -71,6 +71,16 @@ async function run(req: any[]): Promise<unknown[]> {
         const it = kv.list(selector as Deno.KvListSelector, opts(req[4]));
         phase = "next";
         await it.next();
+        break;
+      }
+      case "watch": {
+        const reader = kv.watch((req[1] as Tagged[]).map(key) as Deno.KvKey[]).getReader();
+        phase = "next";
+        try {
+          await reader.read();
+        } finally {
+          await reader.cancel();
+        }
         break;
       }
       case "atomic": {

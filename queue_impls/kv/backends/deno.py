@@ -30,7 +30,6 @@ from ..errors import (
     KvClosedError,
     short_repr,
 )
-from ..limits import check_read_bound
 from ..types import Check, Consistency, KvEntry, Mutation, RawEntry, ReadRange
 from .deno_wire import deno_error, frame, from_wire, parse_frames, plain_value, read_spec, write_request
 
@@ -242,8 +241,6 @@ class DenoKv(Kv):
         if not keys:
             return
         encoded = [encode_key(key) for key in keys]
-        for raw in encoded:
-            check_read_bound(raw)  # Deno's read limit on the key itself, as its watch checks it
         self._check_open()
         protocol = self._protocol
         if protocol.failure is not None:
