@@ -29,6 +29,7 @@ from queue_impls.kv import (
     open_kv,
 )
 from queue_impls.kv.backends.deno import BRIDGE, TOKEN_ENV, DenoKv, deno_argv, find_deno
+from queue_impls.kv.backends.deno_wire import frame
 from queue_impls.kv.errors import DenoBridgeError, DenoNotFoundError, InvalidArgumentError
 from queue_impls.kv.types import ReadRange
 
@@ -315,6 +316,18 @@ async def test_garbage_from_deno_fails_pending_calls_and_kills_it(dkv: DenoKv) -
     await asyncio.wait_for(dkv._protocol.done, 10)
     with pytest.raises(DenoBridgeError, match="garbage"):
         await dkv.set(("a",), 1)
+
+
+async def test_a_yield_sent_as_its_watch_ended_is_dropped_not_taken_for_garbage(dkv: DenoKv) -> None:
+    """A change just before a watch ends can make the bridge send one more yield before it reads the unwatch: that
+    frame, for a watch no longer open here, is dropped and the store goes on."""
+    stream = dkv.watch([("a",)])
+    assert [e.value for e in await anext(stream)] == [None]
+    watch_id = dkv._next_id
+    await stream.aclose()  # type: ignore[attr-defined]
+    dkv._protocol.pipe_data_received(1, frame([watch_id, 0, [None]]))  # before the unwatch's reply can come
+    assert (await dkv.set(("a",), 1)).ok
+    assert (await dkv.get(("a",))).value == 1
 
 
 async def test_deno_exiting_reports_its_stderr(dkv: DenoKv) -> None:

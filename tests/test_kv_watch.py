@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -114,3 +115,23 @@ async def test_a_counting_wrapper_counts_each_yield_as_one_read(kv: Kv) -> None:
         assert m.counts.round_trips == 2 and m.counts.entries_read == 1
     finally:
         await stream.close()
+
+
+async def test_closing_a_counting_wrapper_watch_closes_the_stores_watch_at_once(kv: Kv) -> None:
+    """aclose() of the wrapper's watch ends the store's own watch then, not whenever the garbage collector gets to
+    it: until then the store keeps watching (the Deno bridge keeps Deno's watch open and goes on sending its yields)."""
+    ended: list[bool] = []
+    watch = kv._watch
+
+    async def spy(keys: list[Any]) -> AsyncIterator[list[KvEntry]]:
+        try:
+            async for entries in watch(keys):
+                yield entries
+        finally:
+            ended.append(True)
+
+    kv._watch = spy  # type: ignore[method-assign]
+    stream = CountingKv(kv, owns_inner=False).watch([("a",)])
+    assert values(await anext(stream)) == [None]
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert ended == [True]
