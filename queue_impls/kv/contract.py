@@ -262,7 +262,8 @@ class Kv(abc.ABC):
             raise
         except KvValidationError as exc:  # a key that is not a key: Deno finds it on the first next()
             selector = _DeferredKeyError(exc, (prefix, start, end))
-        return KvListIterator(self, selector, limit, bool(reverse), batch_size, cursor, consistency)
+        # Only True reverses: Deno reads the option as a bool that only JavaScript's `true` sets (1 lists forward)
+        return KvListIterator(self, selector, limit, reverse is True, batch_size, cursor, consistency)
 
     # -- watch -------------------------------------------------------------------------------------
 
