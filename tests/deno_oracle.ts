@@ -10,11 +10,12 @@
 //            takes at most `take` entries (all if null; one if absent) and cursor is it.cursor after them, or null
 //            when reading it throws; set and atomic: [ok, versionstamp]; others null.
 //            An entry is [[part...], value, versionstamp]: parts tagged as below ({"f"}: "-0", "NaN", "Infinity" as
-//            such), a value as a bigint's decimal text, or null when missing (any other value: its type's name).
+//            such), a value as a bigint's decimal text, a KvU64 as "u64:" and its decimal text, or null when missing
+//            (any other value: its type's name).
 // Arguments arrive tagged (see enc_* in the tests): {"key": [part...]} or {"raw": json}; a part is {"s"}, {"b": hex},
 // {"n": bigint decimal}, {"f": number text}, {"t": bool} or {"obj": 1} (an object: not a key part);
-// a number option is {"num": text} or {"raw": json}; a value is {"v": json}, {"fn": 1} (not cloneable), {"big": n}
-// or {"bigint": decimal}.
+// a number option is {"num": text} or {"raw": json}; a value is {"v": json}, {"fn": 1} (not cloneable), {"big": n},
+// {"bigint": decimal} or {"u64": decimal} (a Deno.KvU64).
 
 type Tagged = Record<string, unknown>;
 const kv = await Deno.openKv(":memory:");
@@ -41,6 +42,7 @@ function value(v: Tagged): unknown {
   if ("fn" in v) return () => 1;
   if ("big" in v) return "y".repeat(v.big as number);
   if ("bigint" in v) return BigInt(v.bigint as string);
+  if ("u64" in v) return new Deno.KvU64(BigInt(v.u64 as string));
   if ("num" in v) return Number(v.num);
   return v.v;
 }
@@ -59,7 +61,13 @@ function tagPart(p: unknown): Tagged {
 }
 function entry(e: Deno.KvEntryMaybe<unknown>): unknown[] {
   const v = e.value;
-  const shown = e.versionstamp === null ? null : typeof v === "bigint" ? v.toString() : { type: typeof v };
+  const shown = e.versionstamp === null
+    ? null
+    : typeof v === "bigint"
+    ? v.toString()
+    : v instanceof Deno.KvU64
+    ? `u64:${v.value}`
+    : { type: typeof v };
   return [e.key.map(tagPart), shown, e.versionstamp];
 }
 

@@ -6,7 +6,8 @@ values. So Deno encodes and orders the keys itself, computes the cursors itself 
 keys listed, their order, the entries read, the cursors (the strings, resumed on the same or another selector, in
 either direction) and the order of the versionstamps must match, for key parts at the edges of every type
 (-0.0, NaN, infinities, ints past 64 bits, bytes and strings with 00/FF/NUL and characters past the BMP) and for
-option values that JavaScript reads loosely (a `reverse` that is not a bool: only `true` reverses, as in Deno).
+option values that JavaScript reads loosely (a `reverse` that is not a bool: only `true` reverses, as in Deno); and what
+commits give (checks of every kind, upper-case versionstamps among them, and sets, deletes and sum/min/max).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from queue_impls.kv import Kv, KvEntry, KvError
+from queue_impls.kv import Kv, KvEntry, KvError, KvU64
 
 from . import test_differential_errors as errors_test
 from .test_differential_errors import Oracle, deno_class, empty, enc_key
@@ -66,7 +67,29 @@ operations = st.one_of(
     ),
     st.tuples(st.just("list"), selectors, list_options, takes, st.none()),
 )
+# Commits: checks of every kind, sets, deletes and sum/min/max. KvU64 values live under "u" only, so that no
+# sum/min/max meets another value (Deno's local backend keeps the mutations before such a failure: docs/kv.md).
+u64_keys = st.builds(lambda rest: ("u", *rest), st.lists(parts, max_size=1))
+u64s = st.sampled_from([0, 1, 7, 2**63, 2**64 - 1])
+mutations = st.one_of(
+    st.tuples(st.just("set"), keys, st.integers(0, 99)),
+    st.tuples(st.just("set"), u64_keys, u64s.map(KvU64)),
+    st.tuples(st.just("delete"), st.one_of(keys, u64_keys), st.none()),
+    st.tuples(st.sampled_from(["sum", "min", "max"]), u64_keys, u64s),
+)
+# a check's versionstamp: none (must not exist), the key's current one (read first, as given or in upper case), or
+# one it cannot have
+check_kinds = st.sampled_from(["missing", "current", "upper", "stale"])
+operations = st.one_of(
+    operations,
+    st.tuples(
+        st.just("atomic"),
+        st.lists(st.tuples(st.one_of(keys, u64_keys), check_kinds), max_size=3),
+        st.lists(mutations, max_size=4),
+    ),
+)
 fills = st.tuples(st.just("fill"), st.lists(keys, min_size=4, max_size=16))
+STALE = "00000000000000000001"
 
 # -------------------------------------------------------------------------- one shape for both sides' results
 
@@ -91,6 +114,8 @@ def canonical_part(part: Any) -> Any:
 def canonical_entry(entry: Any) -> Any:
     if isinstance(entry, KvEntry):
         value = None if entry.versionstamp is None else str(entry.value)
+        if isinstance(entry.value, KvU64):
+            value = f"u64:{entry.value.value}"
         return ([canonical_part(p) for p in entry.key], value, ("vs", entry.versionstamp))
     parts, value, versionstamp = entry
     return ([canonical_part(p) for p in parts], value, ("vs", versionstamp))
@@ -104,7 +129,7 @@ def canonical(kind: str, result: Any) -> Any:
     if kind == "list":
         entries, cursor = result
         return [canonical_entry(e) for e in entries], cursor
-    if kind in ("set", "fill"):
+    if kind in ("set", "fill", "atomic"):
         return result[0], ("vs", result[1])
     return None
 
@@ -154,6 +179,17 @@ async def ours(kv: Kv, kind: str, args: tuple[Any, ...], cursor: str | None = No
                 op.set(key, i)
             result = await op.commit()
             return ["ok", (result.ok, result.versionstamp)]
+        if kind == "atomic":
+            op = kv.atomic()
+            for key, check in args[0]:
+                op.check(key, checked(check, (await kv.get(key)).versionstamp))
+            for mutation, key, value in args[1]:
+                if mutation == "delete":
+                    op.delete(key)
+                else:
+                    getattr(op, mutation)(key, value)
+            result = await op.commit()
+            return ["ok", (result.ok, result.versionstamp)]
         if kind == "delete":
             return ["ok", await kv.delete(args[0])]
         if kind == "get":
@@ -185,6 +221,19 @@ async def ours(kv: Kv, kind: str, args: tuple[Any, ...], cursor: str | None = No
         return ["error", phase, type(exc).__name__]
 
 
+def checked(kind: str, current: str | None) -> str | None:
+    """The versionstamp a check of this kind passes, given the key's current one."""
+    if kind == "missing":
+        return None
+    if kind == "stale":
+        return STALE
+    return current.upper() if current is not None and kind == "upper" else current
+
+
+def enc_value(value: Any) -> dict[str, str]:
+    return {"u64": str(value.value)} if isinstance(value, KvU64) else {"bigint": str(value)}
+
+
 def to_oracle(kind: str, args: tuple[Any, ...], cursor: str | None = None) -> list[Any]:
     if kind == "set":
         return ["set", enc_key(args[0]), {"bigint": str(args[1])}, None]
@@ -206,7 +255,16 @@ def to_oracle(kind: str, args: tuple[Any, ...], cursor: str | None = None) -> li
 
 
 async def theirs(oracle: Oracle, kind: str, args: tuple[Any, ...], cursor: str | None = None) -> Any:
-    reply = await oracle.ask(to_oracle(kind, args, cursor))
+    if kind == "atomic":
+        checks = []
+        for key, check in args[0]:
+            current = await oracle.ask(["get", enc_key(key), None])
+            checks.append([enc_key(key), checked(check, current[1][2])])
+        muts = [[m, enc_key(key), None if m == "delete" else enc_value(v), None] for m, key, v in args[1]]
+        request = ["atomic", checks, muts]
+    else:
+        request = to_oracle(kind, args, cursor)
+    reply = await oracle.ask(request)
     if reply[0] == "ok":
         return reply
     return ["error", reply[1], deno_class(kind, reply[2])]
@@ -242,6 +300,8 @@ async def test_every_store_gives_what_deno_gives(oracle: Oracle, stores: dict[st
         event(f"{kind}{' resumed' if resumes else ''}: Deno {reply[0]}")
         if kind == "list" and reply[0] == "ok":
             event(f"list: {'no' if not reply[1][0] else 'some'} entries")
+        if kind == "atomic" and reply[0] == "ok":
+            event(f"atomic: {'committed' if reply[1][0] else 'a check failed'}")
         want.append(reply)
     for name, kv in stores.items():
         await empty(kv)
