@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import math
 import os
 import random
 import signal
+import sqlite3
 import struct
 import subprocess
 from collections.abc import AsyncIterator
@@ -381,6 +383,21 @@ def test_deno_expiry_is_late_as_the_flag_says(tmp_path: Path) -> None:
     await new Promise((r) => setTimeout(r, 50)); console.log(JSON.stringify((await kv.get(["e"])).value)); kv.close();"""
     assert run_deno(script) == 1
     assert not DenoKv.exact_expiry
+
+
+def test_deno_sum_min_and_max_remove_the_deadline(tmp_path: Path) -> None:
+    """What the local backends' sum/min/max do with an entry's expiry (tests/test_kv_expiry.py), read in Deno's own
+    file: its backend writes them with no expiry (-1), even one that leaves the value as it was."""
+    path = tmp_path / "kv.sqlite"
+    script = """const kv = await Deno.openKv(Deno.args[0]);
+    for (const k of ["sum", "min", "max", "set"]) await kv.set([k], new Deno.KvU64(5n), { expireIn: 3600000 });
+    await kv.atomic().sum(["sum"], 1n).min(["min"], 9n).max(["max"], 0n).commit(); kv.close(); console.log(1);"""
+    run_deno(script, str(path))
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        expiry = dict(db.execute("SELECT k, expiration_ms FROM kv"))
+    assert {key: ms < 0 for key, ms in expiry.items()} == {
+        encode_key((k,)): k != "set" for k in ("sum", "min", "max", "set")
+    }
 
 
 async def test_ping_is_a_round_trip_that_touches_no_store(dkv: DenoKv) -> None:
