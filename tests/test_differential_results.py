@@ -8,13 +8,19 @@ either direction) and the order of the versionstamps must match, for key parts a
 (-0.0, NaN, infinities, ints past 64 bits, bytes and strings with 00/FF/NUL and characters past the BMP) and for
 option values that JavaScript reads loosely (a `reverse` that is not a bool: only `true` reverses, as in Deno); and what
 commits give (checks of every kind, upper-case versionstamps among them, and sets, deletes and sum/min/max).
+
+A list also makes as many reads as Deno's own iterator: the real Deno client lists through our KV Connect server,
+which counts its reads, and our list() is counted on the store behind it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import os
 import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +28,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from queue_impls.kv import Kv, KvEntry, KvError, KvU64
+from queue_impls.kv.backends.deno import find_deno
+from queue_impls.kvconnect import KvConnectServer
 
 from . import test_differential_errors as errors_test
 from .test_differential_errors import Oracle, deno_class, empty, enc_key
@@ -317,3 +325,85 @@ async def test_every_store_gives_what_deno_gives(oracle: Oracle, stores: dict[st
                   for rs in (want, got)]  # fmt: skip
         for i, (expected, actual) in enumerate(zip(*normal, strict=True)):
             assert actual == expected, f"{name} differs from Deno at call {i}: {plan[i]!r}"
+
+
+# ------------------------------------------------------------------------------- as many reads as Deno's list
+
+#: (limit, batch_size, reverse, entries taken before stopping) over 1,000 entries: the batching rules' edges.
+LIST_CASES = [
+    (None, None, False, None), (None, None, True, None), (50, None, False, None), (50, 500, False, None),
+    (None, 500, False, None), (1000, None, False, None), (150, None, True, None), (150, 100, False, None),
+    (None, 1000, False, None), (999, 7, False, None), (1001, 1000, True, None), (None, None, False, 100),
+    (None, 100, False, 250), (None, 7, True, 1), (5, 2, False, None), (600, None, False, 500),
+]  # fmt: skip
+
+LISTING_PROGRAM = """
+const kv = await Deno.openKv(Deno.args[0]);
+const decoder = new TextDecoder();
+let buffered = "";
+for await (const chunk of Deno.stdin.readable) {
+  buffered += decoder.decode(chunk, { stream: true });
+  let nl: number;
+  while ((nl = buffered.indexOf("\\n")) >= 0) {
+    const [limit, batchSize, reverse, stop] = JSON.parse(buffered.slice(0, nl));
+    buffered = buffered.slice(nl + 1);
+    let n = 0;
+    for await (const _ of kv.list({ prefix: ["n"] }, { limit: limit ?? undefined, batchSize: batchSize ?? undefined, reverse })) {
+      if (++n === stop) break;
+    }
+    console.log(n);
+  }
+}
+kv.close();
+"""
+
+
+async def test_a_list_makes_as_many_reads_as_denos_own(tmp_path: Path) -> None:
+    async with KvConnectServer.running("memory:", trace=False) as server:
+        store = server.kv.inner
+        op = store.atomic()
+        for i in range(1000):
+            op.set(("n", i), i)
+        await op.commit()
+        ours = [await _listed_and_reads(store, *case) for case in LIST_CASES]
+        program = tmp_path / "listing.ts"
+        program.write_text(LISTING_PROGRAM)
+        deno = await asyncio.create_subprocess_exec(
+            find_deno(), "run", "--unstable-kv", "-A", "--quiet", "--no-config", str(program), server.url,
+            env={**os.environ, "DENO_KV_ACCESS_TOKEN": server.token, "NO_COLOR": "1"},
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert deno.stdin is not None and deno.stdout is not None
+        theirs = []
+        try:
+            for case in LIST_CASES:
+                before = server.recorder.requests["snapshot_read"]
+                deno.stdin.write(json.dumps(case).encode() + b"\n")
+                listed = int(await asyncio.wait_for(deno.stdout.readline(), 60))
+                theirs.append((listed, server.recorder.requests["snapshot_read"] - before))
+        finally:
+            deno.stdin.close()
+            await asyncio.wait_for(deno.wait(), 30)
+    assert ours == theirs, [(case, o, t) for case, o, t in zip(LIST_CASES, ours, theirs, strict=True) if o != t]
+
+
+async def _listed_and_reads(kv: Kv, limit: int | None, batch: int | None, reverse: bool, stop: int | None) -> Any:
+    """(entries listed, reads made) by our list() with these options, stopped after ``stop`` entries."""
+    reads = 0
+    read = kv._snapshot_read
+
+    async def counted(ranges: Any, consistency: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read(ranges, consistency)
+
+    kv._snapshot_read = counted  # type: ignore[method-assign]
+    try:
+        listed = 0
+        async for _ in kv.list(prefix=("n",), limit=limit, batch_size=batch, reverse=reverse):
+            listed += 1
+            if listed == stop:
+                break
+    finally:
+        del kv._snapshot_read
+    return listed, reads
