@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import math
 import os
 import random
 import signal
+import sqlite3
 import struct
 import subprocess
 from collections.abc import AsyncIterator
@@ -29,6 +31,7 @@ from queue_impls.kv import (
     open_kv,
 )
 from queue_impls.kv.backends.deno import BRIDGE, TOKEN_ENV, DenoKv, deno_argv, find_deno
+from queue_impls.kv.backends.deno_wire import frame
 from queue_impls.kv.errors import DenoBridgeError, DenoNotFoundError, InvalidArgumentError
 from queue_impls.kv.types import ReadRange
 
@@ -317,6 +320,18 @@ async def test_garbage_from_deno_fails_pending_calls_and_kills_it(dkv: DenoKv) -
         await dkv.set(("a",), 1)
 
 
+async def test_a_yield_sent_as_its_watch_ended_is_dropped_not_taken_for_garbage(dkv: DenoKv) -> None:
+    """A change just before a watch ends can make the bridge send one more yield before it reads the unwatch: that
+    frame, for a watch no longer open here, is dropped and the store goes on."""
+    stream = dkv.watch([("a",)])
+    assert [e.value for e in await anext(stream)] == [None]
+    watch_id = dkv._next_id
+    await stream.aclose()  # type: ignore[attr-defined]
+    dkv._protocol.pipe_data_received(1, frame([watch_id, 0, [None]]))  # before the unwatch's reply can come
+    assert (await dkv.set(("a",), 1)).ok
+    assert (await dkv.get(("a",))).value == 1
+
+
 async def test_deno_exiting_reports_its_stderr(dkv: DenoKv) -> None:
     os.kill(dkv.pid, signal.SIGSTOP)
     stdin = dkv._transport.get_pipe_transport(0)
@@ -368,6 +383,21 @@ def test_deno_expiry_is_late_as_the_flag_says(tmp_path: Path) -> None:
     await new Promise((r) => setTimeout(r, 50)); console.log(JSON.stringify((await kv.get(["e"])).value)); kv.close();"""
     assert run_deno(script) == 1
     assert not DenoKv.exact_expiry
+
+
+def test_deno_sum_min_and_max_remove_the_deadline(tmp_path: Path) -> None:
+    """What the local backends' sum/min/max do with an entry's expiry (tests/test_kv_expiry.py), read in Deno's own
+    file: its backend writes them with no expiry (-1), even one that leaves the value as it was."""
+    path = tmp_path / "kv.sqlite"
+    script = """const kv = await Deno.openKv(Deno.args[0]);
+    for (const k of ["sum", "min", "max", "set"]) await kv.set([k], new Deno.KvU64(5n), { expireIn: 3600000 });
+    await kv.atomic().sum(["sum"], 1n).min(["min"], 9n).max(["max"], 0n).commit(); kv.close(); console.log(1);"""
+    run_deno(script, str(path))
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        expiry = dict(db.execute("SELECT k, expiration_ms FROM kv"))
+    assert {key: ms < 0 for key, ms in expiry.items()} == {
+        encode_key((k,)): k != "set" for k in ("sum", "min", "max", "set")
+    }
 
 
 async def test_ping_is_a_round_trip_that_touches_no_store(dkv: DenoKv) -> None:

@@ -70,6 +70,16 @@ async def test_sum_on_an_expired_key_starts_from_the_operand(exact: Kv) -> None:
     assert (await exact.get(("n",))).value == KvU64(1)
 
 
+async def test_sum_min_and_max_remove_the_deadline(exact: Kv) -> None:
+    """As in Deno (test_deno_backend.py reads it in Deno's own file), even a min or max that leaves the value as it
+    was."""
+    for kind in ("sum", "min", "max"):
+        await exact.set((kind,), KvU64(5), expire_in=10 * TTL_MS)
+    await exact.atomic().sum(("sum",), KvU64(1)).min(("min",), KvU64(9)).max(("max",), KvU64(0)).commit()
+    await asyncio.sleep(10 * TTL_MS / 1000 + PAST_TTL_S)
+    assert [e.value for e in await exact.get_many([("sum",), ("min",), ("max",)])] == [KvU64(6), KvU64(5), KvU64(5)]
+
+
 async def test_overwriting_removes_the_deadline(kv: Kv) -> None:
     await kv.set(("k",), 1, expire_in=TTL_MS)
     await kv.set(("k",), 2)

@@ -1,15 +1,16 @@
 """kv.watch(keys) as Deno has it (measured on Deno 2.9.6): the current entries at once, then a yield whenever a
 watched key's versionstamp moves (a rewrite of the same value too), none for other keys or failed commits; at most
-10 keys (checked when watch() is called), each key at most 2049 bytes (checked on the first read); no keys: ends."""
+10 keys, each key at most 2049 bytes (both checked when watch() is called, as Deno does); no keys: ends."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from queue_impls.kv import KeyTooLargeError, Kv, KvEntry, TooManyRangesError
+from queue_impls.kv import InvalidKeyError, KeyTooLargeError, Kv, KvEntry, TooManyRangesError
 from queue_impls.meter import CountingKv
 
 QUIET_S = 0.3  # longer than the 50 ms a store without a change signal waits between looks
@@ -79,13 +80,26 @@ async def test_at_most_ten_keys_checked_at_the_call_and_no_keys_ends_at_once(kv:
     assert [entries async for entries in kv.watch([])] == []
 
 
-async def test_a_key_may_be_2049_bytes_checked_on_the_first_read(kv: Kv) -> None:
+async def test_a_key_may_be_2049_bytes_checked_at_the_call(kv: Kv) -> None:
     ok = kv.watch([("x" * 2047,)])  # 1 + 2047 + 1 bytes encoded
     assert values(await anext(ok)) == [None]
     await ok.aclose()  # type: ignore[attr-defined]
-    too_big = kv.watch([("x" * 2048,)])
     with pytest.raises(KeyTooLargeError, match=r"Key too large for read \(max 2049 bytes\)"):
-        await anext(too_big)
+        kv.watch([("x" * 2048,)])
+
+
+async def test_bad_keys_are_refused_at_the_call_in_denos_order(kv: Kv) -> None:
+    """Deno's kv.watch() throws before it returns: every key's part types, the count, every key's encoding (an int
+    part over 255 bytes), then every key's size, whatever the keys' order."""
+    ten = [("k", i) for i in range(10)]
+    with pytest.raises(InvalidKeyError, match="Invalid key part"):
+        kv.watch([*ten, ("k", object())])
+    with pytest.raises(TooManyRangesError, match=r"Too many keys \(max 10\)"):
+        kv.watch([*ten, ("x" * 2048,)])
+    with pytest.raises(InvalidKeyError, match="BigUint requires more than 255 bytes"):
+        kv.watch([("x" * 2048,), ("k", 2**2048)])
+    with pytest.raises(InvalidKeyError, match="Invalid key part"):
+        kv.watch([("k", 2**2048), ("k", object())])
 
 
 async def test_a_counting_wrapper_counts_each_yield_as_one_read(kv: Kv) -> None:
@@ -101,3 +115,23 @@ async def test_a_counting_wrapper_counts_each_yield_as_one_read(kv: Kv) -> None:
         assert m.counts.round_trips == 2 and m.counts.entries_read == 1
     finally:
         await stream.close()
+
+
+async def test_closing_a_counting_wrapper_watch_closes_the_stores_watch_at_once(kv: Kv) -> None:
+    """aclose() of the wrapper's watch ends the store's own watch then, not whenever the garbage collector gets to
+    it: until then the store keeps watching (the Deno bridge keeps Deno's watch open and goes on sending its yields)."""
+    ended: list[bool] = []
+    watch = kv._watch
+
+    async def spy(keys: list[Any]) -> AsyncIterator[list[KvEntry]]:
+        try:
+            async for entries in watch(keys):
+                yield entries
+        finally:
+            ended.append(True)
+
+    kv._watch = spy  # type: ignore[method-assign]
+    stream = CountingKv(kv, owns_inner=False).watch([("a",)])
+    assert values(await anext(stream)) == [None]
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert ended == [True]

@@ -84,10 +84,23 @@ WatchEntries = list[KvEntry]
 WATCH_POLL_S = 0.05
 
 
+def _watched_keys(keys: Any) -> list[Key]:
+    """The keys of a watch, checked when watch() is called, as Deno's kv.watch() checks them before it returns: every
+    key's part types, the count (10), every key's encoding (an int part over 255 bytes), then every key's size. The
+    read limit (2049 bytes) applies to the key itself, not to key + 0x00 as for get."""
+    tuples = [_as_key(k) for k in keys]
+    for key in tuples:
+        check_key_type(key)
+    if len(tuples) > MAX_READ_RANGES:
+        raise TooManyRangesError(f"Too many keys (max {MAX_READ_RANGES}): got {len(tuples)} keys")
+    for encoded in [encode_key(key) for key in tuples]:
+        check_read_bound(encoded)
+    return tuples
+
+
 def _watch_range(key: Key) -> ReadRange:
-    """A watched key is read like a get, but Deno checks the key itself against the read limit (2049 bytes)."""
+    """A watched key is read like a get (its size was checked by watch())."""
     encoded = encode_key(key)
-    check_read_bound(encoded)
     return ReadRange(encoded, encoded + b"\x00", 1)
 
 
@@ -249,18 +262,17 @@ class Kv(abc.ABC):
             raise
         except KvValidationError as exc:  # a key that is not a key: Deno finds it on the first next()
             selector = _DeferredKeyError(exc, (prefix, start, end))
-        return KvListIterator(self, selector, limit, bool(reverse), batch_size, cursor, consistency)
+        # Only True reverses: Deno reads the option as a bool that only JavaScript's `true` sets (1 lists forward)
+        return KvListIterator(self, selector, limit, reverse is True, batch_size, cursor, consistency)
 
     # -- watch -------------------------------------------------------------------------------------
 
     def watch(self, keys: Sequence[Key]) -> AsyncIterator[WatchEntries]:
         """Deno's ``kv.watch(keys)``: yields the entries of ``keys`` (in order, missing ones included) at once, then
         again whenever any of their versionstamps changed (a rewrite of the same value too; changes close together
-        may come as one yield). At most 10 keys; no keys: ends at once. ``aclose()`` the iterator to stop."""
-        tuples = [_as_key(k) for k in keys]
-        if len(tuples) > MAX_READ_RANGES:
-            raise TooManyRangesError(f"Too many keys (max {MAX_READ_RANGES}): got {len(tuples)} keys")
-        return self._watch(tuples)
+        may come as one yield). At most 10 keys, each at most 2049 encoded bytes, checked here as Deno checks them;
+        no keys: ends at once. ``aclose()`` the iterator to stop."""
+        return self._watch(_watched_keys(keys))
 
     async def _watch(self, keys: Sequence[Key]) -> AsyncIterator[WatchEntries]:
         """Re-read the keys after every change the backend signals; yield when a versionstamp moved. The re-reads

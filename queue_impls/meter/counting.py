@@ -160,13 +160,18 @@ class CountingKv(Kv):
 
     async def _watch(self, keys: Sequence[Key]) -> AsyncIterator[WatchEntries]:
         """The inner store's watch; each yield counts as one read of its keys (one round trip, its entries and
-        bytes), as Deno Deploy bills a watch: the re-reads between yields are the store's own work."""
-        async for entries in self.inner._watch(keys):
-            present = [e for e in entries if e.versionstamp is not None]
-            self._round_trips += 1
-            self._entries += len(present)
-            self._bytes_read += sum(len(encode_key(e.key)) + len(encode_value(e.value)[0]) for e in present)
-            yield entries
+        bytes), as Deno Deploy bills a watch: the re-reads between yields are the store's own work. Closing this
+        watch closes the inner one at once (an ``async for`` would leave it to the garbage collector, watching)."""
+        stream = self.inner._watch(keys)
+        try:
+            async for entries in stream:
+                present = [e for e in entries if e.versionstamp is not None]
+                self._round_trips += 1
+                self._entries += len(present)
+                self._bytes_read += sum(len(encode_key(e.key)) + len(encode_value(e.value)[0]) for e in present)
+                yield entries
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
 
     def _take_event(self) -> TraceEvent | None:
         """The trace event of the call this primitive works for: one handed to it (``_for_event``), else the calling
