@@ -252,6 +252,29 @@ async def test_checks_expiry_and_versionstamped_keys(server: KvConnectServer) ->
     assert (await server.kv.inner.get(("a",))).value is None  # expired
 
 
+COMMIT_VERSIONSTAMP_PROGRAM = """
+const kv = await Deno.openKv(Deno.args[0]);
+const result = await kv.atomic().set(["log", kv.commitVersionstamp()], "entry").commit();
+const listed = [];
+for await (const e of kv.list({ prefix: ["log"] })) listed.push([e.key, e.value, e.versionstamp]);
+console.log(JSON.stringify([result.versionstamp, listed]));
+kv.close();
+"""
+
+
+@pytest.mark.deno
+@pytest.mark.parametrize("served", ["memory:", "sqlite:{dir}/served.db", "deno::memory:"])
+async def test_a_deno_program_sets_a_key_ending_in_its_commit_versionstamp(served: str, tmp_path: Path) -> None:
+    # kv.commitVersionstamp() as a key's last part: Deno's client sends M_SET_SUFFIX_VERSIONSTAMPED_KEY
+    async with KvConnectServer.running(served.format(dir=tmp_path), token=TOKEN) as server:
+        done = await run_deno(COMMIT_VERSIONSTAMP_PROGRAM, tmp_path, server.url)
+        assert done.returncode == 0, done.stderr
+        stamp, listed = json.loads(done.stdout)
+        assert listed == [[["log", stamp], "entry", stamp]]
+        [entry] = await server.kv.inner.list(prefix=("log",)).collect()
+        assert (entry.key, entry.value, entry.versionstamp) == (("log", stamp), "entry", stamp)
+
+
 async def test_an_n_plus_one_in_a_deno_program_is_found(tmp_path: Path) -> None:
     script = """
 const kv = await Deno.openKv(Deno.args[0]);

@@ -5,6 +5,7 @@
 //   request  [id, "read", consistency, ["many", [keyHex, ...]]]                       -> getMany: one snapshot read
 //            [id, "read", consistency, ["list", prefix, start, end, limit, reverse, cursor]] -> one list batch: one read
 //            [id, "write", [[keyHex, versionstamp|null], ...], [[kind, keyHex, value, expireIn|null], ...]]
+//              kind: set, delete, sum, min, max, or set_vs (a set of key + kv.commitVersionstamp())
 //            [id, "ping"]                                                                  -> null, touches no store
 //            [id, "watch", [keyHex, ...]]   -> kv.watch(keys): a reply [id, 0, [entry | null per key]] per yield, until
 //            [id, "unwatch", watchId]       -> null, after the watch's reader is cancelled (no more replies for it)
@@ -273,7 +274,7 @@ async function getAll(kv: Deno.Kv, hexes: string[]): Promise<Map<string, Deno.Kv
 async function write(kv: Deno.Kv, checks: Check[], mutations: Mutation[], size: number): Promise<string | null> {
   if (!mutations.some((m) => U64_KINDS.has(m[0]))) return await commit(kv, checks, mutations);
   const firstTouch = new Map<string, string>();
-  for (const [kind, hex] of mutations) if (!firstTouch.has(hex)) firstTouch.set(hex, kind);
+  for (const [kind, hex] of mutations) if (kind !== "set_vs" && !firstTouch.has(hex)) firstTouch.set(hex, kind);
   const pinned = [...firstTouch].filter(([, kind]) => U64_KINDS.has(kind)).map(([hex]) => hex);
   for (let attempt = 0; attempt < 100; attempt++) {
     const current = await getAll(kv, pinned);
@@ -294,6 +295,7 @@ async function write(kv: Deno.Kv, checks: Check[], mutations: Mutation[], size: 
 function typeFailure(mutations: Mutation[], current: Map<string, Deno.KvEntryMaybe<unknown>>): string | null {
   const isU64 = new Map<string, boolean | null>(); // null: missing
   for (const [kind, hex, value] of mutations) {
+    if (kind === "set_vs") continue; // its key is the commit's own: no other mutation touches it
     if (kind === "set") isU64.set(hex, Array.isArray(value) && value[0] === "u");
     else if (kind === "delete") isU64.set(hex, null);
     else {
@@ -316,7 +318,11 @@ async function commit(kv: Deno.Kv, checks: Check[], mutations: Mutation[]): Prom
   for (const [hex, versionstamp] of checks) op.check({ key: key(hex), versionstamp });
   for (const [kind, hex, value, expireIn] of mutations) {
     if (kind === "set") op.set(key(hex), fromWire(value), expireIn === null ? undefined : { expireIn });
-    else if (kind === "delete") op.delete(key(hex));
+    else if (kind === "set_vs") {
+      // the key + the commit's versionstamp as its last part: KV Connect's M_SET_SUFFIX_VERSIONSTAMPED_KEY
+      const options = expireIn === null ? undefined : { expireIn };
+      op.set([...key(hex), kv.commitVersionstamp()], fromWire(value), options);
+    } else if (kind === "delete") op.delete(key(hex));
     else op[kind as "sum" | "min" | "max"](key(hex), BigInt(value as string));
   }
   const result = await op.commit();

@@ -217,12 +217,10 @@ def write_request(checks: Sequence[Check], mutations: Sequence[Mutation], now_ms
     wire_mutations: list[Any] = []
     size = sum(len(c.key) for c in checks)
     for m in mutations:
-        if m.kind == "set_suffix_versionstamp":  # not in Deno's public API (atomic().mutate refuses the type)
-            raise BackendError("Deno KV offers no versionstamped-key set through its API; use a memory or SQLite store")
         size += len(m.key) if m.kind == "delete" else 2 * len(m.key) + len(m.payload)
-        if m.kind == "set":
+        if m.kind in ("set", "set_suffix_versionstamp"):  # the latter: kv.commitVersionstamp() as the key's last part
             expire = None if m.expire_at_ms is None else max(0, m.expire_at_ms - now_ms)
-            wire_mutations.append(["set", m.key.hex(), to_wire(m.value), expire])
+            wire_mutations.append(["set" if m.kind == "set" else "set_vs", m.key.hex(), to_wire(m.value), expire])
         else:
             wire_mutations.append([m.kind, m.key.hex(), None if m.kind == "delete" else str(m.value), None])
     return ["write", wire_checks, wire_mutations, size]
