@@ -14,17 +14,22 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ..kv.errors import short_repr
+from ..kv.errors import BackendError, short_repr
 from .claims import Candidate, read_candidates
 from .clock import Timer, call_later
 from .errors import InvalidJobOptionError, LeaseLostError, UnknownHandlerError
 from .model import Job, JobStatus
 from .poison import dead_letter, describe_error
-from .queue import Lease, Queue
+from .queue import Finished, Lease, Queue
 from .validation import MAX_CONCURRENCY, MAX_WORKER_ID_CHARS, check_lease, check_worker_id, is_int
 from .waiting import VersionWatch
 
 log = logging.getLogger(__name__)
+
+#: Pauses (seconds) before writing again the outcomes the store failed to write (a BackendError: a file locked by
+#: another process, a dead bridge). Once they are used up the job is left to its lease: it runs again when that
+#: expires. It is never dead-lettered for the store's failure: its handler did nothing wrong.
+OUTCOME_RETRY_PAUSES: tuple[float, ...] = (0.01, 0.05, 0.25)
 
 Handler = Callable[[Job], Awaitable[Any] | Any]
 
@@ -140,7 +145,7 @@ class Worker:
         self._reading: asyncio.Future[None] | None = None  # the read of the ready queue in flight, if any
         self._claiming: set[str] = set()  # ids in a claim commit of ours in flight: our other tasks leave them alone
         self.processed = 0  # attempts whose outcome this worker committed
-        self.lost = 0  # attempts whose lease was lost before the outcome could be written
+        self.lost = 0  # attempts whose outcome was not written: the lease was lost, or the store kept failing
         self.dead_lettered = 0  # jobs this worker dead-lettered because their outcome could not be recorded
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = 0  # jobs of ours whose outcome is not known yet: a group commit waits for them one loop pass
@@ -300,7 +305,12 @@ class Worker:
                 if watch.changed.is_set():
                     watch.changed.clear()  # changes from here on wake the wait below; this poll sees the earlier ones
                     self._promote_stale = True
-                claimed = await self.poll()
+                try:
+                    claimed = await self.poll()
+                except BackendError as exc:  # a file locked by another process: the worker goes on after a pause
+                    log.warning("Worker %s: poll failed, again in %g s: %s", self.worker_id, self.poll_interval, exc)
+                    await self._pause(stop)
+                    continue
                 if claimed and len(self._tasks) < self.concurrency:
                     continue  # there may be more ready jobs
                 await self._wait(stop, watch, claimed)
@@ -308,6 +318,12 @@ class Worker:
             stop.cancel()
             await watch.close()
             self._watching = False
+
+    async def _pause(self, stop: asyncio.Task[Any]) -> None:
+        """poll_interval on the queue's clock, or until stop()."""
+        pause = asyncio.create_task(self.queue.clock.sleep(self.poll_interval))
+        await asyncio.wait({stop, pause}, return_when=asyncio.FIRST_COMPLETED)
+        pause.cancel()
 
     async def _wait(self, stop: asyncio.Task[Any], watch: VersionWatch, claimed: int) -> None:
         """Until a slot of ours is free, the version key moves, the next delayed job is due or the re-check is due."""
@@ -406,22 +422,45 @@ class Worker:
             group.written.set()
 
     async def _record(self, outcomes: list[tuple[Lease, Job]]) -> None:
-        """Write the outcomes and claim as many next jobs in the same commit (none once stopping)."""
+        """Write the outcomes and claim as many next jobs in the same commit (none once stopping). Outcomes the store
+        failed to write are tried again after each of OUTCOME_RETRY_PAUSES, then left to their leases."""
         want = 0 if self._stopping.is_set() else len(outcomes)
-        mine = await self._reserve(want)  # the commit that writes the outcomes claims the next jobs
+        try:
+            mine = await self._reserve(want)  # the commit that writes the outcomes claims the next jobs
+        except BackendError:  # the read failed: the outcomes are written all the same, claiming nothing
+            mine, want = [], 0
         try:
             done = await self.queue.finish_and_claim(
                 outcomes, self.worker_id, mine, self.handlers, lease=self.lease, max_jobs=want
             )
         finally:
             self._claiming.difference_update(c.job.id for c in mine)
-        self.processed += len(outcomes) - len(done.lost) - len(done.failed)
+        self._start(done.claimed)
+        unwritten = await self._settle(done, len(outcomes))
+        for pause in OUTCOME_RETRY_PAUSES:
+            if not unwritten:
+                return
+            await asyncio.sleep(pause)  # real time, not the queue's clock: another process's lock is held in it
+            done = await self.queue.finish_and_claim(unwritten, self.worker_id, max_jobs=0)
+            unwritten = await self._settle(done, len(unwritten))
+        self.lost += len(unwritten)
+        for held, _ in unwritten:
+            log.warning(
+                "job %s: the store failed to write its outcome; it runs again when its lease expires", held.job.id
+            )
+
+    async def _settle(self, done: Finished, tried: int) -> list[tuple[Lease, Job]]:
+        """Count what finish_and_claim did with ``tried`` outcomes; bury those that can never be written (a value
+        past a limit). Returns those the store failed to write (a BackendError), to be tried again."""
+        unwritten = [(held, new) for held, new, exc in done.failed if isinstance(exc, BackendError)]
+        self.processed += tried - len(done.lost) - len(done.failed)
         self.lost += len(done.lost)
         for held in done.lost:
             log.warning("Worker %s lost its lease on job %s: its result was not written", held.worker, held.job.id)
-        self._start(done.claimed)
-        for held, new, exc in done.failed:  # the outcome could not be written (a value past a limit, a store error)
-            await self._bury(held, new.error if new.status is not JobStatus.COMPLETED else None, exc)
+        for held, new, exc in done.failed:
+            if not isinstance(exc, BackendError):
+                await self._bury(held, new.error if new.status is not JobStatus.COMPLETED else None, exc)
+        return unwritten
 
     async def _bury(self, lease: Lease, error: str | None, exc: Exception) -> None:
         """Dead-letter a job whose outcome could not be recorded, with both errors; the worker goes on."""
