@@ -44,6 +44,7 @@ class Locked:
 @pytest.fixture
 def locked(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> Locked:
     monkeypatch.setattr(worker_module, "OUTCOME_RETRY_PAUSES", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(worker_module, "POLL_RETRY_PAUSES", (0.0, 0.0, 0.0, 0.0))
     return Locked(queue.kv, monkeypatch)
 
 
@@ -132,3 +133,31 @@ async def test_an_outcome_is_written_when_the_read_for_the_next_claim_fails(queu
     worker = Worker(queue, {"a": handler}, concurrency=1)
     assert await worker.run_until_idle() == 2
     assert [j.status for j in [await queue.get_job(i) for i in ids] if j is not None] == [JobStatus.COMPLETED] * 2
+
+
+async def test_run_until_idle_polls_again_after_a_store_error(queue: Queue, locked: Locked) -> None:
+    """Before, the claim's error ended run_until_idle."""
+    job_id = await queue.add("a", None)
+    locked.n = 2  # the claim, and the claim again
+    assert await Worker(queue, {"a": lambda job: None}).run_until_idle() == 1
+    job = await queue.get_job(job_id)
+    assert job is not None and job.status == JobStatus.COMPLETED
+
+
+async def test_run_until_idle_raises_a_lasting_store_error_once_its_jobs_have_ended(
+    queue: Queue, locked: Locked
+) -> None:
+    """Before, it raised with the slow job still running: its outcome was never written and it would run again."""
+    slow, fast = await queue.add("a", "slow"), await queue.add("a", "fast")
+
+    async def handler(job: Job) -> None:
+        if job.data == "fast":
+            locked.reads = 10_000  # every poll from now on fails
+        else:
+            await asyncio.sleep(0.05)
+
+    with pytest.raises(BackendError):
+        await Worker(queue, {"a": handler}, concurrency=2).run_until_idle()
+    locked.reads = 0
+    jobs = [await queue.get_job(i) for i in (slow, fast)]
+    assert [j.status for j in jobs if j is not None] == [JobStatus.COMPLETED] * 2

@@ -14,7 +14,7 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ..kv.errors import BackendError, short_repr
+from ..kv.errors import BackendError, DenoBridgeError, short_repr
 from .claims import Candidate, read_candidates
 from .clock import Timer, call_later
 from .errors import InvalidJobOptionError, LeaseLostError, UnknownHandlerError
@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 #: another process, a dead bridge). Once they are used up the job is left to its lease: it runs again when that
 #: expires. It is never dead-lettered for the store's failure: its handler did nothing wrong.
 OUTCOME_RETRY_PAUSES: tuple[float, ...] = (0.01, 0.05, 0.25)
+#: Pauses (seconds, real time) before run_until_idle tries again a poll the store failed (a BackendError). Once they
+#: are used up, or at once for a store gone for good (DenoBridgeError: the deno subprocess died), it raises the error
+#: after its running jobs have ended (their outcomes written, or left to their leases). A started worker tries again
+#: every poll_interval for as long as it runs, and stops polling only for a store gone for good.
+POLL_RETRY_PAUSES: tuple[float, ...] = (0.01, 0.05, 0.25, 1.0)
 
 Handler = Callable[[Job], Awaitable[Any] | Any]
 
@@ -171,9 +176,9 @@ class Worker:
         """Run jobs until none is ready and none of ours is running; returns how many attempts were processed."""
         before = self.processed
         while True:
-            claimed, swept = await self._poll(sweep=False)
+            claimed, swept = await self._poll_patiently(sweep=False)
             if not self._tasks and claimed == 0 and not swept:
-                claimed, _ = await self._poll(sweep=True)  # idle only after a poll that promoted due jobs
+                claimed, _ = await self._poll_patiently(sweep=True)  # idle only after a poll that promoted due jobs
             if not self._tasks:
                 if claimed == 0:
                     return self.processed - before
@@ -181,6 +186,24 @@ class Worker:
             self._slot_freed.clear()
             await self._slot_freed.wait()
             self._raise_crash()
+
+    async def _poll_patiently(self, *, sweep: bool) -> tuple[int, bool]:
+        """_poll, tried again after each of POLL_RETRY_PAUSES while the store fails it; then its error, raised once
+        the running jobs have ended (abandoned, the jobs whose handlers had returned would run again)."""
+        for pause in POLL_RETRY_PAUSES:
+            try:
+                return await self._poll(sweep=sweep)
+            except DenoBridgeError:
+                break
+            except BackendError as exc:
+                log.warning("Worker %s: poll failed, trying again in %g s: %s", self.worker_id, pause, exc)
+                await asyncio.sleep(pause)
+        try:
+            return await self._poll(sweep=sweep)
+        except BackendError:
+            if self._tasks:
+                await asyncio.wait(self._tasks)
+            raise
 
     async def start(self) -> None:
         """Poll in the background every ``poll_interval`` until stop()."""
@@ -307,6 +330,9 @@ class Worker:
                     self._promote_stale = True
                 try:
                     claimed = await self.poll()
+                except DenoBridgeError:
+                    log.exception("Worker %s stops polling: its store is gone", self.worker_id)
+                    raise
                 except BackendError as exc:  # a file locked by another process: the worker goes on after a pause
                     log.warning("Worker %s: poll failed, again in %g s: %s", self.worker_id, self.poll_interval, exc)
                     await self._pause(stop)
