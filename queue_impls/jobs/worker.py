@@ -83,11 +83,12 @@ class _Written:
 
 class _Batch:
     """Jobs claimed together whose outcomes are written together: the last one to finish writes them all. The
-    others wait for that write, so their slots stay taken until the commit that claims their successors."""
+    others wait for that write, so their slots stay taken until the commit that claims their successors, and their
+    leases are renewed until it."""
 
     def __init__(self, size: int) -> None:
         self.waiting = size
-        self.outcomes: list[tuple[Lease, Job]] = []
+        self.outcomes: list[tuple[_Held, Job]] = []  # each job's lease as its last renewal left it
         self._written = _Written()
 
     def wait(self) -> Awaitable[None]:
@@ -378,10 +379,10 @@ class Worker:
     # -- one job ---------------------------------------------------------------------------------------
 
     async def _run(self, lease: Lease, batch: _Batch | None) -> None:
-        outcome: tuple[Lease, Job] | None = None
+        held = _Held(lease)
+        outcome: Job | None = None
         crashed = True
         try:
-            held = _Held(lease)
             self._renew_later(held)
             error: str | None = None
             try:
@@ -391,43 +392,60 @@ class Worker:
             except Exception as exc:
                 error = describe_error(exc)
             finally:
-                renewal = self._end_renewals(held)
-                if renewal is not None:
-                    await self._let_renewal_finish(held, renewal)
+                if batch is None:  # a batch's jobs keep their leases renewed until the batch's outcomes are written
+                    await self._stop_renewing(held)
             try:
-                outcome = (held.lease, self.queue.outcome(held.lease, error))
+                outcome = self.queue.outcome(held.lease, error)
             except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
+                await self._stop_renewing(held)
                 await self._bury(held.lease, error, exc)
             crashed = False
         finally:
             self._running -= 1
+            if crashed:
+                self._end_renewals(held)
             if not self._running and not self._renewing:
                 self._disarm_renewals()
             if batch is not None:
                 batch.waiting -= 1
                 if outcome is not None:
-                    batch.outcomes.append(outcome)
+                    batch.outcomes.append((held, outcome))
                 if batch.waiting == 0 and (crashed or not batch.outcomes):
                     batch.release()  # nothing to write, or this task crashed: the batch's other jobs end now
         if batch is None:  # a batch of one: nobody waits for this job's outcome but itself
             if outcome is not None:
-                if self._group is None and not self._running:
-                    await self._record([outcome])  # no other job of ours can join: at once, no loop pass
-                else:
-                    await self._join_group([outcome])
+                await self._write([(held.lease, outcome)])
             return
         if batch.waiting:
             await batch.wait()  # its last job writes this one's outcome too
+            self._end_renewals(held)  # ended by that write, or now if a crash released the batch unwritten
             return
         try:
-            if not batch.outcomes:
-                return
-            if self._group is None and not self._running:
-                await self._record(batch.outcomes)  # no other job of ours can join: at once, no loop pass
-            else:
-                await self._join_group(batch.outcomes)
+            if batch.outcomes:
+                await self._write(await self._final_leases(batch.outcomes))
         finally:
             batch.release()
+
+    async def _write(self, outcomes: list[tuple[Lease, Job]]) -> None:
+        if self._group is None and not self._running:
+            await self._record(outcomes)  # no other job of ours can join: at once, no loop pass
+        else:
+            await self._join_group(outcomes)
+
+    async def _final_leases(self, outcomes: list[tuple[_Held, Job]]) -> list[tuple[Lease, Job]]:
+        """A batch's outcomes with each job's last lease: its renewals ended (one in flight let finish first), so the
+        lease its outcome commit checks is the one in the store. Renewed until then, a job that ended long before the
+        batch's last keeps its lease: no other worker reaps it and runs it again."""
+        for held, _ in outcomes:
+            await self._stop_renewing(held)
+        if not self._running and not self._renewing:
+            self._disarm_renewals()
+        return [(held.lease, new) for held, new in outcomes]
+
+    async def _stop_renewing(self, held: _Held) -> None:
+        renewal = self._end_renewals(held)
+        if renewal is not None:
+            await self._let_renewal_finish(held, renewal)
 
     async def _join_group(self, outcomes: list[tuple[Lease, Job]]) -> None:
         """Have ``outcomes`` written by the open group commit, or open one that waits one loop pass for the outcomes
