@@ -217,9 +217,9 @@ async def test_batched_jobs_keep_their_slots_until_their_outcomes_commit(counted
 
 
 async def test_a_waiter_cancelled_before_the_write_leaves_the_others_waiting_for_it() -> None:
-    from queue_impls.jobs.worker import _Written
+    from queue_impls.jobs.outcomes import Written
 
-    written = _Written()
+    written = Written()
     first, second = (asyncio.ensure_future(written.wait()) for _ in range(2))
     await asyncio.sleep(0)
     first.cancel()

@@ -19,6 +19,7 @@ from .claims import Candidate, read_candidates
 from .clock import Timer, call_later
 from .errors import InvalidJobOptionError, LeaseLostError, UnknownHandlerError
 from .model import Job, JobStatus
+from .outcomes import Batch, Group, Held
 from .poison import dead_letter, describe_error
 from .queue import Finished, Lease, Queue
 from .validation import MAX_CONCURRENCY, MAX_WORKER_ID_CHARS, check_lease, check_worker_id, is_int
@@ -37,74 +38,6 @@ OUTCOME_RETRY_PAUSES: tuple[float, ...] = (0.01, 0.05, 0.25)
 POLL_RETRY_PAUSES: tuple[float, ...] = (0.01, 0.05, 0.25, 1.0)
 
 Handler = Callable[[Job], Awaitable[Any] | Any]
-
-
-class _Held:
-    """The lease of one running job; a renewal replaces it, under a lock the finisher takes too. Renewals are due
-    every lease/3, on the worker's one renewal timer: a job that ends before its first costs no task, no timer and no
-    wake-up for them."""
-
-    __slots__ = ("due", "ended", "lease", "lock", "renewal")
-
-    def __init__(self, lease: Lease) -> None:
-        self.lease = lease
-        self.lock = asyncio.Lock()
-        self.due = 0.0  # when (the queue clock's now()) its next renewal is due, while it waits for it
-        self.renewal: asyncio.Task[None] | None = None  # the renewal started by the last timer, if any
-        self.ended = False  # the job's handler returned: no renewal starts from now on
-
-
-class _Written:
-    """Set once, when some outcomes are written; the jobs whose outcomes they are wait for it. Each waiter awaits a
-    future of its own, so one that is cancelled cancels nothing the others wait for (as ``asyncio.shield`` of one
-    shared future would guard it, at a future and a callback more per waiter)."""
-
-    __slots__ = ("_waiters", "done")
-
-    def __init__(self) -> None:
-        self._waiters: list[asyncio.Future[None]] = []
-        self.done = False
-
-    def wait(self) -> Awaitable[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.done:
-            future.set_result(None)
-        else:
-            self._waiters.append(future)
-        return future
-
-    def set(self) -> None:
-        self.done = True
-        waiters, self._waiters = self._waiters, []
-        for future in waiters:
-            if not future.done():  # not cancelled
-                future.set_result(None)
-
-
-class _Batch:
-    """Jobs claimed together whose outcomes are written together: the last one to finish writes them all. The
-    others wait for that write, so their slots stay taken until the commit that claims their successors, and their
-    leases are renewed until it."""
-
-    def __init__(self, size: int) -> None:
-        self.waiting = size
-        self.outcomes: list[tuple[_Held, Job]] = []  # each job's lease as its last renewal left it
-        self._written = _Written()
-
-    def wait(self) -> Awaitable[None]:
-        return self._written.wait()
-
-    def release(self) -> None:
-        if not self._written.done:
-            self._written.set()
-
-
-class _Group:
-    """Outcomes ready in one event-loop turn, written in one commit (a group commit) by the first to arrive."""
-
-    def __init__(self, outcomes: list[tuple[Lease, Job]]) -> None:
-        self.outcomes = outcomes
-        self.written = _Written()
 
 
 class Worker:
@@ -155,7 +88,7 @@ class Worker:
         self.dead_lettered = 0  # jobs this worker dead-lettered because their outcome could not be recorded
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = 0  # jobs of ours whose outcome is not known yet: a group commit waits for them one loop pass
-        self._group: _Group | None = None  # the group commit open to outcomes that become ready, if any
+        self._group: Group | None = None  # the group commit open to outcomes that become ready, if any
         # Set when a job task ends leaving a slot free (or crashed): a job that ends after its own outcome commit
         # claimed its successor leaves none, so the wait for a free slot sleeps through it. A job whose outcome
         # waits in a batch or a group ends only after that outcome's commit, for the same reason.
@@ -167,7 +100,7 @@ class Worker:
         # Running jobs waiting for their next lease renewal (a dict as an ordered set), and one timer for all of them,
         # due at the earliest of their due times (inf: none armed): a timer per job cost a timer handle, a heap push
         # and a cancellation per job, most of them ending long before their first renewal.
-        self._renewing: dict[_Held, None] = {}
+        self._renewing: dict[Held, None] = {}
         self._renewal_timer: Timer | None = None
         self._renewal_at = math.inf
 
@@ -300,7 +233,7 @@ class Worker:
             return
         for i in range(0, len(leases), self.batch_size):
             group = leases[i : i + self.batch_size]
-            batch = _Batch(len(group))
+            batch = Batch(len(group))
             self._running += len(group)
             for lease in group:
                 task = asyncio.create_task(self._run(lease, batch))
@@ -378,8 +311,8 @@ class Worker:
 
     # -- one job ---------------------------------------------------------------------------------------
 
-    async def _run(self, lease: Lease, batch: _Batch | None) -> None:
-        held = _Held(lease)
+    async def _run(self, lease: Lease, batch: Batch | None) -> None:
+        held = Held(lease)
         outcome: Job | None = None
         crashed = True
         try:
@@ -432,7 +365,7 @@ class Worker:
         else:
             await self._join_group(outcomes)
 
-    async def _final_leases(self, outcomes: list[tuple[_Held, Job]]) -> list[tuple[Lease, Job]]:
+    async def _final_leases(self, outcomes: list[tuple[Held, Job]]) -> list[tuple[Lease, Job]]:
         """A batch's outcomes with each job's last lease: its renewals ended (one in flight let finish first), so the
         lease its outcome commit checks is the one in the store. Renewed until then, a job that ended long before the
         batch's last keeps its lease: no other worker reaps it and runs it again."""
@@ -442,7 +375,7 @@ class Worker:
             self._disarm_renewals()
         return [(held.lease, new) for held, new in outcomes]
 
-    async def _stop_renewing(self, held: _Held) -> None:
+    async def _stop_renewing(self, held: Held) -> None:
         renewal = self._end_renewals(held)
         if renewal is not None:
             await self._let_renewal_finish(held, renewal)
@@ -455,7 +388,7 @@ class Worker:
             group.outcomes += outcomes
             await group.written.wait()
             return
-        group = self._group = _Group(list(outcomes))
+        group = self._group = Group(list(outcomes))
         try:
             await asyncio.sleep(0)
         finally:
@@ -515,7 +448,7 @@ class Worker:
             self.processed += 1
             self.dead_lettered += 1
 
-    def _renew_later(self, held: _Held) -> None:
+    def _renew_later(self, held: Held) -> None:
         """The job's next renewal is due lease/3 from now."""
         delay = self.lease / 3
         held.due = due = self.queue.clock.now() + delay
@@ -547,11 +480,11 @@ class Worker:
             due = min(held.due for held in self._renewing)
             self._arm_renewals(due, max(0.0, due - self.queue.clock.now()))
 
-    def _start_renewal(self, held: _Held) -> None:
+    def _start_renewal(self, held: Held) -> None:
         if not held.ended:
             held.renewal = asyncio.create_task(self._renew(held))
 
-    async def _renew(self, held: _Held) -> None:
+    async def _renew(self, held: Held) -> None:
         async with held.lock:
             try:
                 held.lease = await self.queue.renew(held.lease, self.lease)
@@ -563,14 +496,14 @@ class Worker:
         if not held.ended:
             self._renew_later(held)
 
-    def _end_renewals(self, held: _Held) -> asyncio.Task[None] | None:
+    def _end_renewals(self, held: Held) -> asyncio.Task[None] | None:
         """No renewal after this. Returns the renewal in flight, if any: it must finish first (_let_renewal_finish)."""
         held.ended = True
         self._renewing.pop(held, None)
         renewal = held.renewal
         return renewal if renewal is not None and not renewal.done() else None
 
-    async def _let_renewal_finish(self, held: _Held, renewal: asyncio.Task[None]) -> None:
+    async def _let_renewal_finish(self, held: Held, renewal: asyncio.Task[None]) -> None:
         """Cancelling a renewal mid-commit would lose its new versionstamp, and with it the fencing token the outcome
         commit checks: cancel it only while it waits for the lock, else let it finish."""
         async with held.lock:
