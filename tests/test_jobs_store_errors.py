@@ -161,3 +161,23 @@ async def test_run_until_idle_raises_a_lasting_store_error_once_its_jobs_have_en
     locked.reads = 0
     jobs = [await queue.get_job(i) for i in (slow, fast)]
     assert [j.status for j in jobs if j is not None] == [JobStatus.COMPLETED] * 2
+
+
+async def test_a_renewal_the_store_fails_is_tried_again_at_once(
+    queue: Queue, locked: Locked, clock: FakeClock, layout: str
+) -> None:
+    """Three renewals in a row fail: before, each was tried again only a third of the lease later, so the lease
+    expired under the running handler, another worker reaped the job and its outcome was lost."""
+    job_id = await queue.add("a", None)
+
+    async def handler(job: Job) -> None:
+        locked.n = 3
+        for _ in range(7):  # 3.5 s of a 3 s lease
+            await clock.advance(0.5)
+            await asyncio.sleep(0.002)  # renewals reach the store (a thread, a subprocess)
+        await Queue(queue.kv, layout, clock).reap_expired()  # another worker's sweep
+
+    worker = Worker(queue, {"a": handler}, lease=3.0)
+    assert await worker.run_until_idle() == 1
+    job = await queue.get_job(job_id)
+    assert worker.lost == 0 and job is not None and (job.status, job.attempts) == (JobStatus.COMPLETED, 1)

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Pauses (seconds) before writing again the outcomes the store failed to write (a BackendError: a file locked by
 #: another process, a dead bridge). Once they are used up the job is left to its lease: it runs again when that
-#: expires. It is never dead-lettered for the store's failure: its handler did nothing wrong.
+#: expires. It is never dead-lettered for the store's failure: its handler did nothing wrong. A lease renewal the
+#: store failed is tried again after the same pauses (then at its next due time, a third of the lease later).
 OUTCOME_RETRY_PAUSES: tuple[float, ...] = (0.01, 0.05, 0.25)
 #: Pauses (seconds, real time) before run_until_idle tries again a poll the store failed (a BackendError). Once they
 #: are used up, or at once for a store gone for good (DenoBridgeError: the deno subprocess died), it raises the error
@@ -486,13 +487,20 @@ class Worker:
 
     async def _renew(self, held: Held) -> None:
         async with held.lock:
-            try:
-                held.lease = await self.queue.renew(held.lease, self.lease)
-            except LeaseLostError as exc:
-                log.warning("%s", exc)
-                return
-            except Exception:  # a store hiccup: the lease still has two thirds to run, try again next time
-                log.exception("renewing the lease on job %s failed", held.lease.job.id)
+            for pause in (*OUTCOME_RETRY_PAUSES, None):
+                try:
+                    held.lease = await self.queue.renew(held.lease, self.lease)
+                except LeaseLostError as exc:
+                    log.warning("%s", exc)
+                    return
+                except BackendError:  # another process's lock: again at once, not a third of the lease later
+                    if pause is not None:
+                        await asyncio.sleep(pause)
+                        continue
+                    log.exception("renewing the lease on job %s failed", held.lease.job.id)
+                except Exception:  # the lease still has two thirds to run: try again next time
+                    log.exception("renewing the lease on job %s failed", held.lease.job.id)
+                break
         if not held.ended:
             self._renew_later(held)
 
