@@ -96,3 +96,49 @@ def run_worker_process(db_path: str, layout: str, workers: int, concurrency: int
         for run in runs:
             out.write(json.dumps(run) + "\n")
         out.write(json.dumps({"lost": lost}) + "\n")
+
+
+def record_run(path: str, kind: str, job: Job, outcome: str = "") -> None:
+    """One line per handler start ("S") or end ("E", outcome "ok"), written and fsynced before the handler goes on:
+    what a process killed a moment later did is on disk."""
+    import json
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps([kind, job.id, job.attempts, os.getpid(), outcome]) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recording_handler(path: str) -> Callable[[Job], Any]:
+    """Records each run (record_run); a job whose data is "slow" sleeps 30 s on its first attempt (a process is
+    killed under it), every other run 20 ms."""
+    import asyncio
+
+    async def handler(job: Job) -> None:
+        record_run(path, "S", job)
+        await asyncio.sleep(30.0 if job.data == "slow" and job.attempts == 1 else 0.02)
+        record_run(path, "E", job, "ok")
+
+    return handler
+
+
+def run_killable_worker(db_path: str, layout: str, runs_path: str, lease: float, barrier: Any) -> None:
+    """A child process of the kill test: a started Worker (concurrency 3: both slow jobs leave it a slot) on one
+    SQLite file, until it is killed."""
+    import asyncio
+
+    from queue_impls.jobs import Worker
+    from queue_impls.kv import open_kv
+
+    async def main() -> None:
+        async with await open_kv(f"sqlite:{db_path}") as kv:
+            handlers = {"job": recording_handler(runs_path)}
+            worker = Worker(Queue(kv, layout), handlers, concurrency=3, lease=lease, poll_interval=0.05, idle_check=0.2)
+            barrier.wait(timeout=60)  # both processes start claiming together
+            await worker.start()
+            await asyncio.Event().wait()
+
+    asyncio.run(main())

@@ -217,9 +217,9 @@ async def test_batched_jobs_keep_their_slots_until_their_outcomes_commit(counted
 
 
 async def test_a_waiter_cancelled_before_the_write_leaves_the_others_waiting_for_it() -> None:
-    from queue_impls.jobs.worker import _Written
+    from queue_impls.jobs.outcomes import Written
 
-    written = _Written()
+    written = Written()
     first, second = (asyncio.ensure_future(written.wait()) for _ in range(2))
     await asyncio.sleep(0)
     first.cancel()
@@ -229,3 +229,27 @@ async def test_a_waiter_cancelled_before_the_write_leaves_the_others_waiting_for
     await asyncio.sleep(0)
     assert second.done() and second.result() is None
     assert (await asyncio.wait_for(written.wait(), 1)) is None  # after the write: at once
+
+
+async def test_a_batch_keeps_renewing_the_leases_of_its_jobs_that_ended_first(
+    kv: Kv, layout: str, clock: FakeClock
+) -> None:
+    """The fast job's outcome waits for its slow batch-mate, four leases long, while another worker reaps expired
+    leases: before, its renewals ended with its handler, so it was reaped, its outcome lost and it ran again."""
+    q = Queue(kv, layout, clock)
+    fast, slow = await q.add("a", "fast"), await q.add("a", "slow")
+    runs: list[str] = []
+
+    async def handler(job: Job) -> None:
+        runs.append(job.data)
+        if job.data == "slow":
+            for _ in range(24):  # 12 s of a 3 s lease, renewed every second
+                await clock.advance(0.5)
+                await asyncio.sleep(0.002)  # renewals reach the store (a thread, a subprocess)
+                await Queue(kv, layout, clock).reap_expired()
+
+    worker = Worker(q, {"a": handler}, concurrency=2, batch_size=2, lease=3.0)
+    assert await worker.run_until_idle() == 2
+    assert worker.lost == 0 and sorted(runs) == ["fast", "slow"]
+    jobs = [await q.get_job(i) for i in (fast, slow)]
+    assert [(j.status, j.attempts) for j in jobs if j is not None] == [(JobStatus.COMPLETED, 1)] * 2

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from queue_impls.jobs import Backoff, FakeClock, Job, JobStatus, Queue, Worker
+import pytest
+
+from queue_impls.jobs import Backoff, FakeClock, Job, JobStatus, Queue, Worker, check_integrity
+from queue_impls.jobs.poison import dead_letter
 
 from .jobs_support import clock, kv_factory, layout, queue  # noqa: F401
 
@@ -92,3 +95,17 @@ async def test_the_reaper_dead_letters_a_job_it_cannot_put_back(queue: Queue, cl
     assert dead.id == poisoned and dead.error is not None
     assert "lease expired" in dead.error and "could not be scheduled again" in dead.error
     assert (await queue.stats())["running"] == 0
+
+
+@pytest.mark.parametrize("delay", [0.0, 5.0])
+async def test_a_pending_job_dead_lettered_leaves_no_queue_entry_behind(queue: Queue, delay: float) -> None:
+    """dead_letter works on any status: a ready job's entry in its name's index went too (it was left, and a worker
+    of that name then ran the failed job, the pending count wrapping below zero)."""
+    job_id = await queue.add("ok", None, delay=delay)
+    assert await dead_letter(queue, job_id, "given up")
+    assert await check_integrity(queue.kv, queue.layout) == []
+    ran: list[Job] = []
+    assert await Worker(queue, {"ok": ran.append}).run_until_idle() == 0
+    job = await queue.get_job(job_id)
+    assert ran == [] and job is not None and job.status == JobStatus.FAILED
+    assert await queue.stats() == {"pending": 0, "running": 0, "completed": 0, "failed": 1}

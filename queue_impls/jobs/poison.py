@@ -20,6 +20,7 @@ from .keys import (
     expiry_key,
     lease_key,
     ms_ceil,
+    ready_by_name_key,
     ready_key,
     record_key,
 )
@@ -74,7 +75,7 @@ async def dead_letter(queue: Queue, job_id: str, error: str) -> bool:
 
 def _leave(op: AtomicOperation, job: Job, lease: KvEntry) -> None:
     """Delete the job's queue entries whatever they are, without trusting its times to be sane."""
-    op.delete(ready_key(job.priority, job.id))
+    op.delete(ready_key(job.priority, job.id)).delete(ready_by_name_key(job.name, job.priority, job.id))
     if math.isfinite(job.run_at) and abs(job.run_at) < 1e13:  # else no delayed entry could have been written
         op.delete(delayed_key(ms_ceil(job.run_at), job.id))
     if lease.value is not None:

@@ -18,7 +18,7 @@ from typing import Any, Final
 from ..kv import AtomicOperation, Key, Kv, KvEntry, KvU64
 from ..kv.atomic import set_each_encoded
 from ..kv.codec import encode_value
-from ..kv.errors import CommitLimitError, short_repr
+from ..kv.errors import BackendError, CommitLimitError, short_repr
 from ..kv.limits import MAX_CHECKS
 from .backoff import Backoff
 from .claims import CLAIM_SCAN_BATCH, Candidate, LimitCache, candidates_of, pick, read_candidates
@@ -556,6 +556,8 @@ class Queue:
         for entry in await self.kv.list(prefix=EXPIRY, end=end, limit=REAP_BATCH).collect():
             try:
                 reaped += await self._reap_one(entry)
+            except BackendError:  # the store failed (a file locked by another process), not the job: sweep again
+                raise
             except Exception as exc:  # one job that cannot be put back must not stop the reaping of the others
                 reaped += await self._bury_expired(entry, exc)
         return reaped

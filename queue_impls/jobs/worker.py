@@ -14,86 +14,31 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ..kv.errors import short_repr
+from ..kv.errors import BackendError, DenoBridgeError, short_repr
 from .claims import Candidate, read_candidates
 from .clock import Timer, call_later
 from .errors import InvalidJobOptionError, LeaseLostError, UnknownHandlerError
 from .model import Job, JobStatus
+from .outcomes import Batch, Group, Held
 from .poison import dead_letter, describe_error
-from .queue import Lease, Queue
+from .queue import Finished, Lease, Queue
 from .validation import MAX_CONCURRENCY, MAX_WORKER_ID_CHARS, check_lease, check_worker_id, is_int
 from .waiting import VersionWatch
 
 log = logging.getLogger(__name__)
 
+#: Pauses (seconds) before writing again the outcomes the store failed to write (a BackendError: a file locked by
+#: another process, a dead bridge). Once they are used up the job is left to its lease: it runs again when that
+#: expires. It is never dead-lettered for the store's failure: its handler did nothing wrong. A lease renewal the
+#: store failed is tried again after the same pauses (then at its next due time, a third of the lease later).
+OUTCOME_RETRY_PAUSES: tuple[float, ...] = (0.01, 0.05, 0.25)
+#: Pauses (seconds, real time) before run_until_idle tries again a poll the store failed (a BackendError). Once they
+#: are used up, or at once for a store gone for good (DenoBridgeError: the deno subprocess died), it raises the error
+#: after its running jobs have ended (their outcomes written, or left to their leases). A started worker tries again
+#: every poll_interval for as long as it runs, and stops polling only for a store gone for good.
+POLL_RETRY_PAUSES: tuple[float, ...] = (0.01, 0.05, 0.25, 1.0)
+
 Handler = Callable[[Job], Awaitable[Any] | Any]
-
-
-class _Held:
-    """The lease of one running job; a renewal replaces it, under a lock the finisher takes too. Renewals are due
-    every lease/3, on the worker's one renewal timer: a job that ends before its first costs no task, no timer and no
-    wake-up for them."""
-
-    __slots__ = ("due", "ended", "lease", "lock", "renewal")
-
-    def __init__(self, lease: Lease) -> None:
-        self.lease = lease
-        self.lock = asyncio.Lock()
-        self.due = 0.0  # when (the queue clock's now()) its next renewal is due, while it waits for it
-        self.renewal: asyncio.Task[None] | None = None  # the renewal started by the last timer, if any
-        self.ended = False  # the job's handler returned: no renewal starts from now on
-
-
-class _Written:
-    """Set once, when some outcomes are written; the jobs whose outcomes they are wait for it. Each waiter awaits a
-    future of its own, so one that is cancelled cancels nothing the others wait for (as ``asyncio.shield`` of one
-    shared future would guard it, at a future and a callback more per waiter)."""
-
-    __slots__ = ("_waiters", "done")
-
-    def __init__(self) -> None:
-        self._waiters: list[asyncio.Future[None]] = []
-        self.done = False
-
-    def wait(self) -> Awaitable[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.done:
-            future.set_result(None)
-        else:
-            self._waiters.append(future)
-        return future
-
-    def set(self) -> None:
-        self.done = True
-        waiters, self._waiters = self._waiters, []
-        for future in waiters:
-            if not future.done():  # not cancelled
-                future.set_result(None)
-
-
-class _Batch:
-    """Jobs claimed together whose outcomes are written together: the last one to finish writes them all. The
-    others wait for that write, so their slots stay taken until the commit that claims their successors."""
-
-    def __init__(self, size: int) -> None:
-        self.waiting = size
-        self.outcomes: list[tuple[Lease, Job]] = []
-        self._written = _Written()
-
-    def wait(self) -> Awaitable[None]:
-        return self._written.wait()
-
-    def release(self) -> None:
-        if not self._written.done:
-            self._written.set()
-
-
-class _Group:
-    """Outcomes ready in one event-loop turn, written in one commit (a group commit) by the first to arrive."""
-
-    def __init__(self, outcomes: list[tuple[Lease, Job]]) -> None:
-        self.outcomes = outcomes
-        self.written = _Written()
 
 
 class Worker:
@@ -140,11 +85,11 @@ class Worker:
         self._reading: asyncio.Future[None] | None = None  # the read of the ready queue in flight, if any
         self._claiming: set[str] = set()  # ids in a claim commit of ours in flight: our other tasks leave them alone
         self.processed = 0  # attempts whose outcome this worker committed
-        self.lost = 0  # attempts whose lease was lost before the outcome could be written
+        self.lost = 0  # attempts whose outcome was not written: the lease was lost, or the store kept failing
         self.dead_lettered = 0  # jobs this worker dead-lettered because their outcome could not be recorded
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = 0  # jobs of ours whose outcome is not known yet: a group commit waits for them one loop pass
-        self._group: _Group | None = None  # the group commit open to outcomes that become ready, if any
+        self._group: Group | None = None  # the group commit open to outcomes that become ready, if any
         # Set when a job task ends leaving a slot free (or crashed): a job that ends after its own outcome commit
         # claimed its successor leaves none, so the wait for a free slot sleeps through it. A job whose outcome
         # waits in a batch or a group ends only after that outcome's commit, for the same reason.
@@ -156,7 +101,7 @@ class Worker:
         # Running jobs waiting for their next lease renewal (a dict as an ordered set), and one timer for all of them,
         # due at the earliest of their due times (inf: none armed): a timer per job cost a timer handle, a heap push
         # and a cancellation per job, most of them ending long before their first renewal.
-        self._renewing: dict[_Held, None] = {}
+        self._renewing: dict[Held, None] = {}
         self._renewal_timer: Timer | None = None
         self._renewal_at = math.inf
 
@@ -166,9 +111,9 @@ class Worker:
         """Run jobs until none is ready and none of ours is running; returns how many attempts were processed."""
         before = self.processed
         while True:
-            claimed, swept = await self._poll(sweep=False)
+            claimed, swept = await self._poll_patiently(sweep=False)
             if not self._tasks and claimed == 0 and not swept:
-                claimed, _ = await self._poll(sweep=True)  # idle only after a poll that promoted due jobs
+                claimed, _ = await self._poll_patiently(sweep=True)  # idle only after a poll that promoted due jobs
             if not self._tasks:
                 if claimed == 0:
                     return self.processed - before
@@ -176,6 +121,24 @@ class Worker:
             self._slot_freed.clear()
             await self._slot_freed.wait()
             self._raise_crash()
+
+    async def _poll_patiently(self, *, sweep: bool) -> tuple[int, bool]:
+        """_poll, tried again after each of POLL_RETRY_PAUSES while the store fails it; then its error, raised once
+        the running jobs have ended (abandoned, the jobs whose handlers had returned would run again)."""
+        for pause in POLL_RETRY_PAUSES:
+            try:
+                return await self._poll(sweep=sweep)
+            except DenoBridgeError:
+                break
+            except BackendError as exc:
+                log.warning("Worker %s: poll failed, trying again in %g s: %s", self.worker_id, pause, exc)
+                await asyncio.sleep(pause)
+        try:
+            return await self._poll(sweep=sweep)
+        except BackendError:
+            if self._tasks:
+                await asyncio.wait(self._tasks)
+            raise
 
     async def start(self) -> None:
         """Poll in the background every ``poll_interval`` until stop()."""
@@ -271,7 +234,7 @@ class Worker:
             return
         for i in range(0, len(leases), self.batch_size):
             group = leases[i : i + self.batch_size]
-            batch = _Batch(len(group))
+            batch = Batch(len(group))
             self._running += len(group)
             for lease in group:
                 task = asyncio.create_task(self._run(lease, batch))
@@ -300,7 +263,15 @@ class Worker:
                 if watch.changed.is_set():
                     watch.changed.clear()  # changes from here on wake the wait below; this poll sees the earlier ones
                     self._promote_stale = True
-                claimed = await self.poll()
+                try:
+                    claimed = await self.poll()
+                except DenoBridgeError:
+                    log.exception("Worker %s stops polling: its store is gone", self.worker_id)
+                    raise
+                except BackendError as exc:  # a file locked by another process: the worker goes on after a pause
+                    log.warning("Worker %s: poll failed, again in %g s: %s", self.worker_id, self.poll_interval, exc)
+                    await self._pause(stop)
+                    continue
                 if claimed and len(self._tasks) < self.concurrency:
                     continue  # there may be more ready jobs
                 await self._wait(stop, watch, claimed)
@@ -308,6 +279,12 @@ class Worker:
             stop.cancel()
             await watch.close()
             self._watching = False
+
+    async def _pause(self, stop: asyncio.Task[Any]) -> None:
+        """poll_interval on the queue's clock, or until stop()."""
+        pause = asyncio.create_task(self.queue.clock.sleep(self.poll_interval))
+        await asyncio.wait({stop, pause}, return_when=asyncio.FIRST_COMPLETED)
+        pause.cancel()
 
     async def _wait(self, stop: asyncio.Task[Any], watch: VersionWatch, claimed: int) -> None:
         """Until a slot of ours is free, the version key moves, the next delayed job is due or the re-check is due."""
@@ -335,11 +312,11 @@ class Worker:
 
     # -- one job ---------------------------------------------------------------------------------------
 
-    async def _run(self, lease: Lease, batch: _Batch | None) -> None:
-        outcome: tuple[Lease, Job] | None = None
+    async def _run(self, lease: Lease, batch: Batch | None) -> None:
+        held = Held(lease)
+        outcome: Job | None = None
         crashed = True
         try:
-            held = _Held(lease)
             self._renew_later(held)
             error: str | None = None
             try:
@@ -349,43 +326,60 @@ class Worker:
             except Exception as exc:
                 error = describe_error(exc)
             finally:
-                renewal = self._end_renewals(held)
-                if renewal is not None:
-                    await self._let_renewal_finish(held, renewal)
+                if batch is None:  # a batch's jobs keep their leases renewed until the batch's outcomes are written
+                    await self._stop_renewing(held)
             try:
-                outcome = (held.lease, self.queue.outcome(held.lease, error))
+                outcome = self.queue.outcome(held.lease, error)
             except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
+                await self._stop_renewing(held)
                 await self._bury(held.lease, error, exc)
             crashed = False
         finally:
             self._running -= 1
+            if crashed:
+                self._end_renewals(held)
             if not self._running and not self._renewing:
                 self._disarm_renewals()
             if batch is not None:
                 batch.waiting -= 1
                 if outcome is not None:
-                    batch.outcomes.append(outcome)
+                    batch.outcomes.append((held, outcome))
                 if batch.waiting == 0 and (crashed or not batch.outcomes):
                     batch.release()  # nothing to write, or this task crashed: the batch's other jobs end now
         if batch is None:  # a batch of one: nobody waits for this job's outcome but itself
             if outcome is not None:
-                if self._group is None and not self._running:
-                    await self._record([outcome])  # no other job of ours can join: at once, no loop pass
-                else:
-                    await self._join_group([outcome])
+                await self._write([(held.lease, outcome)])
             return
         if batch.waiting:
             await batch.wait()  # its last job writes this one's outcome too
+            self._end_renewals(held)  # ended by that write, or now if a crash released the batch unwritten
             return
         try:
-            if not batch.outcomes:
-                return
-            if self._group is None and not self._running:
-                await self._record(batch.outcomes)  # no other job of ours can join: at once, no loop pass
-            else:
-                await self._join_group(batch.outcomes)
+            if batch.outcomes:
+                await self._write(await self._final_leases(batch.outcomes))
         finally:
             batch.release()
+
+    async def _write(self, outcomes: list[tuple[Lease, Job]]) -> None:
+        if self._group is None and not self._running:
+            await self._record(outcomes)  # no other job of ours can join: at once, no loop pass
+        else:
+            await self._join_group(outcomes)
+
+    async def _final_leases(self, outcomes: list[tuple[Held, Job]]) -> list[tuple[Lease, Job]]:
+        """A batch's outcomes with each job's last lease: its renewals ended (one in flight let finish first), so the
+        lease its outcome commit checks is the one in the store. Renewed until then, a job that ended long before the
+        batch's last keeps its lease: no other worker reaps it and runs it again."""
+        for held, _ in outcomes:
+            await self._stop_renewing(held)
+        if not self._running and not self._renewing:
+            self._disarm_renewals()
+        return [(held.lease, new) for held, new in outcomes]
+
+    async def _stop_renewing(self, held: Held) -> None:
+        renewal = self._end_renewals(held)
+        if renewal is not None:
+            await self._let_renewal_finish(held, renewal)
 
     async def _join_group(self, outcomes: list[tuple[Lease, Job]]) -> None:
         """Have ``outcomes`` written by the open group commit, or open one that waits one loop pass for the outcomes
@@ -395,7 +389,7 @@ class Worker:
             group.outcomes += outcomes
             await group.written.wait()
             return
-        group = self._group = _Group(list(outcomes))
+        group = self._group = Group(list(outcomes))
         try:
             await asyncio.sleep(0)
         finally:
@@ -406,22 +400,45 @@ class Worker:
             group.written.set()
 
     async def _record(self, outcomes: list[tuple[Lease, Job]]) -> None:
-        """Write the outcomes and claim as many next jobs in the same commit (none once stopping)."""
+        """Write the outcomes and claim as many next jobs in the same commit (none once stopping). Outcomes the store
+        failed to write are tried again after each of OUTCOME_RETRY_PAUSES, then left to their leases."""
         want = 0 if self._stopping.is_set() else len(outcomes)
-        mine = await self._reserve(want)  # the commit that writes the outcomes claims the next jobs
+        try:
+            mine = await self._reserve(want)  # the commit that writes the outcomes claims the next jobs
+        except BackendError:  # the read failed: the outcomes are written all the same, claiming nothing
+            mine, want = [], 0
         try:
             done = await self.queue.finish_and_claim(
                 outcomes, self.worker_id, mine, self.handlers, lease=self.lease, max_jobs=want
             )
         finally:
             self._claiming.difference_update(c.job.id for c in mine)
-        self.processed += len(outcomes) - len(done.lost) - len(done.failed)
+        self._start(done.claimed)
+        unwritten = await self._settle(done, len(outcomes))
+        for pause in OUTCOME_RETRY_PAUSES:
+            if not unwritten:
+                return
+            await asyncio.sleep(pause)  # real time, not the queue's clock: another process's lock is held in it
+            done = await self.queue.finish_and_claim(unwritten, self.worker_id, max_jobs=0)
+            unwritten = await self._settle(done, len(unwritten))
+        self.lost += len(unwritten)
+        for held, _ in unwritten:
+            log.warning(
+                "job %s: the store failed to write its outcome; it runs again when its lease expires", held.job.id
+            )
+
+    async def _settle(self, done: Finished, tried: int) -> list[tuple[Lease, Job]]:
+        """Count what finish_and_claim did with ``tried`` outcomes; bury those that can never be written (a value
+        past a limit). Returns those the store failed to write (a BackendError), to be tried again."""
+        unwritten = [(held, new) for held, new, exc in done.failed if isinstance(exc, BackendError)]
+        self.processed += tried - len(done.lost) - len(done.failed)
         self.lost += len(done.lost)
         for held in done.lost:
             log.warning("Worker %s lost its lease on job %s: its result was not written", held.worker, held.job.id)
-        self._start(done.claimed)
-        for held, new, exc in done.failed:  # the outcome could not be written (a value past a limit, a store error)
-            await self._bury(held, new.error if new.status is not JobStatus.COMPLETED else None, exc)
+        for held, new, exc in done.failed:
+            if not isinstance(exc, BackendError):
+                await self._bury(held, new.error if new.status is not JobStatus.COMPLETED else None, exc)
+        return unwritten
 
     async def _bury(self, lease: Lease, error: str | None, exc: Exception) -> None:
         """Dead-letter a job whose outcome could not be recorded, with both errors; the worker goes on."""
@@ -432,7 +449,7 @@ class Worker:
             self.processed += 1
             self.dead_lettered += 1
 
-    def _renew_later(self, held: _Held) -> None:
+    def _renew_later(self, held: Held) -> None:
         """The job's next renewal is due lease/3 from now."""
         delay = self.lease / 3
         held.due = due = self.queue.clock.now() + delay
@@ -464,30 +481,37 @@ class Worker:
             due = min(held.due for held in self._renewing)
             self._arm_renewals(due, max(0.0, due - self.queue.clock.now()))
 
-    def _start_renewal(self, held: _Held) -> None:
+    def _start_renewal(self, held: Held) -> None:
         if not held.ended:
             held.renewal = asyncio.create_task(self._renew(held))
 
-    async def _renew(self, held: _Held) -> None:
+    async def _renew(self, held: Held) -> None:
         async with held.lock:
-            try:
-                held.lease = await self.queue.renew(held.lease, self.lease)
-            except LeaseLostError as exc:
-                log.warning("%s", exc)
-                return
-            except Exception:  # a store hiccup: the lease still has two thirds to run, try again next time
-                log.exception("renewing the lease on job %s failed", held.lease.job.id)
+            for pause in (*OUTCOME_RETRY_PAUSES, None):
+                try:
+                    held.lease = await self.queue.renew(held.lease, self.lease)
+                except LeaseLostError as exc:
+                    log.warning("%s", exc)
+                    return
+                except BackendError:  # another process's lock: again at once, not a third of the lease later
+                    if pause is not None:
+                        await asyncio.sleep(pause)
+                        continue
+                    log.exception("renewing the lease on job %s failed", held.lease.job.id)
+                except Exception:  # the lease still has two thirds to run: try again next time
+                    log.exception("renewing the lease on job %s failed", held.lease.job.id)
+                break
         if not held.ended:
             self._renew_later(held)
 
-    def _end_renewals(self, held: _Held) -> asyncio.Task[None] | None:
+    def _end_renewals(self, held: Held) -> asyncio.Task[None] | None:
         """No renewal after this. Returns the renewal in flight, if any: it must finish first (_let_renewal_finish)."""
         held.ended = True
         self._renewing.pop(held, None)
         renewal = held.renewal
         return renewal if renewal is not None and not renewal.done() else None
 
-    async def _let_renewal_finish(self, held: _Held, renewal: asyncio.Task[None]) -> None:
+    async def _let_renewal_finish(self, held: Held, renewal: asyncio.Task[None]) -> None:
         """Cancelling a renewal mid-commit would lose its new versionstamp, and with it the fencing token the outcome
         commit checks: cancel it only while it waits for the lock, else let it finish."""
         async with held.lock:
