@@ -72,7 +72,7 @@ BAD_KEYS: list[tuple[str, Any, type[Exception]]] = [
     ("too large", BIG_KEY, KeyTooLargeError),
 ]
 BAD_WRITE_KEYS = [*BAD_KEYS, ("empty", (), InvalidKeyError)]
-BAD_CONSISTENCY: list[tuple[str, Any]] = [("bogus", "bogus"), ("None", None), ("an int", 1), ("upper", "STRONG")]
+BAD_CONSISTENCY: list[tuple[str, Any]] = [("bogus", "bogus"), ("empty", ""), ("an int", 1), ("upper", "STRONG")]
 BAD_VALUES: list[tuple[str, Any, type[Exception]]] = [
     ("object", object(), InvalidValueError),
     ("set", {1, 2}, InvalidValueError),

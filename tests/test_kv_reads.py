@@ -38,6 +38,16 @@ async def test_get_accepts_a_list_key_and_the_empty_key(kv: Kv) -> None:
     assert (await kv.get(())).value is None
 
 
+async def test_consistency_none_reads_as_strong_as_denos_null(kv: Kv, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Deno 2 takes {consistency: null} (and undefined) as "strong"; "" or "STRONG" throw (test_bad_arguments)
+    await kv.set(("a",), 1)
+    reads = spy_reads(kv, monkeypatch)
+    assert (await kv.get(("a",), consistency=None)).value == 1
+    assert [e.value for e in await kv.get_many([("a",)], consistency=None)] == [1]
+    assert [e.value for e in await kv.list(prefix=(), consistency=None).collect()] == [1]
+    assert len(reads) == 3
+
+
 async def test_get_does_not_match_prefixes_or_extensions(kv: Kv) -> None:
     await kv.set(("a", "b"), 1)
     assert (await kv.get(("a",))).value is None

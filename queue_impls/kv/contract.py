@@ -212,14 +212,17 @@ class Kv(abc.ABC):
 
     # -- reads -------------------------------------------------------------------------------------
 
-    async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
-        """One read. A missing key gives an entry whose value and versionstamp are None."""
+    async def get(self, key: Key, *, consistency: Consistency | None = "strong") -> KvEntry:
+        """One read. A missing key gives an entry whose value and versionstamp are None. ``consistency`` None is
+        "strong", as Deno reads ``consistency: null``."""
+        consistency = "strong" if consistency is None else consistency
         key, point = _point_read(key, consistency)
         [rows] = await self._read([point], consistency)
         return _point_entry(key, rows)
 
-    async def get_many(self, keys: Sequence[Key], *, consistency: Consistency = "strong") -> list[KvEntry]:
-        """At most 10 keys in one read; results in input order, duplicates allowed."""
+    async def get_many(self, keys: Sequence[Key], *, consistency: Consistency | None = "strong") -> list[KvEntry]:
+        """At most 10 keys in one read; results in input order, duplicates allowed (``consistency`` None: "strong")."""
+        consistency = "strong" if consistency is None else consistency
         tuples = _many_keys(keys)
         for key in tuples:  # Deno's order: every key's part types, consistency, count, each key's encoding and size
             check_key_type(key)
@@ -242,13 +245,15 @@ class Kv(abc.ABC):
         reverse: bool = False,
         cursor: str | None = None,
         batch_size: int | None = None,
-        consistency: Consistency = "strong",
+        consistency: Consistency | None = "strong",
     ) -> KvListIterator:
         """Entries of a selector in key order, pulled in batches as Deno does (see docs/kv.md).
 
         Raises here, in Deno's order: limit, batch_size, the selector's shape. Everything else (consistency, key
         parts, bounds, cursor, key sizes, batch_size over 1000) raises on the first iteration, as in Deno.
+        ``consistency`` None is "strong", as Deno reads ``consistency: null``.
         """
+        consistency = "strong" if consistency is None else consistency
         if limit is not None:
             limit = positive_int(limit, "Limit")
         if batch_size is not None:

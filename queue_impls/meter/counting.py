@@ -272,7 +272,8 @@ class CountingKv(Kv):
 
     # -- the public calls: count, trace, delegate -----------------------------------------------------
 
-    async def get(self, key: Key, *, consistency: Consistency = "strong") -> KvEntry:
+    async def get(self, key: Key, *, consistency: Consistency | None = "strong") -> KvEntry:
+        consistency = "strong" if consistency is None else consistency
         if self.tracing:
             self._calls["get"] += 1
             return await self._traced(self._key_event("get", [key]), Kv.get(self, key, consistency=consistency))
@@ -306,7 +307,7 @@ class CountingKv(Kv):
         return _point_entry(key, rows)
 
     def get_many(
-        self, keys: Sequence[Key], *, consistency: Consistency = "strong"
+        self, keys: Sequence[Key], *, consistency: Consistency | None = "strong"
     ) -> Coroutine[Any, Any, list[KvEntry]]:
         # A plain function handing back the base's coroutine: no coroutine frame of its own to step through.
         self._calls["get_many"] += 1
@@ -325,7 +326,7 @@ class CountingKv(Kv):
         reverse: bool = False,
         cursor: str | None = None,
         batch_size: int | None = None,
-        consistency: Consistency = "strong",
+        consistency: Consistency | None = "strong",
     ) -> KvListIterator:
         self._calls["list"] += 1
         options: dict[str, Any] = dict(prefix=prefix, start=start, end=end, limit=limit, reverse=reverse)
