@@ -32,6 +32,7 @@ from queue_impls.kv.backends.deno import find_deno
 from queue_impls.kvconnect import KvConnectServer
 
 from . import test_differential_errors as errors_test
+from .kv_vectors import spy_reads
 from .test_differential_errors import Oracle, deno_class, empty, enc_key
 
 pytestmark = pytest.mark.deno
@@ -358,14 +359,15 @@ kv.close();
 """
 
 
-async def test_a_list_makes_as_many_reads_as_denos_own(tmp_path: Path) -> None:
+async def test_a_list_makes_as_many_reads_as_denos_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with KvConnectServer.running("memory:", trace=False) as server:
         store = server.kv.inner
         op = store.atomic()
         for i in range(1000):
             op.set(("n", i), i)
         await op.commit()
-        ours = [await _listed_and_reads(store, *case) for case in LIST_CASES]
+        reads = spy_reads(store, monkeypatch)
+        ours = [await _listed_and_reads(store, reads, *case) for case in LIST_CASES]
         program = tmp_path / "listing.ts"
         program.write_text(LISTING_PROGRAM)
         deno = await asyncio.create_subprocess_exec(
@@ -387,23 +389,15 @@ async def test_a_list_makes_as_many_reads_as_denos_own(tmp_path: Path) -> None:
     assert ours == theirs, [(case, o, t) for case, o, t in zip(LIST_CASES, ours, theirs, strict=True) if o != t]
 
 
-async def _listed_and_reads(kv: Kv, limit: int | None, batch: int | None, reverse: bool, stop: int | None) -> Any:
-    """(entries listed, reads made) by our list() with these options, stopped after ``stop`` entries."""
-    reads = 0
-    read = kv._snapshot_read
-
-    async def counted(ranges: Any, consistency: Any) -> Any:
-        nonlocal reads
-        reads += 1
-        return await read(ranges, consistency)
-
-    kv._snapshot_read = counted  # type: ignore[method-assign]
-    try:
-        listed = 0
-        async for _ in kv.list(prefix=("n",), limit=limit, batch_size=batch, reverse=reverse):
-            listed += 1
-            if listed == stop:
-                break
-    finally:
-        del kv._snapshot_read
-    return listed, reads
+async def _listed_and_reads(
+    kv: Kv, reads: list[Any], limit: int | None, batch: int | None, reverse: bool, stop: int | None
+) -> tuple[int, int]:
+    """(entries listed, reads made) by our list() with these options, stopped after ``stop`` entries; ``reads`` is
+    ``spy_reads``' record of the store's reads."""
+    before = len(reads)
+    listed = 0
+    async for _ in kv.list(prefix=("n",), limit=limit, batch_size=batch, reverse=reverse):
+        listed += 1
+        if listed == stop:
+            break
+    return listed, len(reads) - before
