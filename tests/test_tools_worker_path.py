@@ -13,16 +13,21 @@ from pathlib import Path
 import pytest
 
 from queue_impls.jobs import LAYOUTS
-from queue_impls.jobs.keys import JOBS
+from queue_impls.jobs.keys import JOBS, READY_BY_NAME
 from queue_impls.kv.codec import decode_key, decode_value, encode_key, encode_value
+from queue_impls.kv.types import Mutation
 from tools.huey_vs import (
     MINIMAL_RECORDS,
+    KvCommit,
+    KvRead,
     ReplayError,
     capture_layout,
     codec_work,
     goals,
+    kv_calls,
     minimal_commits,
     replay,
+    replay_kv,
     report,
     time_codec,
     time_floor,
@@ -216,3 +221,80 @@ def test_the_minimal_queue_writes_two_rows_to_add_and_four_to_run_a_job(tmp_path
     left = _kv_rows(tmp_path / "m.db")
     assert [decode_key(bytes(row[0]))[:2] for row in left] == [("minimal", "job")] * 5  # no ready entry, no lease
     assert {decode_value(bytes(row[1]), int(row[2]))["status"] for row in left} == {"completed"}
+
+
+def test_the_kv_bound_follows_the_codec_bound_and_is_over_only_with_its_whole_interval() -> None:
+    huey = [(1.0, 1.0)] * 6
+    times = {
+        "huey": huey,
+        "naive/c8": [(3.0, 2.0)] * 6,
+        "naive/c8/raw": [(0.5, 0.5)] * 6,
+        "naive/c8/codec": [(0.2, 0.2)] * 6,
+        "naive/c8/kv": [(1.2, 1.1), (1.3, 1.2), (1.2, 1.1), (1.2, 0.9), (1.2, 1.2), (1.2, 1.2)],
+        "minimal/kv": [(1.2, 0.7)] * 6,
+    }
+    lines = goals(times)
+    assert lines[0].endswith(
+        "with our codec's work for them: 0.70x [0.70, 0.70] (lower bound); its reads and commits through our KV API "
+        "alone: 1.20x [1.20, 1.30] (over 1.0x before any queue logic)"
+    )
+    # run: the median is 1.15x, but one round of six is 0.9x: not called over
+    assert lines[1].endswith("its reads and commits through our KV API alone: 1.15x [0.90, 1.20]")
+    assert lines[-1] == (
+        "[ bound] a minimal queue's commits through our KV API alone: add 1.20x [1.20, 1.20], run 0.70x [0.70, 0.70] "
+        "(over 1.0x huey to add for this KV layer as built, before any queue logic)"
+    )
+    assert not any(line.startswith("[MISSED] naive/c8/kv") for line in lines)  # a bound has no goal of its own
+
+
+@pytest.mark.parametrize(("layout", "concurrency"), [*((layout, 1) for layout in LAYOUTS), ("batched", 8)])
+async def test_the_kv_replay_makes_the_queues_reads_and_commits_again_and_leaves_the_same_rows(
+    layout: str, concurrency: int, tmp_path: Path
+) -> None:
+    capture = await capture_layout(tmp_path / "store.db", layout, concurrency, 12)
+    run = capture.calls["run"]
+    reads = [call for call in run if isinstance(call, KvRead)]
+    # a one-name worker's claims list its name's ready index, and find the jobs there
+    assert any(call.method == "list" and call.kwargs.get("prefix") == (*READY_BY_NAME, "noop") for call in reads)
+    assert capture.entries_read["run"] >= 12
+    assert [call for call in run if not isinstance(call, KvRead)] == capture.commits["run"]  # every commit, in order
+    phases = [kv_calls(capture.calls["add"]), kv_calls(capture.calls["run"])]
+    entries = [capture.entries_read["add"], capture.entries_read["run"]]
+    add_s, run_s = await replay_kv(tmp_path / "replay.db", phases, 12, entries)
+    assert add_s > 0 and run_s > 0
+    # through the same KV layer, from the same calls: the same keys, values, encodings, versionstamps, expiries
+    stored = _kv_rows(tmp_path / "store.db")
+    assert len(stored) > 12 and _kv_rows(tmp_path / "replay.db") == stored
+
+
+async def test_a_kv_replay_that_reads_otherwise_or_whose_checks_fail_stops(tmp_path: Path) -> None:
+    capture = await capture_layout(tmp_path / "store.db", "naive", 8, 4)
+    add, run = kv_calls(capture.calls["add"]), kv_calls(capture.calls["run"])
+    entries = [capture.entries_read["add"], capture.entries_read["run"]]
+    with pytest.raises(ReplayError, match=r"found \d+ entries"):
+        await replay_kv(tmp_path / "a.db", [add, run], 4, [entries[0], entries[1] + 1])
+    i = next(i for i, call in enumerate(run) if isinstance(call, KvCommit) and call.checks)
+    commit = run[i]
+    assert isinstance(commit, KvCommit)
+    (key, _), *rest = commit.checks
+    run[i] = KvCommit(((key, "f" * 20), *rest), commit.mutations)  # a versionstamp no commit of 4 jobs reaches
+    with pytest.raises(ReplayError, match="did not hold"):
+        await replay_kv(tmp_path / "b.db", [add, run], 4)
+    with pytest.raises(FileExistsError, match="fresh file"):
+        await replay_kv(tmp_path / "b.db", [add], 4)
+
+
+def test_the_kv_replay_refuses_what_it_cannot_make_as_the_queue_made_it() -> None:
+    expiring = Mutation("set", encode_key(("a",)), 1, *encode_value(1), expire_at_ms=1)
+    with pytest.raises(ValueError, match="without expiry"):
+        kv_calls([((), (expiring,), "0" * 20)])
+    stamped = Mutation("set_suffix_versionstamp", encode_key(("a",)), 1, *encode_value(1))
+    with pytest.raises(ValueError, match="without expiry"):
+        kv_calls([((), (stamped,), "0" * 20)])
+
+
+async def test_the_minimal_queue_replays_through_the_kv_api(tmp_path: Path) -> None:
+    commits = minimal_commits(5)
+    add, run = kv_calls(commits["add"]), kv_calls(commits["run"])
+    assert [len(call.mutations) for call in run] == [2, 4, 4, 4, 4, 2]  # type: ignore[union-attr]
+    assert all(seconds > 0 for seconds in await replay_kv(tmp_path / "m.db", [add, run], 5, [0, 0]))

@@ -41,6 +41,18 @@ before the rounds). Counting each key and value once per phase errs low: our sto
 or mutation. The goals add it to the rows' time round by round: ``rows + codec`` is the least this KV layer (its
 Python codec, which must write Deno KV's key encoding and a value encoding that reads back exactly) spends per job
 on what a layout commits, with no queue or worker logic, no event loop and no handler call at all.
+
+``<layout>/c<N>/kv`` (and ``minimal/kv``) is what this KV layer, as built, takes for what the layout asked of it: the
+capture pass also records, in call order, every ``get``, ``get_many`` and ``list`` the queue made through the KV API
+between its commits (``Capture.calls``), and ``replay_kv`` makes those calls again, one at a time, on a fresh SQLite
+store: each read with its own arguments, each commit through the atomic builder (its checks, then its mutations, keys
+decoded and values given before the rounds). Its reads must find as many entries as the capture's did and its
+commits' checks must hold (the store gives the same versionstamps to the same commits), so it leaves the same rows.
+It is not a lower bound for any KV layer (a faster KV layer would take less); it splits what a layout costs into the
+KV layer's part and the queue's: a layout whose ``kv`` is over 1.0x huey cannot meet the goal on this KV layer as
+built, whatever its queue and worker logic, and ``<layout>/c<N>`` minus ``<layout>/c<N>/kv`` is that logic's cost.
+The replay is serial where the worker at concurrency 8 has several calls in flight, and a watch's reads (an idle
+worker's) are not replayed.
 """
 
 from __future__ import annotations
@@ -54,7 +66,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -62,11 +74,11 @@ from typing import Any, Final
 from queue_impls.jobs import LAYOUTS, Queue, Worker
 from queue_impls.jobs.keys import JOBS
 from queue_impls.jobs.model import Job, JobStatus, new_job_id
-from queue_impls.kv import Key, open_kv
-from queue_impls.kv.atomic import apply_u64
+from queue_impls.kv import Key, Kv, KvEntry, open_kv
+from queue_impls.kv.atomic import AtomicOperation, apply_u64
 from queue_impls.kv.backends.sqlite import LOOP_PRAGMAS, SCHEMA, STATEMENTS, SqliteKv
 from queue_impls.kv.codec import ENC_U64, decode_key, decode_value, encode_key, encode_value
-from queue_impls.kv.types import Check, Mutation, versionstamp_suffix
+from queue_impls.kv.types import Check, Consistency, Mutation, RawEntry, ReadRange, versionstamp_suffix
 from tools.harness import (
     Interval,
     add_cpu_option,
@@ -121,17 +133,57 @@ def time_huey(path: Path, jobs: int, *, synchronous_normal: bool = True) -> tupl
 Commit = tuple[tuple[Check, ...], tuple[Mutation, ...], str]
 
 
+@dataclass(frozen=True)
+class KvRead:
+    """One read a queue made through the KV API, as ``replay_kv`` makes it again: the method (``get``,
+    ``get_many`` or ``list``, the last collected whole) and the arguments it was called with."""
+
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
 @dataclass
 class Capture:
-    """The commits a queue made through one SQLite store, by phase (``add``, then ``run``): every commit whose
-    checks held (one whose checks failed writes nothing), as the store's ``on_commit`` hook hands them over."""
+    """What a queue did through one SQLite store, by phase (``add``, then ``run``): ``commits``, every commit whose
+    checks held (one whose checks failed writes nothing), as the store's ``on_commit`` hook hands them over; ``calls``,
+    the same commits in the order they were made with the reads made through the KV API between them (``KvRead``);
+    ``entries_read``, the entries the store returned to those reads."""
 
     phase: str = "add"
     commits: dict[str, list[Commit]] = field(default_factory=lambda: {"add": [], "run": []})
+    calls: dict[str, list[KvRead | Commit]] = field(default_factory=lambda: {"add": [], "run": []})
+    entries_read: dict[str, int] = field(default_factory=lambda: {"add": 0, "run": 0})
 
     def note(self, checks: Sequence[Check], mutations: Sequence[Mutation], versionstamp: str) -> None:
         """The store's ``on_commit``: called after each commit through it whose checks held."""
-        self.commits[self.phase].append((tuple(checks), tuple(mutations), versionstamp))
+        commit = (tuple(checks), tuple(mutations), versionstamp)
+        self.commits[self.phase].append(commit)
+        self.calls[self.phase].append(commit)
+
+    def watch_reads(self, kv: Kv) -> None:
+        """Record every ``get``, ``get_many`` and ``list`` call made on ``kv`` from now on, and count the entries its
+        store returns to them (``_read``: a list's pages too)."""
+        for method in ("get", "get_many", "list"):
+            setattr(kv, method, self._recording(method, getattr(kv, method)))
+        read = kv._read
+
+        def counting(ranges: Sequence[ReadRange], consistency: Consistency) -> Awaitable[list[list[RawEntry]]]:
+            return self._counted(read(ranges, consistency))
+
+        kv._read = counting  # type: ignore[method-assign]
+
+    def _recording(self, method: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            self.calls[self.phase].append(KvRead(method, args, kwargs))
+            return call(*args, **kwargs)
+
+        return recorded
+
+    async def _counted(self, read: Awaitable[list[list[RawEntry]]]) -> list[list[RawEntry]]:
+        rows = await read
+        self.entries_read[self.phase] += sum(len(found) for found in rows)
+        return rows
 
 
 async def time_ours(
@@ -148,6 +200,7 @@ async def time_ours(
             if not isinstance(kv, SqliteKv):
                 raise TypeError(f"capture records an SQLite store's commits, and this store is {kv.name}")
             kv.on_commit = capture.note
+            capture.watch_reads(kv)
         start = time.perf_counter()
         for i in range(jobs):
             await queue.add("noop", i)
@@ -326,6 +379,94 @@ def time_codec(phases: Sequence[CodecWork], jobs: int) -> tuple[float, ...]:
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class KvCommit:
+    """A captured commit as ``replay_kv`` makes it through the KV API: each check's key (decoded) and versionstamp,
+    each mutation's kind, key (decoded) and value (the object the queue gave: a set's value, a sum's operand)."""
+
+    checks: tuple[tuple[Key, str | None], ...]
+    mutations: tuple[tuple[str, Key, Any], ...]
+
+
+#: What each mutation kind is through the KV API's atomic builder (``AtomicOperation``).
+_BUILDERS: Final = {
+    "set": AtomicOperation.set,
+    "delete": lambda op, key, value: op.delete(key),
+    "sum": AtomicOperation.sum,
+    "min": AtomicOperation.min,
+    "max": AtomicOperation.max,
+}
+
+
+def kv_calls(calls: Sequence[KvRead | Commit]) -> list[KvRead | KvCommit]:
+    """``calls`` ready to be made again through the KV API (``replay_kv``): each commit's keys decoded. Raises
+    ValueError for a mutation the replay cannot make as the queue made it (an expiring set, a versionstamped key)."""
+    out: list[KvRead | KvCommit] = []
+    for call in calls:
+        if isinstance(call, KvRead):
+            out.append(call)
+            continue
+        checks, mutations, _ = call
+        for m in mutations:
+            if m.kind not in _BUILDERS or m.expire_at_ms is not None:
+                raise ValueError(f"replay_kv makes sets, deletes, sums, mins and maxes without expiry, got {m}")
+        out.append(
+            KvCommit(
+                tuple((decode_key(c.key), c.versionstamp) for c in checks),
+                tuple((m.kind, decode_key(m.key), m.value) for m in mutations),
+            )
+        )
+    return out
+
+
+async def replay_kv(
+    path: Path, phases: Sequence[Sequence[KvRead | KvCommit]], jobs: int, entries: Sequence[int] | None = None
+) -> tuple[float, ...]:
+    """Seconds per job to make each phase's calls again through our KV API, on a fresh SQLite store, one at a time in
+    the order they were made: each read with its own arguments (a list collected whole), each commit built with the
+    atomic builder (``check``, then ``set``/``delete``/``sum``/...) and committed. No queue or worker logic at all.
+
+    Raises ReplayError when a commit's checks do not hold, or when ``entries`` (the entries each phase's reads
+    returned in the capture) is given and a phase's reads return another number; FileExistsError when ``path`` is
+    not a fresh file."""
+    if path.exists():
+        raise FileExistsError(f"replay_kv makes the captured calls on a fresh file, and {path} exists")
+    builders = _BUILDERS
+    out = []
+    async with await open_kv(f"sqlite:{path}") as kv:
+        for number, phase in enumerate(phases):
+            results: list[Any] = []
+            start = time.perf_counter()
+            for call in phase:
+                if isinstance(call, KvCommit):
+                    op = kv.atomic()
+                    for key, versionstamp in call.checks:
+                        op.check(key, versionstamp)
+                    for kind, key, value in call.mutations:
+                        builders[kind](op, key, value)
+                    if not (await op.commit()).ok:
+                        raise ReplayError(f"a replayed commit's checks did not hold: {call.checks}")
+                elif call.method == "list":
+                    results.append(await kv.list(*call.args, **call.kwargs).collect())
+                else:
+                    results.append(await getattr(kv, call.method)(*call.args, **call.kwargs))
+            out.append((time.perf_counter() - start) / jobs)
+            if entries is not None:
+                found = sum(_found(result) for result in results)
+                if found != entries[number]:
+                    raise ReplayError(
+                        f"phase {number}: the replayed reads found {found} entries, the capture's {entries[number]}"
+                    )
+    return tuple(out)
+
+
+def _found(result: KvEntry | list[KvEntry]) -> int:
+    """Entries a read returned (a missing key's entry, with no versionstamp, is none)."""
+    if isinstance(result, KvEntry):
+        return result.versionstamp is not None
+    return sum(entry.versionstamp is not None for entry in result)
+
+
 #: The encoded key prefix of the minimal queue's job records (``minimal_commits``).
 MINIMAL_RECORDS: Final = encode_key(("minimal", "job"))
 
@@ -387,19 +528,27 @@ def run(jobs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
         "huey-default-fsync",
         "floor",
         *(f"{layout}/c{c}" for layout in LAYOUTS for c in CONCURRENCIES),
-        *(f"{layout}/c{c}/raw" for layout in LAYOUTS for c in CONCURRENCIES),
-        "minimal/raw",
-        *(f"{layout}/c{c}/codec" for layout in LAYOUTS for c in CONCURRENCIES),
-        "minimal/codec",
+        *(f"{layout}/c{c}/{bound}" for bound in ("raw", "codec", "kv") for layout in LAYOUTS for c in CONCURRENCIES),
+        *(f"minimal/{bound}" for bound in ("raw", "codec", "kv")),
     ]
     times: dict[str, list[tuple[float, float]]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
         now_ms = int(time.time() * 1000)
-        raw = {"minimal": minimal_commits(jobs)}
+        minimal = minimal_commits(jobs)
+        raw = {"minimal": minimal}
+        calls: dict[str, list[list[KvRead | KvCommit]]] = {
+            "minimal": [kv_calls(minimal["add"]), kv_calls(minimal["run"])]
+        }
+        entries: dict[str, list[int]] = {"minimal": [0, 0]}
         for layout in LAYOUTS:  # the capture passes: untimed, before the rounds
             for concurrency in CONCURRENCIES:
-                path = Path(tmp) / f"capture-{layout}-{concurrency}.db"
-                raw[f"{layout}/c{concurrency}"] = asyncio.run(capture_layout(path, layout, concurrency, jobs)).commits
+                name = f"{layout}/c{concurrency}"
+                capture = asyncio.run(
+                    capture_layout(Path(tmp) / f"capture-{layout}-{concurrency}.db", layout, concurrency, jobs)
+                )
+                raw[name] = capture.commits
+                calls[name] = [kv_calls(capture.calls["add"]), kv_calls(capture.calls["run"])]
+                entries[name] = [capture.entries_read["add"], capture.entries_read["run"]]
         rows = {name: to_rows([commits["add"], commits["run"]], now_ms) for name, commits in raw.items()}
         records = {name: MINIMAL_RECORDS if name == "minimal" else encode_key(JOBS) for name in raw}
         codec = {name: codec_work([c["add"], c["run"]], records[name]) for name, c in raw.items()}
@@ -411,15 +560,19 @@ def run(jobs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
             for name in rotation(contenders, r):
                 gc.collect()  # the last contender's garbage collected here, not in this one's timing
                 path = Path(tmp) / f"{name.replace('/', '-')}-{r}.db"
+                base, _, bound = name.rpartition("/")
                 if name.startswith("huey"):
                     times[name].append(time_huey(path, jobs, synchronous_normal=name == "huey"))
                 elif name == "floor":
                     times[name].append(asyncio.run(time_floor(path, jobs)))
-                elif name.endswith("/raw"):
-                    add, run_ = replay(path, rows[name.removesuffix("/raw")], jobs)
+                elif bound == "raw":
+                    add, run_ = replay(path, rows[base], jobs)
                     times[name].append((add, run_))
-                elif name.endswith("/codec"):
-                    add, run_ = time_codec(codec[name.removesuffix("/codec")], jobs)
+                elif bound == "codec":
+                    add, run_ = time_codec(codec[base], jobs)
+                    times[name].append((add, run_))
+                elif bound == "kv":
+                    add, run_ = asyncio.run(replay_kv(path, calls[base], jobs, entries[base]))
                     times[name].append((add, run_))
                 else:
                     layout, c = name.split("/c")
@@ -436,6 +589,7 @@ def report(times: dict[str, list[tuple[float, float]]], jobs: int, rounds: int) 
         "<layout>/c<N>/raw: the rows those commits write, alone on raw sqlite3: their lower bound (see the docstring);",
         "minimal/raw: the same for a job's record + ready entry, then claim + outcome (see the module's docstring)",
         "<name>/codec: our codec's least work for those commits: distinct keys and values encoded, jobs decoded once",
+        "<name>/kv: its reads and commits made again through our KV API, one at a time, no queue logic (replay_kv)",
         "",
     ]
     rows = []
@@ -457,7 +611,8 @@ def goals(times: dict[str, list[tuple[float, float]]]) -> list[str]:
     goal names its measured lower bounds: its rows alone (``<name>/raw``), then with the codec's work for them
     (``<name>/raw`` + ``<name>/codec``, summed round by round). It calls the goal impossible on SQLite for those rows
     only when the rows' bound is over 1.0x with its whole 95% interval, else impossible on this KV layer when the
-    rows + codec bound is; the minimal queue's bounds follow."""
+    rows + codec bound is. Then what this KV layer, as built, takes for the same reads and commits with no queue
+    logic (``<name>/kv``), over 1.0x when its whole interval is; the minimal queue's bounds follow."""
     huey = times["huey"]
     lines = []
 
@@ -468,9 +623,9 @@ def goals(times: dict[str, list[tuple[float, float]]]) -> list[str]:
     def over(bound: Interval) -> bool:
         return bound.median > 1.0 and bound.low > 1.0
 
-    ours = [name for name in times if "/c" in name and not name.endswith(("/raw", "/codec"))]
+    ours = [name for name in times if "/c" in name and not name.endswith(("/raw", "/codec", "/kv"))]
     for name in ours:
-        raw, codec = f"{name}/raw", f"{name}/codec"
+        raw, codec, kv = f"{name}/raw", f"{name}/codec", f"{name}/kv"
         for phase, i in (("add", 0), ("run", 1)):
             ratio = to_huey([name], i)
             met = ratio.median <= 1.0
@@ -484,6 +639,10 @@ def goals(times: dict[str, list[tuple[float, float]]]) -> list[str]:
                     line += f"; with our codec's work for them: {format_ratio(with_codec)} (lower bound"
                     impossible = over(with_codec) and not over(bound)
                     line += "; impossible on this KV layer for what this layout writes)" if impossible else ")"
+            if not met and kv in times:
+                through = to_huey([kv], i)
+                line += f"; its reads and commits through our KV API alone: {format_ratio(through)}"
+                line += " (over 1.0x before any queue logic)" if over(through) else ""
             lines.append(line)
     for layout in dict.fromkeys(name.split("/c")[0] for name in ours):
         c1, c8 = times.get(f"{layout}/c1"), times.get(f"{layout}/c8")
@@ -494,8 +653,13 @@ def goals(times: dict[str, list[tuple[float, float]]]) -> list[str]:
                 f"[{verdict}] {layout} run at concurrency 8 not slower than at 1: c8 / c1 {format_ratio(ratio)}"
             )
     minimal = (
-        (["minimal/raw"], "rows alone on raw SQLite", "any queue"),
-        (["minimal/raw", "minimal/codec"], "rows + our codec's work for them", "any queue on this KV layer"),
+        (["minimal/raw"], "rows alone on raw SQLite", "any queue writing these rows"),
+        (
+            ["minimal/raw", "minimal/codec"],
+            "rows + our codec's work for them",
+            "any queue on this KV layer writing these rows",
+        ),
+        (["minimal/kv"], "commits through our KV API alone", "this KV layer as built, before any queue logic"),
     )
     for parts, what, whom in minimal:
         if all(part in times for part in parts):
@@ -503,7 +667,7 @@ def goals(times: dict[str, list[tuple[float, float]]]) -> list[str]:
             beyond = [phase for phase, b in (("add", add), ("run", run_)) if over(b)]
             lines.append(
                 f"[ bound] a minimal queue's {what}: add {format_ratio(add)}, run {format_ratio(run_)}"
-                + (f" (over 1.0x huey to {' and '.join(beyond)} for {whom} writing these rows)" if beyond else "")
+                + (f" (over 1.0x huey to {' and '.join(beyond)} for {whom})" if beyond else "")
             )
     return lines
 
