@@ -29,6 +29,7 @@ from tools.huey_vs import (
     replay,
     replay_kv,
     report,
+    split,
     time_codec,
     time_floor,
     time_huey,
@@ -298,3 +299,20 @@ async def test_the_minimal_queue_replays_through_the_kv_api(tmp_path: Path) -> N
     add, run = kv_calls(commits["add"]), kv_calls(commits["run"])
     assert [len(call.mutations) for call in run] == [2, 4, 4, 4, 4, 2]  # type: ignore[union-attr]
     assert all(seconds > 0 for seconds in await replay_kv(tmp_path / "m.db", [add, run], 5, [0, 0]))
+
+
+def test_the_split_is_the_kv_replay_and_the_rest_round_by_round() -> None:
+    times = {
+        "huey": [(1e-6, 1e-6)] * 3,
+        "naive/c8": [(50e-6, 90e-6), (60e-6, 100e-6), (55e-6, 80e-6)],
+        "naive/c8/kv": [(40e-6, 50e-6), (45e-6, 70e-6), (44e-6, 45e-6)],
+        "minimal/kv": [(1e-6, 1e-6)] * 3,
+    }
+    title, header, _, row = split(times)
+    assert (
+        title.startswith("the KV layer's part")
+        and " ".join(header.split()) == "per job add: KV API add: the rest run: KV API run: the rest"
+    )
+    # KV API: median 44 and 50 us; the rest, per round: add 10, 15, 11 -> 11; run 40, 30, 35 -> 35
+    assert row.split() == ["naive/c8", "44", "us", "11", "us", "50", "us", "35", "us"]
+    assert split({"huey": [(1.0, 1.0)], "naive/c8": [(1.0, 1.0)]}) == []  # no replay, no split

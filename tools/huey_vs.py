@@ -602,7 +602,27 @@ def report(times: dict[str, list[tuple[float, float]]], jobs: int, rounds: int) 
             [name, f"{add * 1e6:.0f} us", f"{run_ * 1e6:.0f} us", format_ratio(add_ratio), format_ratio(run_ratio)]
         )
     lines += grid(["contender", "add", "run", "add / huey", "run / huey"], rows)
-    return "\n".join([*lines, "", *goals(times)]) + "\n"
+    return "\n".join([*lines, "", *split(times), "", *goals(times)]) + "\n"
+
+
+def split(times: dict[str, list[tuple[float, float]]]) -> list[str]:
+    """Each layout's time per job in two parts: its reads and commits through our KV API alone (``<name>/kv``), and
+    the rest, the queue's and the worker's own logic (``<name>`` minus ``<name>/kv``, round by round; median)."""
+    rows = []
+    for name, values in times.items():
+        kv = times.get(f"{name}/kv")
+        if kv is None or name.startswith("minimal"):
+            continue
+        cells = [name]
+        for i in (0, 1):
+            through = statistics.median(v[i] for v in kv)
+            rest = statistics.median(ours[i] - alone[i] for ours, alone in zip(values, kv, strict=True))
+            cells += [f"{through * 1e6:.0f} us", f"{rest * 1e6:.0f} us"]
+        rows.append(cells)
+    if not rows:
+        return []
+    header = ["per job", "add: KV API", "add: the rest", "run: KV API", "run: the rest"]
+    return ["the KV layer's part (<name>/kv) and the queue's and worker's own (the rest):", *grid(header, rows)]
 
 
 def goals(times: dict[str, list[tuple[float, float]]]) -> list[str]:
