@@ -74,11 +74,11 @@ from typing import Any, Final
 from queue_impls.jobs import LAYOUTS, Queue, Worker
 from queue_impls.jobs.keys import JOBS
 from queue_impls.jobs.model import Job, JobStatus, new_job_id
-from queue_impls.kv import Key, Kv, KvEntry, open_kv
+from queue_impls.kv import Key, Kv, KvEntry, KvListIterator, open_kv
 from queue_impls.kv.atomic import AtomicOperation, apply_u64
 from queue_impls.kv.backends.sqlite import LOOP_PRAGMAS, SCHEMA, STATEMENTS, SqliteKv
 from queue_impls.kv.codec import ENC_U64, decode_key, decode_value, encode_key, encode_value
-from queue_impls.kv.types import Check, Consistency, Mutation, RawEntry, ReadRange, versionstamp_suffix
+from queue_impls.kv.types import Check, Mutation, versionstamp_suffix
 from tools.harness import (
     Interval,
     add_cpu_option,
@@ -148,7 +148,7 @@ class Capture:
     """What a queue did through one SQLite store, by phase (``add``, then ``run``): ``commits``, every commit whose
     checks held (one whose checks failed writes nothing), as the store's ``on_commit`` hook hands them over; ``calls``,
     the same commits in the order they were made with the reads made through the KV API between them (``KvRead``);
-    ``entries_read``, the entries the store returned to those reads."""
+    ``entries_read``, the entries those reads returned."""
 
     phase: str = "add"
     commits: dict[str, list[Commit]] = field(default_factory=lambda: {"add": [], "run": []})
@@ -162,28 +162,49 @@ class Capture:
         self.calls[self.phase].append(commit)
 
     def watch_reads(self, kv: Kv) -> None:
-        """Record every ``get``, ``get_many`` and ``list`` call made on ``kv`` from now on, and count the entries its
-        store returns to them (``_read``: a list's pages too)."""
+        """Record every ``get``, ``get_many`` and ``list`` call made on ``kv`` from now on, and count the entries
+        they return (a list's as the caller takes them)."""
         for method in ("get", "get_many", "list"):
             setattr(kv, method, self._recording(method, getattr(kv, method)))
-        read = kv._read
-
-        def counting(ranges: Sequence[ReadRange], consistency: Consistency) -> Awaitable[list[list[RawEntry]]]:
-            return self._counted(read(ranges, consistency))
-
-        kv._read = counting  # type: ignore[method-assign]
 
     def _recording(self, method: str, call: Callable[..., Any]) -> Callable[..., Any]:
         def recorded(*args: Any, **kwargs: Any) -> Any:
             self.calls[self.phase].append(KvRead(method, args, kwargs))
-            return call(*args, **kwargs)
+            if method == "list":
+                return _CountedList(call(*args, **kwargs), self)
+            return self._counted(call(*args, **kwargs))
 
         return recorded
 
-    async def _counted(self, read: Awaitable[list[list[RawEntry]]]) -> list[list[RawEntry]]:
-        rows = await read
-        self.entries_read[self.phase] += sum(len(found) for found in rows)
-        return rows
+    async def _counted(self, read: Awaitable[KvEntry | list[KvEntry]]) -> KvEntry | list[KvEntry]:
+        result = await read
+        self.entries_read[self.phase] += _found(result)
+        return result
+
+
+class _CountedList:
+    """A ``list()`` iterator that adds the entries its caller takes to the capture's ``entries_read``."""
+
+    def __init__(self, entries: KvListIterator, capture: Capture) -> None:
+        self._entries = entries
+        self._capture = capture
+
+    @property
+    def cursor(self) -> str:
+        return self._entries.cursor
+
+    def __aiter__(self) -> _CountedList:
+        return self
+
+    async def __anext__(self) -> KvEntry:
+        entry = await self._entries.__anext__()
+        self._capture.entries_read[self._capture.phase] += 1
+        return entry
+
+    async def collect(self) -> list[KvEntry]:
+        entries = await self._entries.collect()
+        self._capture.entries_read[self._capture.phase] += len(entries)
+        return entries
 
 
 async def time_ours(
