@@ -6,7 +6,6 @@ the same commit, so they never disagree. Keys: see keys.py (engine) and layouts/
 
 from __future__ import annotations
 
-import collections
 import inspect
 import logging
 import math
@@ -468,21 +467,39 @@ class Queue:
             held = {"worker": worker, "until_ms": until_ms, "name": name}
             limited = known is not None and known.limit.value is not None
             names[name] = (held, encode_value(held), encode_value(name), active_key(name), limited)
+        per_name = dict.fromkeys(names, 0)
+        pending = 0
+        put = self.layout.put
         for candidate in picked:
             job = candidate.job
+            job_id, name = job.id, job.name
             new = job.running(worker, now)
             op.check(candidate.entry)
-            op.delete(ready_key(job.priority, job.id)).delete(ready_by_name_key(job.name, job.priority, job.id))
-            self.layout.put(op, job, new)
-            held, held_encoded, name_encoded, active, limited = names[job.name]
-            set_each_encoded(op, (lease_key(job.id),), held, held_encoded)
-            set_each_encoded(op, (expiry_key(until_ms, job.id),), job.name, name_encoded)
-            sums.add(active, 1).count(job.status, new.status)
+            op.delete(("queue", "ready", -job.priority, job_id))  # ready_key and ready_by_name_key, without the calls
+            op.delete(("queue", "ready_by_name", name, -job.priority, job_id))
+            put(op, job, new)
+            held, held_encoded, name_encoded, _, limited = names[name]
+            set_each_encoded(op, (("queue", "lease", job_id),), held, held_encoded)  # lease_key
+            set_each_encoded(op, (("queue", "expiry", until_ms, job_id),), name, name_encoded)  # expiry_key
+            per_name[name] += 1
+            if job.status is JobStatus.PENDING:
+                pending += 1
+            else:
+                sums.count(job.status, new.status)
             drafts.append((new, until_ms, limited))
+        # The counters move once per commit, not once per job: the same netted sums.
+        for name, count in per_name.items():
+            sums.add(names[name][3], count)
+        sums.count(JobStatus.PENDING, JobStatus.RUNNING, pending)
         return drafts
 
     async def _claimed(self, drafts: Sequence[_Draft], worker: str, versionstamp: str) -> list[Lease]:
-        for name, count in collections.Counter(job.name for job, _, _ in drafts).items():
+        # Only a limited name's cached active count moves (LimitCache.claimed ignores the others): counted only then.
+        limited_counts: dict[str, int] = {}
+        for job, _, limited in drafts:
+            if limited:
+                limited_counts[job.name] = limited_counts.get(job.name, 0) + 1
+        for name, count in limited_counts.items():
             self.limits.claimed(name, count, versionstamp)
         leases = [
             Lease(job, worker, until_ms, versionstamp, versionstamp, limited) for job, until_ms, limited in drafts
@@ -741,16 +758,16 @@ class Sums:
         self._by_key[key] = (self._by_key.get(key, 0) + amount) & MINUS_ONE
         return self
 
-    def count(self, old: JobStatus | None, new: JobStatus | None) -> Sums:
-        """A job moves from status ``old`` to ``new`` (None: it is added, or deleted)."""
-        if old != new:
+    def count(self, old: JobStatus | None, new: JobStatus | None, jobs: int = 1) -> Sums:
+        """``jobs`` jobs move from status ``old`` to ``new`` (None: they are added, or deleted)."""
+        if old != new and jobs:
             by_key = self._by_key
             if old is not None:
                 key = _COUNT_KEYS[old]
-                by_key[key] = (by_key.get(key, 0) + MINUS_ONE) & MINUS_ONE
+                by_key[key] = (by_key.get(key, 0) - jobs) & MINUS_ONE
             if new is not None:
                 key = _COUNT_KEYS[new]
-                by_key[key] = (by_key.get(key, 0) + 1) & MINUS_ONE
+                by_key[key] = (by_key.get(key, 0) + jobs) & MINUS_ONE
         return self
 
     def into(self, op: AtomicOperation) -> None:
