@@ -327,7 +327,9 @@ class Worker:
                 error = describe_error(exc)
             finally:
                 if batch is None:  # a batch's jobs keep their leases renewed until the batch's outcomes are written
-                    await self._stop_renewing(held)
+                    renewal = self._end_renewals(held)  # _stop_renewing, without its coroutine
+                    if renewal is not None:
+                        await self._let_renewal_finish(held, renewal)
             try:
                 outcome = self.queue.outcome(held.lease, error)
             except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
@@ -347,8 +349,15 @@ class Worker:
                 if batch.waiting == 0 and (crashed or not batch.outcomes):
                     batch.release()  # nothing to write, or this task crashed: the batch's other jobs end now
         if batch is None:  # a batch of one: nobody waits for this job's outcome but itself
-            if outcome is not None:
-                await self._write([(held.lease, outcome)])
+            if outcome is not None:  # _write and _join_group's joining inline (no coroutine of theirs per job)
+                group = self._group
+                if group is not None:
+                    group.outcomes.append((held.lease, outcome))
+                    await group.written.wait()
+                elif not self._running:
+                    await self._record([(held.lease, outcome)])  # no other job of ours can join: at once
+                else:
+                    await self._join_group([(held.lease, outcome)])
             return
         if batch.waiting:
             await batch.wait()  # its last job writes this one's outcome too
