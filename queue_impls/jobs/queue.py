@@ -358,8 +358,7 @@ class Queue:
         op = self.kv.atomic()
         sums = Sums()  # a job that ends and its successor of the same name: the counters net to no change
         try:
-            for held, new in finished:
-                self._finish_into(op, held, new, sums)
+            self._finish_all_into(op, finished, sums)
             drafts = self._claim_into(op, picked, worker, lease, sums)
             sums.into(op)
             result = await op.commit()
@@ -621,14 +620,35 @@ class Queue:
     def _finish_into(self, op: AtomicOperation, held: Lease, new: Job, sums: Sums) -> None:
         """The job leaves running for ``new``'s status, fenced by the versionstamps of its claim/last renewal; its
         counter sums go to ``sums``, which the caller adds to ``op``."""
-        job_id = held.job.id
-        op.check(record_key(job_id), held.job_versionstamp).check(lease_key(job_id), held.lease_versionstamp)
-        self.layout.put(op, held.job, new)
-        op.delete(lease_key(job_id)).delete(expiry_key(held.until_ms, job_id))
-        sums.add(active_key(new.name), MINUS_ONE).count(held.job.status, new.status)
-        self._enter_status(op, new, sums)
-        if held.limited:
-            sums.add(VERSION, 1)  # a slot of a limited name is free: wake the workers waiting for one
+        self._finish_all_into(op, ((held, new),), sums)
+
+    def _finish_all_into(self, op: AtomicOperation, finished: Sequence[tuple[Lease, Job]], sums: Sums) -> None:
+        """_finish_into for each outcome, in order; the counters move once per name and status change (the same
+        netted sums, not one Sums call per job)."""
+        ended: dict[str, int] = {}
+        moves: dict[tuple[JobStatus, JobStatus], int] = {}
+        wake = False
+        put = self.layout.put
+        for held, new in finished:
+            job = held.job
+            job_id = job.id
+            # record_key, lease_key and expiry_key spelled out (no call per key)
+            op.check(("jobs", job_id), held.job_versionstamp).check(("queue", "lease", job_id), held.lease_versionstamp)
+            put(op, job, new)
+            op.delete(("queue", "lease", job_id)).delete(("queue", "expiry", held.until_ms, job_id))
+            ended[new.name] = ended.get(new.name, 0) + 1
+            move = (job.status, new.status)
+            moves[move] = moves.get(move, 0) + 1
+            if new.status == JobStatus.PENDING or new.status == JobStatus.FAILED:
+                self._enter_status(op, new, sums)
+            if held.limited:
+                wake = True  # a slot of a limited name is free: wake the workers waiting for one
+        for name, count in ended.items():
+            sums.add(("queue", "active", name), -count & MINUS_ONE)  # active_key(name)
+        for (old_status, new_status), count in moves.items():
+            sums.count(old_status, new_status, count)
+        if wake:
+            sums.add(VERSION, 1)
 
     async def _finish_unclaimed(self, finished: Sequence[tuple[Lease, Job]], done: Finished) -> None:
         """The outcomes in one commit without claims; one commit each if that fails too (a lease was lost)."""
@@ -636,8 +656,7 @@ class Queue:
             op = self.kv.atomic()
             sums = Sums()
             try:
-                for held, new in finished:
-                    self._finish_into(op, held, new, sums)
+                self._finish_all_into(op, finished, sums)
                 sums.into(op)
                 ok = (await op.commit()).ok
             except Exception:  # each on its own finds the outcome at fault
