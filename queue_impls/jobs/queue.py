@@ -321,7 +321,11 @@ class Queue:
         drafts = self._claim_into(op, picked, worker, lease, sums)
         sums.into(op)
         versionstamp = await self._try_commit(op)
-        return None if versionstamp is None else await self._claimed(drafts, worker, versionstamp)
+        if versionstamp is None:
+            return None
+        if self.on_event is None:
+            return self._leases(drafts, worker, versionstamp)
+        return await self._claimed(drafts, worker, versionstamp)
 
     async def finish_and_claim(
         self,
@@ -378,7 +382,9 @@ class Queue:
         if self.on_event is not None:
             for _, new in finished:
                 await self._emit_outcome(new)
-        done.claimed.extend(await self._claimed(drafts, worker, result.versionstamp))
+            done.claimed.extend(await self._claimed(drafts, worker, result.versionstamp))
+        else:  # no coroutine of _claimed per commit
+            done.claimed.extend(self._leases(drafts, worker, result.versionstamp))
 
     def outcome(self, held: Lease, error: str | None) -> Job:
         """The job after its attempt: completed, or (``error``) pending again after a backoff or failed."""
@@ -493,6 +499,14 @@ class Queue:
         return drafts
 
     async def _claimed(self, drafts: Sequence[_Draft], worker: str, versionstamp: str) -> list[Lease]:
+        leases = self._leases(drafts, worker, versionstamp)
+        if self.on_event is not None:  # else not even a coroutine per job
+            for claimed in leases:
+                await self._emit(JobEventType.STARTED, claimed.job)
+        return leases
+
+    def _leases(self, drafts: Sequence[_Draft], worker: str, versionstamp: str) -> list[Lease]:
+        """The leases of the claims a commit made at ``versionstamp`` (_claimed without the events)."""
         # Only a limited name's cached active count moves (LimitCache.claimed ignores the others): counted only then.
         limited_counts: dict[str, int] = {}
         for job, _, limited in drafts:
@@ -500,13 +514,7 @@ class Queue:
                 limited_counts[job.name] = limited_counts.get(job.name, 0) + 1
         for name, count in limited_counts.items():
             self.limits.claimed(name, count, versionstamp)
-        leases = [
-            Lease(job, worker, until_ms, versionstamp, versionstamp, limited) for job, until_ms, limited in drafts
-        ]
-        if self.on_event is not None:  # else not even a coroutine per job
-            for claimed in leases:
-                await self._emit(JobEventType.STARTED, claimed.job)
-        return leases
+        return [Lease(job, worker, until_ms, versionstamp, versionstamp, limited) for job, until_ms, limited in drafts]
 
     async def _try_commit(self, op: AtomicOperation) -> str | None:
         """Commit; None if a check failed or the commit is over Deno's limits (nothing was written either way)."""

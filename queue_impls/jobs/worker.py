@@ -205,9 +205,18 @@ class Worker:
             return []
         if len(self._free_candidates()) < want:
             await self._read_candidates()
-        mine = self._free_candidates()[:want]
-        self._claiming.update(c.job.id for c in mine)
-        self._candidates = [c for c in self._candidates if c.job.id not in self._claiming]
+        return self._take(want)
+
+    def _take(self, want: int) -> list[Candidate]:
+        """_reserve's end: up to ``want`` free candidates, now ours to claim (their ids in _claiming)."""
+        free = self._free_candidates()
+        mine = free[:want]
+        if self._claiming:
+            self._claiming.update(c.job.id for c in mine)
+            self._candidates = [c for c in self._candidates if c.job.id not in self._claiming]
+        else:  # no other claim of ours in flight (the usual case): the candidates are free, the rest left over
+            self._claiming.update(c.job.id for c in mine)
+            self._candidates = free[want:]
         return mine
 
     async def _read_candidates(self) -> None:
@@ -224,6 +233,8 @@ class Worker:
             self._reading = None
 
     def _free_candidates(self) -> list[Candidate]:
+        if not self._claiming:
+            return self._candidates
         return [c for c in self._candidates if c.job.id not in self._claiming]
 
     def _start(self, leases: list[Lease]) -> None:
@@ -233,20 +244,26 @@ class Worker:
         if self.batch_size == 1:  # each outcome written on its own (in a group commit): no batch to wait for
             self._running += len(leases)
             for lease in leases:
-                self._tasks.add(create_task(self._run(lease, None)))
+                held = Held(lease)
+                held.task = task = create_task(self._run(held, None))
+                self._tasks.add(task)
             return
         for i in range(0, len(leases), self.batch_size):
             group = leases[i : i + self.batch_size]
             batch = Batch(len(group))
             self._running += len(group)
             for lease in group:
-                self._tasks.add(create_task(self._run(lease, batch)))
+                held = Held(lease)
+                held.task = task = create_task(self._run(held, batch))
+                self._tasks.add(task)
 
-    def _job_ended(self) -> None:
+    def _job_ended(self, held: Held) -> None:
         """A job task's last step: its slot is free (unless its outcome commit claimed a successor, a task of its own
         already counted)."""
         tasks = self._tasks
-        tasks.discard(asyncio.current_task())
+        if held.task is not None:
+            tasks.discard(held.task)
+            held.task = None  # no task -> coroutine -> held -> task cycle left for the collector
         if len(tasks) < self.concurrency or self._crash is not None:
             self._slot_freed.set()
 
@@ -321,11 +338,11 @@ class Worker:
 
     # -- one job ---------------------------------------------------------------------------------------
 
-    async def _run(self, lease: Lease, batch: Batch | None) -> None:
+    async def _run(self, held: Held, batch: Batch | None) -> None:
         """One job's attempt, its outcome written; ends by freeing its slot itself (_job_ended), not by a done
         callback (a loop pass, a handle and a call per job). An unexpected error is kept for the run methods."""
+        lease = held.lease
         try:
-            held = Held(lease)
             outcome: Job | None = None
             crashed = True
             try:
@@ -390,7 +407,7 @@ class Worker:
                 self._crash = exc
             raise
         finally:
-            self._job_ended()
+            self._job_ended(held)
 
     async def _write(self, outcomes: list[tuple[Lease, Job]]) -> None:
         if self._group is None and not self._running:
@@ -435,8 +452,10 @@ class Worker:
         """Write the outcomes and claim as many next jobs in the same commit (none once stopping). Outcomes the store
         failed to write are tried again after each of OUTCOME_RETRY_PAUSES, then left to their leases."""
         want = 0 if self._stopping.is_set() else len(outcomes)
-        try:
-            mine = await self._reserve(want)  # the commit that writes the outcomes claims the next jobs
+        try:  # the commit that writes the outcomes claims the next jobs (_reserve, without its coroutine)
+            if want and len(self._free_candidates()) < want:
+                await self._read_candidates()
+            mine = self._take(want) if want else []
         except BackendError:  # the read failed: the outcomes are written all the same, claiming nothing
             mine, want = [], 0
         try:
@@ -446,7 +465,11 @@ class Worker:
         finally:
             self._claiming.difference_update(c.job.id for c in mine)
         self._start(done.claimed)
-        unwritten = await self._settle(done, len(outcomes))
+        if done.lost or done.failed:
+            unwritten = await self._settle(done, len(outcomes))
+        else:  # every outcome written (the usual case): _settle would only count them
+            self.processed += len(outcomes)
+            return
         for pause in OUTCOME_RETRY_PAUSES:
             if not unwritten:
                 return
