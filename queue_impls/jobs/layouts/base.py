@@ -122,7 +122,7 @@ def set_grouped(
     for i in range(1, len(items) + 1):
         if i == len(items) or items[i][1] is not items[start][1]:
             value = items[start][1]
-            keys = [key for key, _ in items[start:i]]
+            keys = [items[start][0]] if i == start + 1 else [key for key, _ in items[start:i]]
             if known is not None and value is known[0]:
                 set_each_encoded(op, keys, value, known[1])
             else:
