@@ -264,6 +264,11 @@ class Worker:
         if held.task is not None:
             tasks.discard(held.task)
             held.task = None  # no task -> coroutine -> held -> task cycle left for the collector
+        # No job of ours running: no renewal timer left behind. Checked here, after the job's outcome commit, not when
+        # its handler returns: the successor that commit claimed keeps the timer armed (at concurrency 1, a timer
+        # cancelled and another armed for every job otherwise).
+        if not self._running and not self._renewing:
+            self._disarm_renewals()
         if len(tasks) < self.concurrency or self._crash is not None:
             self._slot_freed.set()
 
@@ -369,8 +374,6 @@ class Worker:
                 self._running -= 1
                 if crashed:
                     self._end_renewals(held)
-                if not self._running and not self._renewing:
-                    self._disarm_renewals()
                 if batch is not None:
                     batch.waiting -= 1
                     if outcome is not None:
