@@ -17,7 +17,7 @@ from queue_impls.kv import Kv, ValueTooLargeError
 from queue_impls.kv.limits import MAX_CHECKS
 from queue_impls.meter import CountingKv
 
-from .jobs_support import clock, kv_factory, layout  # noqa: F401
+from .jobs_support import clock, kv_factory, layout, queue  # noqa: F401
 
 
 @pytest.fixture
@@ -253,3 +253,50 @@ async def test_a_batch_keeps_renewing_the_leases_of_its_jobs_that_ended_first(
     assert worker.lost == 0 and sorted(runs) == ["fast", "slow"]
     jobs = [await q.get_job(i) for i in (fast, slow)]
     assert [(j.status, j.attempts) for j in jobs if j is not None] == [(JobStatus.COMPLETED, 1)] * 2
+
+
+async def test_a_job_task_cancelled_before_it_ran_frees_its_slot(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job task frees its slot in its own last step: one cancelled before its first step never runs that step, and
+    run_until_idle must not wait for it forever (its job stays claimed, left to its lease)."""
+    ids = [await queue.add("a", i) for i in range(3)]
+    worker = Worker(queue, {"a": noop}, concurrency=2)
+    real_start = worker._start
+    cancelled: list[asyncio.Task[None]] = []
+
+    def start_then_cancel_the_first(leases: list[Lease]) -> None:
+        before = set(worker._tasks)
+        real_start(leases)
+        if not cancelled:
+            for task in worker._tasks - before:
+                task.cancel()
+                cancelled.append(task)
+                break
+
+    monkeypatch.setattr(worker, "_start", start_then_cancel_the_first)
+    assert await asyncio.wait_for(worker.run_until_idle(), 10) == 2
+    assert len(cancelled) == 1 and cancelled[0].cancelled() and not worker._tasks
+    assert sorted(s.value for s in await statuses(queue, ids)) == ["completed", "completed", "running"]
+
+
+async def test_an_unexpected_error_in_a_job_task_is_raised_by_run_until_idle_and_stop(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a handler's error (that fails the attempt): an error of the worker's own writing of the outcome."""
+    for i in range(4):
+        await queue.add("a", i)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("outcome writer broke")
+
+    worker = Worker(queue, {"a": noop}, concurrency=2)
+    monkeypatch.setattr(queue, "finish_and_claim", broken)
+    with pytest.raises(RuntimeError, match="outcome writer broke"):
+        await asyncio.wait_for(worker.run_until_idle(), 10)
+    started = Worker(queue, {"a": noop}, concurrency=2)  # the two jobs left, claimed by a started worker's poll
+    await started.start()
+    for _ in range(400):
+        if started._crash is not None:
+            break
+        await asyncio.sleep(0.005)
+    with pytest.raises(RuntimeError, match="outcome writer broke"):
+        await asyncio.wait_for(started.stop(), 10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import pytest
 
@@ -234,6 +235,29 @@ async def test_jobs_of_one_worker_are_each_renewed_on_its_one_timer(queue: Queue
     assert await run == 3
     assert clock.sleepers == 0
     assert [(await queue.get_job(i)).status for i in ids] == [JobStatus.COMPLETED] * 3  # type: ignore[union-attr]
+    await assert_consistent(queue, clock)
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+async def test_jobs_run_back_to_back_share_one_renewal_timer_and_leave_none(
+    queue: Queue, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, concurrency: int
+) -> None:
+    """Each job's successor is claimed by its outcome commit: the renewal timer stays armed across them (not cancelled
+    and armed again per job), and none is left once the worker is idle."""
+    armed = 0
+    real_call_later = clock.call_later
+
+    def counting_call_later(seconds: float, callback: Any) -> Any:
+        nonlocal armed
+        armed += 1
+        return real_call_later(seconds, callback)
+
+    monkeypatch.setattr(clock, "call_later", counting_call_later)
+    for i in range(12):
+        await queue.add("a", i)
+    assert await Worker(queue, {"a": lambda job: None}, concurrency=concurrency).run_until_idle() == 12
+    assert armed == 1
+    assert clock.sleepers == 0
     await assert_consistent(queue, clock)
 
 

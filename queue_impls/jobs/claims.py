@@ -8,7 +8,6 @@ count as last known, and fails, writing nothing, when any of them changed.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -128,19 +127,20 @@ def pick(
     """Up to ``want`` candidates in order, leaving out other names and names with no free slot as last known.
     Also returns the names left out for want of a slot: the counts may be stale (slots freed since), worth a read."""
     picked: list[Candidate] = []
-    taken: Counter[str] = Counter()
+    taken: dict[str, int] = {}  # claims per limited name (a plain dict: a Counter costs a Python-level __init__)
     full: set[str] = set()
+    known_names = limits._known
     for candidate in candidates:
         name = candidate.job.name
         if names is not None and name not in names:
             continue
-        known = limits.get(name)
-        free = None if known is None else known.free
-        if free is not None and taken[name] >= free:
-            full.add(name)
-            continue
+        known = known_names.get(name)
+        if known is not None and known.limit.value is not None:  # the name has a limit (NameLimit.free is not None)
+            if taken.get(name, 0) >= known.free:  # type: ignore[operator]
+                full.add(name)
+                continue
+            taken[name] = taken.get(name, 0) + 1
         picked.append(candidate)
-        taken[name] += 1
         if len(picked) >= want:
             break
     return picked, full

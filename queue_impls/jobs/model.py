@@ -65,7 +65,7 @@ class Job:
             "completed_at": self.completed_at,
             "failed_at": self.failed_at,
             "error": self.error,
-            "errors": [dict(e) for e in self.errors],
+            "errors": [dict(e) for e in self.errors] if self.errors else [],  # most jobs have none: no comprehension
             "backoff": None if self.backoff is None else dict(self.backoff),
             "worker": self.worker,
         }

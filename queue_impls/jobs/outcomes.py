@@ -15,14 +15,22 @@ class Held:
     every lease/3, on the worker's one renewal timer: a job that ends before its first costs no task, no timer and no
     wake-up for them."""
 
-    __slots__ = ("due", "ended", "lease", "lock", "renewal")
+    __slots__ = ("_lock", "due", "ended", "lease", "renewal", "task")
 
     def __init__(self, lease: Lease) -> None:
         self.lease = lease
-        self.lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None  # made by the first renewal: most jobs end before theirs
         self.due = 0.0  # when (the queue clock's now()) its next renewal is due, while it waits for it
         self.renewal: asyncio.Task[None] | None = None  # the renewal started by the last timer, if any
         self.ended = False  # no renewal starts from now on (its handler returned; in a batch, the batch's did)
+        self.task: asyncio.Task[None] | None = None  # the task running the job (the worker's slot it takes)
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Taken by a renewal while it replaces the lease, and by the finisher that lets a renewal in flight finish."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
 
 class Written:

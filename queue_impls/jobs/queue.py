@@ -6,7 +6,6 @@ the same commit, so they never disagree. Keys: see keys.py (engine) and layouts/
 
 from __future__ import annotations
 
-import collections
 import inspect
 import logging
 import math
@@ -131,6 +130,7 @@ class Queue:
         self.rng = rng or random.Random()
         self.on_event = on_event
         self._valid_names: set[str] = set()
+        self._name_keys: dict[str, tuple[Key, Key, tuple[bytes, int]]] = {}  # see _name_keys_of
         self.limits = LimitCache()
         #: When the earliest delayed job is due, as promote_due last saw it (inf: none; None: not known).
         self.next_due: float | None = None
@@ -168,11 +168,21 @@ class Queue:
         # check_value) and set in one run (going through both costs add 1 to 2.5% more instructions).
         items = [*self.layout.shared_entries(job, value).items(), *self._queue_entries(job, now, value)]
         set_grouped(op, items, (value, encoded))
-        Sums().add(VERSION, 1).count(None, job.status).into(op)
-        await self._commit_or_raise(op, f"add of job {job.id}")
+        op.sum(VERSION, 1).sum(_COUNT_KEYS[JobStatus.PENDING], 1)  # Sums().add(VERSION, 1).count(None, PENDING)
+        if not (await op.commit()).ok:  # _commit_or_raise, without its coroutine
+            raise ContentionError(f"add of job {job.id} failed its versionstamp check")
         if self.on_event is not None:
             await self._emit(JobEventType.ADDED, job)
         return job.id
+
+    def _name_keys_of(self, name: str) -> tuple[Key, Key, tuple[bytes, int]]:
+        """A job name's limit key, active counter key and serialised value (an expiry entry's), as every claim of the
+        name uses them: built once per name (up to 10,000 names), not once per claim commit."""
+        keys = (limit_key(name), active_key(name), encode_value(name))
+        if len(self._name_keys) >= 10_000:
+            self._name_keys.clear()
+        self._name_keys[name] = keys
+        return keys
 
     def _check_name(self, name: Any) -> str:
         # The check builds every key the name will be part of: remember the names that passed.
@@ -322,7 +332,11 @@ class Queue:
         drafts = self._claim_into(op, picked, worker, lease, sums)
         sums.into(op)
         versionstamp = await self._try_commit(op)
-        return None if versionstamp is None else await self._claimed(drafts, worker, versionstamp)
+        if versionstamp is None:
+            return None
+        if self.on_event is None:
+            return self._leases(drafts, worker, versionstamp)
+        return await self._claimed(drafts, worker, versionstamp)
 
     async def finish_and_claim(
         self,
@@ -359,8 +373,7 @@ class Queue:
         op = self.kv.atomic()
         sums = Sums()  # a job that ends and its successor of the same name: the counters net to no change
         try:
-            for held, new in finished:
-                self._finish_into(op, held, new, sums)
+            self._finish_all_into(op, finished, sums)
             drafts = self._claim_into(op, picked, worker, lease, sums)
             sums.into(op)
             result = await op.commit()
@@ -380,7 +393,9 @@ class Queue:
         if self.on_event is not None:
             for _, new in finished:
                 await self._emit_outcome(new)
-        done.claimed.extend(await self._claimed(drafts, worker, result.versionstamp))
+            done.claimed.extend(await self._claimed(drafts, worker, result.versionstamp))
+        else:  # no coroutine of _claimed per commit
+            done.claimed.extend(self._leases(drafts, worker, result.versionstamp))
 
     def outcome(self, held: Lease, error: str | None) -> Job:
         """The job after its attempt: completed, or (``error``) pending again after a backoff or failed."""
@@ -459,38 +474,61 @@ class Queue:
         names: dict[str, tuple[dict[str, Any], tuple[bytes, int], tuple[bytes, int], Key, bool]] = {}
         for name in dict.fromkeys(c.job.name for c in picked):
             known = self.limits.get(name)
+            keys = self._name_keys.get(name)
+            if keys is None:
+                keys = self._name_keys_of(name)
             if known is None:
-                op.check(limit_key(name), None)  # assumed unlimited: the commit fails if a limit was set
+                op.check(keys[0], None)  # assumed unlimited: the commit fails if a limit was set
             else:
                 op.check(known.limit)
                 if known.limit.value is not None:
                     op.check(known.active)  # the counter is the slot: two claims of the last slot cannot both commit
             held = {"worker": worker, "until_ms": until_ms, "name": name}
             limited = known is not None and known.limit.value is not None
-            names[name] = (held, encode_value(held), encode_value(name), active_key(name), limited)
+            names[name] = (held, encode_value(held), keys[2], keys[1], limited)
+        per_name = dict.fromkeys(names, 0)
+        pending = 0
+        put = self.layout.put
         for candidate in picked:
             job = candidate.job
+            job_id, name = job.id, job.name
             new = job.running(worker, now)
             op.check(candidate.entry)
-            op.delete(ready_key(job.priority, job.id)).delete(ready_by_name_key(job.name, job.priority, job.id))
-            self.layout.put(op, job, new)
-            held, held_encoded, name_encoded, active, limited = names[job.name]
-            set_each_encoded(op, (lease_key(job.id),), held, held_encoded)
-            set_each_encoded(op, (expiry_key(until_ms, job.id),), job.name, name_encoded)
-            sums.add(active, 1).count(job.status, new.status)
+            op.delete(("queue", "ready", -job.priority, job_id))  # ready_key and ready_by_name_key, without the calls
+            op.delete(("queue", "ready_by_name", name, -job.priority, job_id))
+            put(op, job, new)
+            held, held_encoded, name_encoded, _, limited = names[name]
+            set_each_encoded(op, (("queue", "lease", job_id),), held, held_encoded)  # lease_key
+            set_each_encoded(op, (("queue", "expiry", until_ms, job_id),), name, name_encoded)  # expiry_key
+            per_name[name] += 1
+            if job.status is JobStatus.PENDING:
+                pending += 1
+            else:
+                sums.count(job.status, new.status)
             drafts.append((new, until_ms, limited))
+        # The counters move once per commit, not once per job: the same netted sums.
+        for name, count in per_name.items():
+            sums.add(names[name][3], count)
+        sums.count(JobStatus.PENDING, JobStatus.RUNNING, pending)
         return drafts
 
     async def _claimed(self, drafts: Sequence[_Draft], worker: str, versionstamp: str) -> list[Lease]:
-        for name, count in collections.Counter(job.name for job, _, _ in drafts).items():
-            self.limits.claimed(name, count, versionstamp)
-        leases = [
-            Lease(job, worker, until_ms, versionstamp, versionstamp, limited) for job, until_ms, limited in drafts
-        ]
+        leases = self._leases(drafts, worker, versionstamp)
         if self.on_event is not None:  # else not even a coroutine per job
             for claimed in leases:
                 await self._emit(JobEventType.STARTED, claimed.job)
         return leases
+
+    def _leases(self, drafts: Sequence[_Draft], worker: str, versionstamp: str) -> list[Lease]:
+        """The leases of the claims a commit made at ``versionstamp`` (_claimed without the events)."""
+        # Only a limited name's cached active count moves (LimitCache.claimed ignores the others): counted only then.
+        limited_counts: dict[str, int] = {}
+        for job, _, limited in drafts:
+            if limited:
+                limited_counts[job.name] = limited_counts.get(job.name, 0) + 1
+        for name, count in limited_counts.items():
+            self.limits.claimed(name, count, versionstamp)
+        return [Lease(job, worker, until_ms, versionstamp, versionstamp, limited) for job, until_ms, limited in drafts]
 
     async def _try_commit(self, op: AtomicOperation) -> str | None:
         """Commit; None if a check failed or the commit is over Deno's limits (nothing was written either way)."""
@@ -604,14 +642,35 @@ class Queue:
     def _finish_into(self, op: AtomicOperation, held: Lease, new: Job, sums: Sums) -> None:
         """The job leaves running for ``new``'s status, fenced by the versionstamps of its claim/last renewal; its
         counter sums go to ``sums``, which the caller adds to ``op``."""
-        job_id = held.job.id
-        op.check(record_key(job_id), held.job_versionstamp).check(lease_key(job_id), held.lease_versionstamp)
-        self.layout.put(op, held.job, new)
-        op.delete(lease_key(job_id)).delete(expiry_key(held.until_ms, job_id))
-        sums.add(active_key(new.name), MINUS_ONE).count(held.job.status, new.status)
-        self._enter_status(op, new, sums)
-        if held.limited:
-            sums.add(VERSION, 1)  # a slot of a limited name is free: wake the workers waiting for one
+        self._finish_all_into(op, ((held, new),), sums)
+
+    def _finish_all_into(self, op: AtomicOperation, finished: Sequence[tuple[Lease, Job]], sums: Sums) -> None:
+        """_finish_into for each outcome, in order; the counters move once per name and status change (the same
+        netted sums, not one Sums call per job)."""
+        ended: dict[str, int] = {}
+        moves: dict[tuple[JobStatus, JobStatus], int] = {}
+        wake = False
+        put = self.layout.put
+        for held, new in finished:
+            job = held.job
+            job_id = job.id
+            # record_key, lease_key and expiry_key spelled out (no call per key)
+            op.check(("jobs", job_id), held.job_versionstamp).check(("queue", "lease", job_id), held.lease_versionstamp)
+            put(op, job, new)
+            op.delete(("queue", "lease", job_id)).delete(("queue", "expiry", held.until_ms, job_id))
+            ended[new.name] = ended.get(new.name, 0) + 1
+            move = (job.status, new.status)
+            moves[move] = moves.get(move, 0) + 1
+            if new.status == JobStatus.PENDING or new.status == JobStatus.FAILED:
+                self._enter_status(op, new, sums)
+            if held.limited:
+                wake = True  # a slot of a limited name is free: wake the workers waiting for one
+        for name, count in ended.items():
+            sums.add(("queue", "active", name), -count & MINUS_ONE)  # active_key(name)
+        for (old_status, new_status), count in moves.items():
+            sums.count(old_status, new_status, count)
+        if wake:
+            sums.add(VERSION, 1)
 
     async def _finish_unclaimed(self, finished: Sequence[tuple[Lease, Job]], done: Finished) -> None:
         """The outcomes in one commit without claims; one commit each if that fails too (a lease was lost)."""
@@ -619,8 +678,7 @@ class Queue:
             op = self.kv.atomic()
             sums = Sums()
             try:
-                for held, new in finished:
-                    self._finish_into(op, held, new, sums)
+                self._finish_all_into(op, finished, sums)
                 sums.into(op)
                 ok = (await op.commit()).ok
             except Exception:  # each on its own finds the outcome at fault
@@ -693,10 +751,6 @@ class Queue:
             op.delete(lease.key).delete(expiry_key(int(lease.value["until_ms"]), job.id))
             sums.add(active_key(job.name), MINUS_ONE)
 
-    async def _commit_or_raise(self, op: AtomicOperation, what: str) -> None:
-        if not (await op.commit()).ok:
-            raise ContentionError(f"{what} failed its versionstamp check")
-
     async def _emit_failure(self, job: Job, error: str) -> None:
         kind = JobEventType.FAILED if job.status == JobStatus.FAILED else JobEventType.RETRYING
         await self._emit(kind, job, error)
@@ -741,16 +795,16 @@ class Sums:
         self._by_key[key] = (self._by_key.get(key, 0) + amount) & MINUS_ONE
         return self
 
-    def count(self, old: JobStatus | None, new: JobStatus | None) -> Sums:
-        """A job moves from status ``old`` to ``new`` (None: it is added, or deleted)."""
-        if old != new:
+    def count(self, old: JobStatus | None, new: JobStatus | None, jobs: int = 1) -> Sums:
+        """``jobs`` jobs move from status ``old`` to ``new`` (None: they are added, or deleted)."""
+        if old != new and jobs:
             by_key = self._by_key
             if old is not None:
                 key = _COUNT_KEYS[old]
-                by_key[key] = (by_key.get(key, 0) + MINUS_ONE) & MINUS_ONE
+                by_key[key] = (by_key.get(key, 0) - jobs) & MINUS_ONE
             if new is not None:
                 key = _COUNT_KEYS[new]
-                by_key[key] = (by_key.get(key, 0) + 1) & MINUS_ONE
+                by_key[key] = (by_key.get(key, 0) + jobs) & MINUS_ONE
         return self
 
     def into(self, op: AtomicOperation) -> None:

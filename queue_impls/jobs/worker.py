@@ -118,6 +118,8 @@ class Worker:
                 if claimed == 0:
                     return self.processed - before
                 continue
+            if self._forget_unstarted():
+                continue
             self._slot_freed.clear()
             await self._slot_freed.wait()
             self._raise_crash()
@@ -203,9 +205,18 @@ class Worker:
             return []
         if len(self._free_candidates()) < want:
             await self._read_candidates()
-        mine = self._free_candidates()[:want]
-        self._claiming.update(c.job.id for c in mine)
-        self._candidates = [c for c in self._candidates if c.job.id not in self._claiming]
+        return self._take(want)
+
+    def _take(self, want: int) -> list[Candidate]:
+        """_reserve's end: up to ``want`` free candidates, now ours to claim (their ids in _claiming)."""
+        free = self._free_candidates()
+        mine = free[:want]
+        if self._claiming:
+            self._claiming.update(c.job.id for c in mine)
+            self._candidates = [c for c in self._candidates if c.job.id not in self._claiming]
+        else:  # no other claim of ours in flight (the usual case): the candidates are free, the rest left over
+            self._claiming.update(c.job.id for c in mine)
+            self._candidates = free[want:]
         return mine
 
     async def _read_candidates(self) -> None:
@@ -222,31 +233,51 @@ class Worker:
             self._reading = None
 
     def _free_candidates(self) -> list[Candidate]:
+        if not self._claiming:
+            return self._candidates
         return [c for c in self._candidates if c.job.id not in self._claiming]
 
     def _start(self, leases: list[Lease]) -> None:
+        if not leases:
+            return
+        create_task = asyncio.get_running_loop().create_task  # asyncio.create_task's wrapper adds only a call
         if self.batch_size == 1:  # each outcome written on its own (in a group commit): no batch to wait for
             self._running += len(leases)
             for lease in leases:
-                task = asyncio.create_task(self._run(lease, None))
+                held = Held(lease)
+                held.task = task = create_task(self._run(held, None))
                 self._tasks.add(task)
-                task.add_done_callback(self._done)
             return
         for i in range(0, len(leases), self.batch_size):
             group = leases[i : i + self.batch_size]
             batch = Batch(len(group))
             self._running += len(group)
             for lease in group:
-                task = asyncio.create_task(self._run(lease, batch))
+                held = Held(lease)
+                held.task = task = create_task(self._run(held, batch))
                 self._tasks.add(task)
-                task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None and self._crash is None:
-            self._crash = task.exception()
-        if len(self._tasks) < self.concurrency or self._crash is not None:
+    def _job_ended(self, held: Held) -> None:
+        """A job task's last step: its slot is free (unless its outcome commit claimed a successor, a task of its own
+        already counted)."""
+        tasks = self._tasks
+        if held.task is not None:
+            tasks.discard(held.task)
+            held.task = None  # no task -> coroutine -> held -> task cycle left for the collector
+        # No job of ours running: no renewal timer left behind. Checked here, after the job's outcome commit, not when
+        # its handler returns: the successor that commit claimed keeps the timer armed (at concurrency 1, a timer
+        # cancelled and another armed for every job otherwise).
+        if not self._running and not self._renewing:
+            self._disarm_renewals()
+        if len(tasks) < self.concurrency or self._crash is not None:
             self._slot_freed.set()
+
+    def _forget_unstarted(self) -> bool:
+        """Drop the job tasks cancelled before their first step (their _run never ran to free the slot); True if
+        there were any."""
+        ended = {task for task in self._tasks if task.done()}
+        self._tasks -= ended
+        return bool(ended)
 
     def _raise_crash(self) -> None:
         if self._crash is not None:
@@ -312,53 +343,74 @@ class Worker:
 
     # -- one job ---------------------------------------------------------------------------------------
 
-    async def _run(self, lease: Lease, batch: Batch | None) -> None:
-        held = Held(lease)
-        outcome: Job | None = None
-        crashed = True
+    async def _run(self, held: Held, batch: Batch | None) -> None:
+        """One job's attempt, its outcome written; ends by freeing its slot itself (_job_ended), not by a done
+        callback (a loop pass, a handle and a call per job). An unexpected error is kept for the run methods."""
+        lease = held.lease
         try:
-            self._renew_later(held)
-            error: str | None = None
+            outcome: Job | None = None
+            crashed = True
             try:
-                result = self.handlers[lease.job.name](lease.job)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception as exc:
-                error = describe_error(exc)
-            finally:
-                if batch is None:  # a batch's jobs keep their leases renewed until the batch's outcomes are written
+                self._renew_later(held)
+                error: str | None = None
+                try:
+                    result = self.handlers[lease.job.name](lease.job)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception as exc:
+                    error = describe_error(exc)
+                finally:
+                    if batch is None:  # a batch's jobs keep their leases renewed until the batch's outcomes are written
+                        renewal = self._end_renewals(held)  # _stop_renewing, without its coroutine
+                        if renewal is not None:
+                            await self._let_renewal_finish(held, renewal)
+                try:
+                    outcome = self.queue.outcome(held.lease, error)
+                except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
                     await self._stop_renewing(held)
+                    await self._bury(held.lease, error, exc)
+                crashed = False
+            finally:
+                self._running -= 1
+                if crashed:
+                    self._end_renewals(held)
+                if batch is not None:
+                    batch.waiting -= 1
+                    if outcome is not None:
+                        batch.outcomes.append((held, outcome))
+                    if batch.waiting == 0 and (crashed or not batch.outcomes):
+                        batch.release()  # nothing to write, or this task crashed: the batch's other jobs end now
+            if batch is None:  # a batch of one: nobody waits for this job's outcome but itself
+                if outcome is not None:  # _write and _join_group's joining inline (no coroutine of theirs per job)
+                    group = self._group
+                    if group is not None:
+                        group.outcomes.append((held.lease, outcome))
+                        await group.written.wait()
+                    elif not self._running:
+                        await self._record([(held.lease, outcome)])  # no other job of ours can join: at once
+                    else:
+                        await self._join_group([(held.lease, outcome)])
+                return
+            if batch.waiting:
+                await batch.wait()  # its last job writes this one's outcome too
+                self._end_renewals(held)  # ended by that write, or now if a crash released the batch unwritten
+                return
             try:
-                outcome = self.queue.outcome(held.lease, error)
-            except Exception as exc:  # the outcome cannot be computed (a backoff past every limit): this job alone
-                await self._stop_renewing(held)
-                await self._bury(held.lease, error, exc)
-            crashed = False
+                if batch.outcomes:
+                    await self._write(await self._final_leases(batch.outcomes))
+            finally:
+                batch.release()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # not raised: run_until_idle and stop re-raise it (_raise_crash)
+            if self._crash is None:
+                self._crash = exc
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: the event loop raises them too
+            if self._crash is None:
+                self._crash = exc
+            raise
         finally:
-            self._running -= 1
-            if crashed:
-                self._end_renewals(held)
-            if not self._running and not self._renewing:
-                self._disarm_renewals()
-            if batch is not None:
-                batch.waiting -= 1
-                if outcome is not None:
-                    batch.outcomes.append((held, outcome))
-                if batch.waiting == 0 and (crashed or not batch.outcomes):
-                    batch.release()  # nothing to write, or this task crashed: the batch's other jobs end now
-        if batch is None:  # a batch of one: nobody waits for this job's outcome but itself
-            if outcome is not None:
-                await self._write([(held.lease, outcome)])
-            return
-        if batch.waiting:
-            await batch.wait()  # its last job writes this one's outcome too
-            self._end_renewals(held)  # ended by that write, or now if a crash released the batch unwritten
-            return
-        try:
-            if batch.outcomes:
-                await self._write(await self._final_leases(batch.outcomes))
-        finally:
-            batch.release()
+            self._job_ended(held)
 
     async def _write(self, outcomes: list[tuple[Lease, Job]]) -> None:
         if self._group is None and not self._running:
@@ -403,8 +455,10 @@ class Worker:
         """Write the outcomes and claim as many next jobs in the same commit (none once stopping). Outcomes the store
         failed to write are tried again after each of OUTCOME_RETRY_PAUSES, then left to their leases."""
         want = 0 if self._stopping.is_set() else len(outcomes)
-        try:
-            mine = await self._reserve(want)  # the commit that writes the outcomes claims the next jobs
+        try:  # the commit that writes the outcomes claims the next jobs (_reserve, without its coroutine)
+            if want and len(self._free_candidates()) < want:
+                await self._read_candidates()
+            mine = self._take(want) if want else []
         except BackendError:  # the read failed: the outcomes are written all the same, claiming nothing
             mine, want = [], 0
         try:
@@ -414,7 +468,11 @@ class Worker:
         finally:
             self._claiming.difference_update(c.job.id for c in mine)
         self._start(done.claimed)
-        unwritten = await self._settle(done, len(outcomes))
+        if done.lost or done.failed:
+            unwritten = await self._settle(done, len(outcomes))
+        else:  # every outcome written (the usual case): _settle would only count them
+            self.processed += len(outcomes)
+            return
         for pause in OUTCOME_RETRY_PAUSES:
             if not unwritten:
                 return

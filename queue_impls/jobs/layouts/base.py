@@ -79,16 +79,26 @@ class Layout(abc.ABC):
             op.delete(key)
         set_grouped(op, [(key, item) for key, item in after.items() if before.get(key) != item])
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._keeps_entries_of = frozenset(
+            base
+            for base in cls.__mro__
+            if isinstance(base, type)
+            and issubclass(base, Layout)
+            and getattr(base, "index_entries", None) is cls.index_entries
+            and getattr(base, "shared_entries", None) is cls.shared_entries
+        )
+
+    #: The layout classes whose entries this one keeps exactly (same index_entries and shared_entries): a change in
+    #: place (same id and name) is what their own put writes directly. A subclass that adds index entries is not in
+    #: it and gets Layout.put's diff. Computed once per class, not on every put (a job's run makes two).
+    _keeps_entries_of: ClassVar[frozenset[type]] = frozenset()
+
     def _changes_in_place(self, owner: type[Layout], old: Job, new: Job) -> bool:
         """Whether ``old`` -> ``new`` is one job changing (same id and name) in a layout that keeps ``owner``'s entries:
-        the change ``owner.put`` writes directly. A subclass that adds index entries gets Layout.put's diff."""
-        cls = type(self)
-        return (
-            old.id == new.id
-            and old.name == new.name
-            and cls.index_entries is owner.index_entries
-            and cls.shared_entries is owner.shared_entries
-        )
+        the change ``owner.put`` writes directly. (The layouts' put spell this out inline.)"""
+        return old.id == new.id and old.name == new.name and owner in self._keeps_entries_of
 
     async def get(self, kv: Kv, job_id: str) -> tuple[Job | None, KvEntry]:
         entry = await kv.get(record_key(job_id))
@@ -112,7 +122,7 @@ def set_grouped(
     for i in range(1, len(items) + 1):
         if i == len(items) or items[i][1] is not items[start][1]:
             value = items[start][1]
-            keys = [key for key, _ in items[start:i]]
+            keys = [items[start][0]] if i == start + 1 else [key for key, _ in items[start:i]]
             if known is not None and value is known[0]:
                 set_each_encoded(op, keys, value, known[1])
             else:
