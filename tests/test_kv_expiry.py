@@ -87,6 +87,21 @@ async def test_overwriting_removes_the_deadline(kv: Kv) -> None:
     assert (await kv.get(("k",))).value == 2
 
 
+async def test_a_commit_of_several_sets_gives_each_its_own_deadline_or_none(exact: Kv) -> None:
+    # Several sets in one commit (SQLite writes a run of them in one statement, and a run without expiries in
+    # another): an overwrite without expire_in removes the deadline, one with it keeps its own, in any mix.
+    op = exact.atomic()
+    for i in range(4):
+        op.set(("m", i), "old", expire_in=TTL_MS)
+    await op.commit()
+    await exact.atomic().set(("m", 0), "new").set(("m", 1), "new").commit()  # a run without expiries
+    op = exact.atomic().set(("m", 2), "new").set(("m", 3), "short", expire_in=TTL_MS).set(("m", 4), "new")
+    await op.commit()  # a run mixing both
+    await asyncio.sleep(PAST_TTL_S)
+    found = [(e.key, e.value) for e in await exact.list(prefix=("m",)).collect()]
+    assert found == [(("m", 0), "new"), (("m", 1), "new"), (("m", 2), "new"), (("m", 4), "new")]
+
+
 async def test_expire_in_zero_is_accepted(exact: Kv) -> None:
     assert (await exact.set(("z",), 1, expire_in=0)).ok
     await asyncio.sleep(0.01)

@@ -54,7 +54,7 @@ def _write(conn: sqlite3.Connection, rows: Sequence[WriteRow], reserved: list[in
         stamp: bytes = counter.to_bytes(8, "big") + b"\x00\x00"
         blob = bytearray(stamp)  # blobs bound as bytearray, as the backend binds them (STATEMENTS)
         for key, payload, encoding in rows:
-            conn.execute(STATEMENTS.upsert, (bytearray(key), bytearray(payload), encoding, blob, None))
+            conn.execute(STATEMENTS.upsert_lasting, (bytearray(key), bytearray(payload), encoding, blob))
         conn.execute("COMMIT")
     except BaseException:
         reserved[0] = -1
