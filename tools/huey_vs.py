@@ -19,7 +19,8 @@ versionstamped key with its suffix; every row stamped with the versionstamp its 
 exactly those rows with the standard library's ``sqlite3`` on a fresh file in the store's schema and pragmas
 (``SCHEMA``, ``STATEMENTS``' pragmas, ``LOOP_PRAGMAS``): per commit ``BEGIN IMMEDIATE``, each check as the store
 reads it (``STATEMENTS.check``, its versionstamp compared), one ``executemany`` per run of consecutive upserts or
-deletes (``execute`` for a run of one), ``COMMIT``. Nothing else: no version counter row, no expiry purge, no queue
+deletes (``execute`` for a run of one; a set without an expiry by ``STATEMENTS.upsert_lasting``, as the store sends
+it), ``COMMIT``. Nothing else: no version counter row, no expiry purge, no queue
 or worker Python, no key or value encoding, no snapshot read outside a commit (the worker's lists and gets), and no
 checkpoint (the store runs its checkpoints on its database thread, off the loop, where their wait for the disk costs
 the loop nothing; the WAL grows through both phases). So it is the least any store can spend on SQLite to commit
@@ -259,7 +260,8 @@ def _record(data: int) -> dict[str, Any]:
     return Job(new_job_id(), "noop", data, JobStatus.PENDING, 0, 3, now, now).to_value()
 
 
-#: One row of an upsert: (key, payload, encoding, versionstamp, expiry ms or None), or of a delete: (key,).
+#: One row of an upsert: (key, payload, encoding, versionstamp[, expiry ms]: none for a lasting entry, as the store
+#: binds it), or of a delete: (key,).
 Row = tuple[Any, ...]
 
 
@@ -299,7 +301,10 @@ def _commit_rows(commit: Commit, state: dict[bytes, tuple[bytes, int]], now_ms: 
             elif m.kind == "set_suffix_versionstamp":
                 key = key + versionstamp_suffix(stamp_hex)
             state[key] = (payload, encoding)
-            sql, row = STATEMENTS.upsert, (bytearray(key), bytearray(payload), encoding, stamp, expiry)
+            if expiry is None:  # as the store writes a set without an expiry: its NULL in the statement, not bound
+                sql, row = STATEMENTS.upsert_lasting, (bytearray(key), bytearray(payload), encoding, stamp)
+            else:
+                sql, row = STATEMENTS.upsert, (bytearray(key), bytearray(payload), encoding, stamp, expiry)
         if writes and writes[-1][0] == sql:
             writes[-1][1].append(row)
         else:
