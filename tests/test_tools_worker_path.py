@@ -316,3 +316,18 @@ def test_the_split_is_the_kv_replay_and_the_rest_round_by_round() -> None:
     # KV API: median 44 and 50 us; the rest, per round: add 10, 15, 11 -> 11; run 40, 30, 35 -> 35
     assert row.split() == ["naive/c8", "44", "us", "11", "us", "50", "us", "35", "us"]
     assert split({"huey": [(1.0, 1.0)], "naive/c8": [(1.0, 1.0)]}) == []  # no replay, no split
+
+
+async def test_the_kv_replay_serialises_a_value_once_per_commit_as_the_queue_does(tmp_path: Path) -> None:
+    capture = await capture_layout(tmp_path / "store.db", "naive", 8, 4)
+    first_add = kv_calls(capture.calls["add"])[0]
+    assert isinstance(first_add, KvCommit)
+    sets = [(key, again) for kind, key, _, again in first_add.mutations if kind == "set"]
+    # the record, then its by-name entry (a value of its own), then the record's two ready copies: the record's value
+    assert [again for _, again in sets] == [None, None, 0, 0]
+    assert [key[0] if key[0] != "queue" else key[:2] for key, _ in sets] == [
+        "jobs",
+        "jobs_by_name",
+        ("queue", "ready"),
+        ("queue", "ready_by_name"),
+    ]

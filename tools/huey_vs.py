@@ -47,7 +47,8 @@ on what a layout commits, with no queue or worker logic, no event loop and no ha
 capture pass also records, in call order, every ``get``, ``get_many`` and ``list`` the queue made through the KV API
 between its commits (``Capture.calls``), and ``replay_kv`` makes those calls again, one at a time, on a fresh SQLite
 store: each read with its own arguments, each commit through the atomic builder (its checks, then its mutations, keys
-decoded and values given before the rounds). Its reads must find as many entries as the capture's did and its
+decoded and values given before the rounds; a value object the commit sets under several keys serialised once, as the
+queue serialises it). Its reads must find as many entries as the capture's did and its
 commits' checks must hold (the store gives the same versionstamps to the same commits), so it leaves the same rows.
 It is not a lower bound for any KV layer (a faster KV layer would take less); it splits what a layout costs into the
 KV layer's part and the queue's: a layout whose ``kv`` is over 1.0x huey cannot meet the goal on this KV layer as
@@ -76,7 +77,7 @@ from queue_impls.jobs import LAYOUTS, Queue, Worker
 from queue_impls.jobs.keys import JOBS
 from queue_impls.jobs.model import Job, JobStatus, new_job_id
 from queue_impls.kv import Key, Kv, KvEntry, KvListIterator, open_kv
-from queue_impls.kv.atomic import AtomicOperation, apply_u64
+from queue_impls.kv.atomic import AtomicOperation, apply_u64, set_each_encoded
 from queue_impls.kv.backends.sqlite import LOOP_PRAGMAS, SCHEMA, STATEMENTS, SqliteKv
 from queue_impls.kv.codec import ENC_U64, decode_key, decode_value, encode_key, encode_value
 from queue_impls.kv.types import Check, Mutation, versionstamp_suffix
@@ -408,15 +409,16 @@ def time_codec(phases: Sequence[CodecWork], jobs: int) -> tuple[float, ...]:
 @dataclass(frozen=True)
 class KvCommit:
     """A captured commit as ``replay_kv`` makes it through the KV API: each check's key (decoded) and versionstamp,
-    each mutation's kind, key (decoded) and value (the object the queue gave: a set's value, a sum's operand)."""
+    each mutation's kind, key (decoded), value (the object the queue gave: a set's value, a sum's operand) and, for a
+    set whose value object an earlier set of the commit wrote, that value's place among the commit's distinct values
+    (None otherwise): the queue serialises a value once per commit however many keys it writes it under."""
 
     checks: tuple[tuple[Key, str | None], ...]
-    mutations: tuple[tuple[str, Key, Any], ...]
+    mutations: tuple[tuple[str, Key, Any, int | None], ...]
 
 
-#: What each mutation kind is through the KV API's atomic builder (``AtomicOperation``).
+#: What each mutation kind but a set is through the KV API's atomic builder (``AtomicOperation``).
 _BUILDERS: Final = {
-    "set": AtomicOperation.set,
     "delete": lambda op, key, value: op.delete(key),
     "sum": AtomicOperation.sum,
     "min": AtomicOperation.min,
@@ -434,14 +436,16 @@ def kv_calls(calls: Sequence[KvRead | Commit]) -> list[KvRead | KvCommit]:
             continue
         checks, mutations, _ = call
         for m in mutations:
-            if m.kind not in _BUILDERS or m.expire_at_ms is not None:
+            if (m.kind != "set" and m.kind not in _BUILDERS) or m.expire_at_ms is not None:
                 raise ValueError(f"replay_kv makes sets, deletes, sums, mins and maxes without expiry, got {m}")
-        out.append(
-            KvCommit(
-                tuple((decode_key(c.key), c.versionstamp) for c in checks),
-                tuple((m.kind, decode_key(m.key), m.value) for m in mutations),
-            )
-        )
+        values: dict[int, int] = {}  # id of a value object set -> its place among the commit's distinct values
+        ops: list[tuple[str, Key, Any, int | None]] = []
+        for m in mutations:
+            again = values.get(id(m.value)) if m.kind == "set" else None
+            if m.kind == "set" and again is None:
+                values[id(m.value)] = len(values)
+            ops.append((m.kind, decode_key(m.key), m.value, again))
+        out.append(KvCommit(tuple((decode_key(c.key), c.versionstamp) for c in checks), tuple(ops)))
     return out
 
 
@@ -450,7 +454,8 @@ async def replay_kv(
 ) -> tuple[float, ...]:
     """Seconds per job to make each phase's calls again through our KV API, on a fresh SQLite store, one at a time in
     the order they were made: each read with its own arguments (a list collected whole), each commit built with the
-    atomic builder (``check``, then ``set``/``delete``/``sum``/...) and committed. No queue or worker logic at all.
+    atomic builder (``check``, then ``set``/``delete``/``sum``/...; a value the commit sets under several keys
+    serialised once, as the queue does) and committed. No queue or worker logic at all.
 
     Raises ReplayError when a commit's checks do not hold, or when ``entries`` (the entries each phase's reads
     returned in the capture) is given and a phase's reads return another number; FileExistsError when ``path`` is
@@ -468,8 +473,15 @@ async def replay_kv(
                     op = kv.atomic()
                     for key, versionstamp in call.checks:
                         op.check(key, versionstamp)
-                    for kind, key, value in call.mutations:
-                        builders[kind](op, key, value)
+                    serialised: list[tuple[bytes, int]] = []
+                    for kind, key, value, again in call.mutations:
+                        if kind != "set":
+                            builders[kind](op, key, value)
+                        elif again is None:  # the value's first set in this commit: serialised here
+                            serialised.append(encoded := encode_value(value))
+                            set_each_encoded(op, (key,), value, encoded)
+                        else:  # written again under another key: serialised once, as the queue does
+                            set_each_encoded(op, (key,), value, serialised[again])
                     if not (await op.commit()).ok:
                         raise ReplayError(f"a replayed commit's checks did not hold: {call.checks}")
                 elif call.method == "list":
