@@ -1,6 +1,7 @@
 # ruff: noqa: F811  (pytest fixtures imported from tests/jobs_support.py are parameters of the tests)
 """A store that fails a commit (BackendError: on Deno, "database is locked" when processes share a file) fails no
-job: an outcome is written again or left to its lease, the reaper sweeps again, a started worker goes on."""
+job: an add is committed again, an outcome is written again or left to its lease, the reaper sweeps again, a started
+worker goes on."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 
 from queue_impls.jobs import FakeClock, Job, JobStatus, Queue, Worker, check_integrity
+from queue_impls.jobs import queue as queue_module
 from queue_impls.jobs import worker as worker_module
-from queue_impls.kv import BackendError, Kv
+from queue_impls.kv import BackendError, DenoBridgeError, Kv
 
 from .jobs_support import clock, kv_factory, layout, queue  # noqa: F401
 
@@ -45,6 +47,7 @@ class Locked:
 def locked(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> Locked:
     monkeypatch.setattr(worker_module, "OUTCOME_RETRY_PAUSES", (0.0, 0.0, 0.0))
     monkeypatch.setattr(worker_module, "POLL_RETRY_PAUSES", (0.0, 0.0, 0.0, 0.0))
+    monkeypatch.setattr(queue_module, "ADD_RETRY_PAUSES", (0.0, 0.0, 0.0))
     return Locked(queue.kv, monkeypatch)
 
 
@@ -181,3 +184,62 @@ async def test_a_renewal_the_store_fails_is_tried_again_at_once(
     assert await worker.run_until_idle() == 1
     job = await queue.get_job(job_id)
     assert worker.lost == 0 and job is not None and (job.status, job.attempts) == (JobStatus.COMPLETED, 1)
+
+
+async def test_an_add_the_store_fails_is_committed_again(queue: Queue, locked: Locked) -> None:
+    locked.n = 3  # the first commit and two of the three tries again: the last lands
+    job_id = await queue.add("a", 1)
+    job = await queue.get_job(job_id)
+    assert job is not None and job.status is JobStatus.PENDING
+    assert (await queue.stats())["pending"] == 1
+    assert await check_integrity(queue.kv, queue.layout) == []
+
+
+async def test_an_add_the_store_keeps_failing_raises_its_error_and_writes_nothing(queue: Queue, locked: Locked) -> None:
+    locked.n = 4  # the first commit and all three tries again
+    with pytest.raises(BackendError, match="database is locked"):
+        await queue.add("a", 1)
+    assert locked.n == 0
+    assert (await queue.stats())["pending"] == 0
+    assert await queue.list_jobs() == []
+    assert await check_integrity(queue.kv, queue.layout) == []
+
+
+async def test_an_add_that_landed_although_the_store_failed_is_not_written_twice(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store wrote the job, then failed to say so (a reply lost with its process): the try again finds the record
+    there, under the add's new id, and the job is added once."""
+    monkeypatch.setattr(queue_module, "ADD_RETRY_PAUSES", (0.0, 0.0, 0.0))
+    kv = queue.kv
+    real_write = kv._atomic_write
+    lost = [1]
+
+    async def write(checks: Sequence[Any], mutations: Sequence[Any]) -> str | None:
+        stamp = await real_write(checks, mutations)
+        if lost[0]:
+            lost[0] -= 1
+            raise BackendError("the store's reply was lost")
+        return stamp
+
+    monkeypatch.setattr(kv, "_atomic_write", write)
+    job_id = await queue.add("a", 1)
+    assert lost == [0] and [job.id for job in await queue.list_jobs()] == [job_id]
+    assert (await queue.stats())["pending"] == 1
+    assert await check_integrity(queue.kv, queue.layout) == []
+
+
+async def test_an_add_on_a_store_gone_for_good_is_not_tried_again(
+    queue: Queue, locked: Locked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kv = queue.kv
+    calls = []
+
+    async def dead(checks: Sequence[Any], mutations: Sequence[Any]) -> str | None:
+        calls.append(1)
+        raise DenoBridgeError("the deno subprocess died")
+
+    monkeypatch.setattr(kv, "_atomic_write", dead)
+    with pytest.raises(DenoBridgeError):
+        await queue.add("a", 1)
+    assert calls == [1]

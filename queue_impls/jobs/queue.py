@@ -6,6 +6,7 @@ the same commit, so they never disagree. Keys: see keys.py (engine) and layouts/
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import math
@@ -17,7 +18,7 @@ from typing import Any, Final
 from ..kv import AtomicOperation, Key, Kv, KvEntry, KvU64
 from ..kv.atomic import set_each_encoded
 from ..kv.codec import encode_value
-from ..kv.errors import BackendError, CommitLimitError, short_repr
+from ..kv.errors import BackendError, CommitLimitError, DenoBridgeError, short_repr
 from ..kv.limits import MAX_CHECKS
 from .backoff import Backoff
 from .claims import CLAIM_SCAN_BATCH, Candidate, LimitCache, candidates_of, pick, read_candidates
@@ -71,6 +72,10 @@ log = logging.getLogger(__name__)
 EventHook = Callable[[JobEvent], Awaitable[None] | None]
 #: How many times an operation re-reads and retries after losing a compare-and-set race.
 MAX_CAS_ATTEMPTS: Final = 20
+#: Pauses (seconds, real time) before add() commits again a job the store failed to write (a BackendError: on Deno,
+#: "database is locked" when processes share a file); after the last, the store's error is raised. A store gone for
+#: good (DenoBridgeError: the deno subprocess died) is not tried again.
+ADD_RETRY_PAUSES: tuple[float, ...] = (0.01, 0.05, 0.25)
 #: Due delayed jobs moved to the ready queue per commit (each needs a check and two mutations).
 PROMOTE_BATCH: Final = 50
 #: Expired leases handled per reap_expired() call.
@@ -163,17 +168,46 @@ class Queue:
         )
         value = job.to_value()
         encoded = check_value(value)
+        try:
+            added = (
+                await self._add_op(job, value, encoded, now).commit()
+            ).ok  # _commit_or_raise, without its coroutine
+        except DenoBridgeError:  # the store is gone for good: nothing to wait for
+            raise
+        except BackendError:  # the store failed (a file another process holds locked), not the job: again
+            added = await self._add_again(job, value, encoded, now)
+        if not added:
+            raise ContentionError(f"add of job {job.id} failed its versionstamp check")
+        if self.on_event is not None:
+            await self._emit(JobEventType.ADDED, job)
+        return job.id
+
+    def _add_op(self, job: Job, value: dict[str, Any], encoded: tuple[bytes, int], now: float) -> AtomicOperation:
+        """add()'s commit: the job's record (which must not exist yet), its copies and queue entries, the counters."""
         op = self.kv.atomic().check(record_key(job.id), None)
         # put() and _enqueue() inline, in their order: the job's copies are one object, serialised once (by
         # check_value) and set in one run (going through both costs add 1 to 2.5% more instructions).
         items = [*self.layout.shared_entries(job, value).items(), *self._queue_entries(job, now, value)]
         set_grouped(op, items, (value, encoded))
-        op.sum(VERSION, 1).sum(_COUNT_KEYS[JobStatus.PENDING], 1)  # Sums().add(VERSION, 1).count(None, PENDING)
-        if not (await op.commit()).ok:  # _commit_or_raise, without its coroutine
-            raise ContentionError(f"add of job {job.id} failed its versionstamp check")
-        if self.on_event is not None:
-            await self._emit(JobEventType.ADDED, job)
-        return job.id
+        return op.sum(VERSION, 1).sum(_COUNT_KEYS[JobStatus.PENDING], 1)  # Sums().add(VERSION, 1).count(None, PENDING)
+
+    async def _add_again(self, job: Job, value: dict[str, Any], encoded: tuple[bytes, int], now: float) -> bool:
+        """add()'s commit once more after each of ADD_RETRY_PAUSES while the store fails, then its error raised. An
+        attempt whose check finds the job's record already there is done: an earlier attempt landed although the store
+        reported a failure (its reply lost), and no other add can write this new id."""
+        for attempt, pause in enumerate(ADD_RETRY_PAUSES, 1):
+            await asyncio.sleep(pause)  # real time, not the queue's clock: another process's lock is held in it
+            try:
+                if (await self._add_op(job, value, encoded, now).commit()).ok:
+                    return True
+            except DenoBridgeError:
+                raise
+            except BackendError:
+                if attempt == len(ADD_RETRY_PAUSES):
+                    raise
+                continue
+            return (await self.kv.get(record_key(job.id))).versionstamp is not None
+        raise AssertionError("ADD_RETRY_PAUSES is empty")  # pragma: no cover
 
     def _name_keys_of(self, name: str) -> tuple[Key, Key, tuple[bytes, int]]:
         """A job name's limit key, active counter key and serialised value (an expiry entry's), as every claim of the
