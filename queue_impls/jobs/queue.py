@@ -528,12 +528,11 @@ class Queue:
             job_id, name = job.id, job.name
             new = job.running(worker, now)
             op.check(candidate.entry)
-            op.delete(("queue", "ready", -job.priority, job_id))  # ready_key and ready_by_name_key, without the calls
-            op.delete(("queue", "ready_by_name", name, -job.priority, job_id))
+            op.delete(ready_key(job.priority, job_id)).delete(ready_by_name_key(name, job.priority, job_id))
             put(op, job, new)
             held, held_encoded, name_encoded, _, limited = names[name]
-            set_each_encoded(op, (("queue", "lease", job_id),), held, held_encoded)  # lease_key
-            set_each_encoded(op, (("queue", "expiry", until_ms, job_id),), name, name_encoded)  # expiry_key
+            set_each_encoded(op, (lease_key(job_id),), held, held_encoded)
+            set_each_encoded(op, (expiry_key(until_ms, job_id),), name, name_encoded)
             per_name[name] += 1
             if job.status is JobStatus.PENDING:
                 pending += 1
@@ -688,10 +687,9 @@ class Queue:
         for held, new in finished:
             job = held.job
             job_id = job.id
-            # record_key, lease_key and expiry_key spelled out (no call per key)
-            op.check(("jobs", job_id), held.job_versionstamp).check(("queue", "lease", job_id), held.lease_versionstamp)
+            op.check(record_key(job_id), held.job_versionstamp).check(lease_key(job_id), held.lease_versionstamp)
             put(op, job, new)
-            op.delete(("queue", "lease", job_id)).delete(("queue", "expiry", held.until_ms, job_id))
+            op.delete(lease_key(job_id)).delete(expiry_key(held.until_ms, job_id))
             ended[new.name] = ended.get(new.name, 0) + 1
             move = (job.status, new.status)
             moves[move] = moves.get(move, 0) + 1
@@ -700,7 +698,7 @@ class Queue:
             if held.limited:
                 wake = True  # a slot of a limited name is free: wake the workers waiting for one
         for name, count in ended.items():
-            sums.add(("queue", "active", name), -count & MINUS_ONE)  # active_key(name)
+            sums.add(active_key(name), -count & MINUS_ONE)
         for (old_status, new_status), count in moves.items():
             sums.count(old_status, new_status, count)
         if wake:

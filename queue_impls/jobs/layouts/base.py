@@ -97,7 +97,7 @@ class Layout(abc.ABC):
 
     def _changes_in_place(self, owner: type[Layout], old: Job, new: Job) -> bool:
         """Whether ``old`` -> ``new`` is one job changing (same id and name) in a layout that keeps ``owner``'s entries:
-        the change ``owner.put`` writes directly. (The layouts' put spell this out inline.)"""
+        the change ``owner.put`` writes directly."""
         return old.id == new.id and old.name == new.name and owner in self._keeps_entries_of
 
     async def get(self, kv: Kv, job_id: str) -> tuple[Job | None, KvEntry]:

@@ -43,10 +43,7 @@ class IndexedLayout(Layout):
         """A job that changes (same id and name) rewrites its four entries with one value (serialised once), and a
         change of status deletes the two entries under the old status first: what Layout.put's diff gives, without
         building and comparing the old entries (a job's run changes it twice)."""
-        if (
-            old is None or new is None or old.id != new.id or old.name != new.name
-            or IndexedLayout not in self._keeps_entries_of
-        ):  # fmt: skip
+        if old is None or new is None or not self._changes_in_place(IndexedLayout, old, new):
             super().put(op, old, new)
             return
         moved = old.status != new.status

@@ -35,11 +35,8 @@ class NaiveLayout(Layout):
     def put(self, op: AtomicOperation, old: Job | None, new: Job | None) -> None:
         """A job that changes (same id and name) rewrites its record alone, its index entry (the id) as it was: what
         Layout.put's diff gives, without building and comparing the old entries (a job's run changes it twice)."""
-        if (
-            old is None or new is None or old.id != new.id or old.name != new.name
-            or NaiveLayout not in self._keeps_entries_of
-        ):  # fmt: skip
+        if old is None or new is None or not self._changes_in_place(NaiveLayout, old, new):
             super().put(op, old, new)
         # The value is the job's fields, so it changed iff the job did (a claim or a finish: its status).
         elif old.status != new.status or old != new:
-            op.set(("jobs", new.id), new.to_value())  # record_key(new.id), without the call
+            op.set(record_key(new.id), new.to_value())

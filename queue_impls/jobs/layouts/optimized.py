@@ -43,10 +43,7 @@ class OptimizedLayout(Layout):
     def put(self, op: AtomicOperation, old: Job | None, new: Job | None) -> None:
         """A job that changes (same id and name) rewrites both its entries with one value (serialised once): what
         Layout.put's diff gives, without building and comparing the old entries (a job's run changes it twice)."""
-        if (
-            old is None or new is None or old.id != new.id or old.name != new.name
-            or OptimizedLayout not in self._keeps_entries_of
-        ):  # fmt: skip
+        if old is None or new is None or not self._changes_in_place(OptimizedLayout, old, new):
             super().put(op, old, new)
         # The value is the job's fields, so it changed iff the job did (a claim or a finish: its status).
         elif old.status != new.status or old != new:
