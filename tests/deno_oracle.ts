@@ -1,7 +1,7 @@
 // The real Deno KV as an oracle for tests/test_differential_errors.py and tests/test_differential_results.py: runs
 // each call exactly as given, with no checks of ours in front, and says what it gave or which error Deno raised (and,
 // for list() and watch(), whether the call itself or the first next()/read() raised it). One JSON request per stdin
-// line, one JSON reply per stdout line, on one in-memory store.
+// line, one JSON reply per stdout line, on one in-memory store (or on the store whose URL is its first argument).
 //   request: ["reset"] | ["get", key, consistency] | ["get_many", [key...], consistency] | ["delete", key]
 //            | ["set", key, value, expireIn] | ["list", prefix, start, end, options, take?]
 //            | ["atomic", [[key, versionstamp]...], [[kind, key, value, expireIn]...]] | ["watch", [key...]]
@@ -18,7 +18,7 @@
 // {"bigint": decimal} or {"u64": decimal} (a Deno.KvU64).
 
 type Tagged = Record<string, unknown>;
-const kv = await Deno.openKv(":memory:");
+const kv = await Deno.openKv(Deno.args[0] ?? ":memory:");
 
 function part(p: Tagged): unknown {
   if ("s" in p) return p.s;
