@@ -211,12 +211,10 @@ class Worker:
         """_reserve's end: up to ``want`` free candidates, now ours to claim (their ids in _claiming)."""
         free = self._free_candidates()
         mine = free[:want]
-        if self._claiming:
-            self._claiming.update(c.job.id for c in mine)
-            self._candidates = [c for c in self._candidates if c.job.id not in self._claiming]
-        else:  # no other claim of ours in flight (the usual case): the candidates are free, the rest left over
-            self._claiming.update(c.job.id for c in mine)
-            self._candidates = free[want:]
+        self._claiming.update(c.job.id for c in mine)
+        # What is left over: the free ones after ours (a job is a candidate once; those another claim of ours holds
+        # are dropped with it, as that claim takes them or leaves them to the next read)
+        self._candidates = free[want:]
         return mine
 
     async def _read_candidates(self) -> None:
@@ -455,10 +453,8 @@ class Worker:
         """Write the outcomes and claim as many next jobs in the same commit (none once stopping). Outcomes the store
         failed to write are tried again after each of OUTCOME_RETRY_PAUSES, then left to their leases."""
         want = 0 if self._stopping.is_set() else len(outcomes)
-        try:  # the commit that writes the outcomes claims the next jobs (_reserve, without its coroutine)
-            if want and len(self._free_candidates()) < want:
-                await self._read_candidates()
-            mine = self._take(want) if want else []
+        try:
+            mine = await self._reserve(want)  # the commit that writes the outcomes claims the next jobs
         except BackendError:  # the read failed: the outcomes are written all the same, claiming nothing
             mine, want = [], 0
         try:
