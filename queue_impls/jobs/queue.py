@@ -169,9 +169,7 @@ class Queue:
         value = job.to_value()
         encoded = check_value(value)
         try:
-            added = (
-                await self._add_op(job, value, encoded, now).commit()
-            ).ok  # _commit_or_raise, without its coroutine
+            added = (await self._add_op(job, value, encoded, now).commit()).ok
         except DenoBridgeError:  # the store is gone for good: nothing to wait for
             raise
         except BackendError:  # the store failed (a file another process holds locked), not the job: again
@@ -407,7 +405,7 @@ class Queue:
         op = self.kv.atomic()
         sums = Sums()  # a job that ends and its successor of the same name: the counters net to no change
         try:
-            self._finish_all_into(op, finished, sums)
+            self._finish_into(op, finished, sums)
             drafts = self._claim_into(op, picked, worker, lease, sums)
             sums.into(op)
             result = await op.commit()
@@ -665,21 +663,16 @@ class Queue:
     async def _finish(self, held: Lease, new: Job) -> None:
         op = self.kv.atomic()
         sums = Sums()
-        self._finish_into(op, held, new, sums)
+        self._finish_into(op, ((held, new),), sums)
         sums.into(op)
         if not (await op.commit()).ok:
             raise LeaseLostError(
                 f"Worker {held.worker} lost its lease on job {held.job.id}: its result was not written"
             )
 
-    def _finish_into(self, op: AtomicOperation, held: Lease, new: Job, sums: Sums) -> None:
-        """The job leaves running for ``new``'s status, fenced by the versionstamps of its claim/last renewal; its
-        counter sums go to ``sums``, which the caller adds to ``op``."""
-        self._finish_all_into(op, ((held, new),), sums)
-
-    def _finish_all_into(self, op: AtomicOperation, finished: Sequence[tuple[Lease, Job]], sums: Sums) -> None:
-        """_finish_into for each outcome, in order; the counters move once per name and status change (the same
-        netted sums, not one Sums call per job)."""
+    def _finish_into(self, op: AtomicOperation, finished: Sequence[tuple[Lease, Job]], sums: Sums) -> None:
+        """Each job leaves running for its new status, in order, fenced by the versionstamps of its claim/last renewal;
+        the counter sums go to ``sums`` (once per name and status change), which the caller adds to ``op``."""
         ended: dict[str, int] = {}
         moves: dict[tuple[JobStatus, JobStatus], int] = {}
         wake = False
@@ -693,8 +686,7 @@ class Queue:
             ended[new.name] = ended.get(new.name, 0) + 1
             move = (job.status, new.status)
             moves[move] = moves.get(move, 0) + 1
-            if new.status == JobStatus.PENDING or new.status == JobStatus.FAILED:
-                self._enter_status(op, new, sums)
+            self._enter_status(op, new, sums)
             if held.limited:
                 wake = True  # a slot of a limited name is free: wake the workers waiting for one
         for name, count in ended.items():
@@ -710,7 +702,7 @@ class Queue:
             op = self.kv.atomic()
             sums = Sums()
             try:
-                self._finish_all_into(op, finished, sums)
+                self._finish_into(op, finished, sums)
                 sums.into(op)
                 ok = (await op.commit()).ok
             except Exception:  # each on its own finds the outcome at fault
