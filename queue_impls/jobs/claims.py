@@ -129,14 +129,14 @@ def pick(
     picked: list[Candidate] = []
     taken: dict[str, int] = {}  # claims per limited name (a plain dict: a Counter costs a Python-level __init__)
     full: set[str] = set()
-    known_names = limits._known
     for candidate in candidates:
         name = candidate.job.name
         if names is not None and name not in names:
             continue
-        known = known_names.get(name)
-        if known is not None and known.limit.value is not None:  # the name has a limit (NameLimit.free is not None)
-            if taken.get(name, 0) >= known.free:  # type: ignore[operator]
+        known = limits.get(name)
+        free = None if known is None else known.free
+        if free is not None:
+            if taken.get(name, 0) >= free:
                 full.add(name)
                 continue
             taken[name] = taken.get(name, 0) + 1
