@@ -147,21 +147,26 @@ class KvRead:
 
 @dataclass
 class Capture:
-    """What a queue did through one SQLite store, by phase (``add``, then ``run``): ``commits``, every commit whose
-    checks held (one whose checks failed writes nothing), as the store's ``on_commit`` hook hands them over; ``calls``,
-    the same commits in the order they were made with the reads made through the KV API between them (``KvRead``);
-    ``entries_read``, the entries those reads returned."""
+    """What a queue did through one SQLite store, by phase (``add``, then ``run``): ``calls``, every commit whose
+    checks held (one whose checks failed writes nothing), as the store's ``on_commit`` hook hands them over, with the
+    reads made through the KV API between them (``KvRead``), in the order they were made; ``entries_read``, the
+    entries those reads returned."""
 
     phase: str = "add"
-    commits: dict[str, list[Commit]] = field(default_factory=lambda: {"add": [], "run": []})
     calls: dict[str, list[KvRead | Commit]] = field(default_factory=lambda: {"add": [], "run": []})
     entries_read: dict[str, int] = field(default_factory=lambda: {"add": 0, "run": 0})
 
+    @property
+    def commits(self) -> dict[str, list[Commit]]:
+        """Each phase's commits in versionstamp order: the order they were committed in."""
+        return {
+            phase: sorted((c for c in calls if not isinstance(c, KvRead)), key=lambda commit: commit[2])
+            for phase, calls in self.calls.items()
+        }  # fixed-width hex: string order is numeric order
+
     def note(self, checks: Sequence[Check], mutations: Sequence[Mutation], versionstamp: str) -> None:
         """The store's ``on_commit``: called after each commit through it whose checks held."""
-        commit = (tuple(checks), tuple(mutations), versionstamp)
-        self.commits[self.phase].append(commit)
-        self.calls[self.phase].append(commit)
+        self.calls[self.phase].append((tuple(checks), tuple(mutations), versionstamp))
 
     def watch_reads(self, kv: Kv) -> None:
         """Record every ``get``, ``get_many`` and ``list`` call made on ``kv`` from now on, and count the entries
@@ -212,7 +217,7 @@ class _CountedList:
 async def time_ours(
     path: Path, layout: str, concurrency: int, jobs: int, capture: Capture | None = None
 ) -> tuple[float, float]:
-    """Seconds per job to add and to run with our queue on SQLite; ``capture``: record its commits (``Capture``)."""
+    """Seconds per job to add and to run with our queue on SQLite; ``capture``: record its reads and commits (``Capture``)."""
 
     async def noop(job: Job) -> None:
         return None
@@ -551,12 +556,9 @@ def minimal_commits(jobs: int) -> dict[str, list[Commit]]:
 
 
 async def capture_layout(path: Path, layout: str, concurrency: int, jobs: int) -> Capture:
-    """The commits of one ordinary pass of ``layout`` at ``concurrency`` (its timing discarded), each phase's in
-    versionstamp order: the order they were committed in."""
+    """The reads and commits of one ordinary pass of ``layout`` at ``concurrency`` (its timing discarded)."""
     capture = Capture()
     await time_ours(path, layout, concurrency, jobs, capture)
-    for commits in capture.commits.values():
-        commits.sort(key=lambda commit: commit[2])  # fixed-width hex: string order is numeric order
     return capture
 
 
