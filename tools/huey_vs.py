@@ -217,7 +217,8 @@ class _CountedList:
 async def time_ours(
     path: Path, layout: str, concurrency: int, jobs: int, capture: Capture | None = None
 ) -> tuple[float, float]:
-    """Seconds per job to add and to run with our queue on SQLite; ``capture``: record its reads and commits (``Capture``)."""
+    """Seconds per job to add and to run with our queue on SQLite; ``capture``: record its reads and commits
+    (``Capture``)."""
 
     async def noop(job: Job) -> None:
         return None
