@@ -58,10 +58,11 @@ worker's) are not replayed.
 
 ``minimal/worker`` asks the other question, what a queue could take on this KV layer if it wrote and did no more
 than a crash needs (``time_minimal_worker``): the minimal queue's record, ready entry and lease, run by the leanest
-worker we can write on the KV API, 8 jobs per list and per commit, each job's claim and the outcome of the job
-before it in one commit, its handler a task. It keeps none of the layouts' other guarantees (per-name limits,
-priorities, delays, retries, fencing tokens, the expiry index, counters, events, renewals), so every layout does
-more per job than it does. It is a reference, not a lower bound: a faster KV layer would take less.
+worker we can write on the KV API, 8 jobs per list and per commit, each commit the outcomes of the last 8 and the
+claims of the next 8, each handler a task. ``minimal/worker/inline`` is the same with its handlers awaited one after
+the other, no task each: the difference is what a task per job costs. Neither keeps the layouts' other guarantees
+(per-name limits, priorities, delays, retries, fencing tokens, the expiry index, counters, events, renewals), so
+every layout does more per job. They are references, not lower bounds: a faster KV layer would take less.
 """
 
 from __future__ import annotations
@@ -569,17 +570,22 @@ MINIMAL_READY: Final = ("minimal", "ready")
 MINIMAL_LEASE: Final = ("minimal", "lease")
 
 
-async def time_minimal_worker(path: Path, jobs: int, concurrency: int = 8) -> tuple[float, float]:
+async def time_minimal_worker(
+    path: Path, jobs: int, concurrency: int = 8, *, inline: bool = False
+) -> tuple[float, float]:
     """Seconds per job to add and to run with the leanest queue we can write on our KV API that still loses nothing
     on a crash (``minimal/worker``; a reference, not a lower bound). Add: one commit per job of its record and a
     ready entry carrying that record (serialised once), as the minimal queue's rows. Run, up to ``concurrency`` jobs
     at a time: list the ready entries (the job is in them: no get), then one commit of the previous batch's outcomes
     (each checked on its lease's versionstamp, the lease deleted, the record set to completed) and the next batch's
-    claims (each checked on its ready entry's versionstamp, the entry deleted, a lease set), then the batch's
-    handlers as tasks. None of the layouts' other guarantees: no per-name limit, priority, delay, retry, fencing
-    token, expiry index, counter, event or renewal; its crash recovery (a scan of the leases past their time) would
-    run at start-up only, so it is left out. Raises RuntimeError when a commit's checks fail (one worker alone on
-    the store: they cannot) or when it ran another number of jobs than it added."""
+    claims (each checked on its ready entry's versionstamp, the entry deleted, a lease set: one lease value for the
+    batch, serialised once), then the batch's handlers: each a task, so that they run at once as a worker at that
+    concurrency runs them, or with ``inline`` (``minimal/worker/inline``) awaited one after the other in the loop's
+    own coroutine, what starting a task eagerly gives a handler that never suspends. None of the layouts' other
+    guarantees: no per-name limit, priority, delay, retry, fencing token, expiry index, counter, event or renewal;
+    its crash recovery (a scan of the leases past their time) would run at start-up only, so it is left out. Raises
+    RuntimeError when a commit's checks fail (one worker alone on the store: they cannot) or when it ran another
+    number of jobs than it added."""
 
     async def noop(record: dict[str, Any]) -> None:
         return None
@@ -602,15 +608,20 @@ async def time_minimal_worker(path: Path, jobs: int, concurrency: int = 8) -> tu
                 lease = (*MINIMAL_LEASE, job_id)
                 op.check(lease, lease_stamp).delete(lease)
                 op.set((*MINIMAL_JOB, job_id), {**record, "status": "completed", "attempts": 1})
-            until_ms = int(time.time() * 1000) + 30_000
-            for entry in entries:
-                op.check(entry.key, entry.versionstamp).delete(entry.key)
-                op.set((*MINIMAL_LEASE, entry.key[-1]), {"worker": "w", "until_ms": until_ms})
+            if entries:
+                for entry in entries:
+                    op.check(entry.key, entry.versionstamp).delete(entry.key)
+                held = {"worker": "w", "until_ms": int(time.time() * 1000) + 30_000}
+                set_each_encoded(op, [(*MINIMAL_LEASE, e.key[-1]) for e in entries], held, encode_value(held))
             stamp = (await op.commit()).versionstamp
             if stamp is None:
                 raise RuntimeError("a minimal worker's commit failed its checks, alone on its store")
             running = [(str(e.key[-1]), stamp, e.value) for e in entries]
-            await asyncio.gather(*[noop(e.value) for e in entries])
+            if inline:
+                for entry in entries:
+                    await noop(entry.value)
+            else:
+                await asyncio.gather(*[noop(e.value) for e in entries])
             ran += len(entries)
         end = time.perf_counter()
     if ran != jobs:
@@ -634,6 +645,7 @@ def run(jobs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
         *(f"{layout}/c{c}/{bound}" for bound in ("raw", "codec", "kv") for layout in LAYOUTS for c in CONCURRENCIES),
         *(f"minimal/{bound}" for bound in ("raw", "codec", "kv")),
         "minimal/worker",
+        "minimal/worker/inline",
     ]
     times: dict[str, list[tuple[float, float]]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
@@ -669,8 +681,8 @@ def run(jobs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
                     times[name].append(time_huey(path, jobs, synchronous_normal=name == "huey"))
                 elif name == "floor":
                     times[name].append(asyncio.run(time_floor(path, jobs)))
-                elif name == "minimal/worker":
-                    times[name].append(asyncio.run(time_minimal_worker(path, jobs)))
+                elif name.startswith("minimal/worker"):
+                    times[name].append(asyncio.run(time_minimal_worker(path, jobs, inline=name.endswith("/inline"))))
                 elif bound == "raw":
                     add, run_ = replay(path, rows[base], jobs)
                     times[name].append((add, run_))
@@ -696,7 +708,8 @@ def report(times: dict[str, list[tuple[float, float]]], jobs: int, rounds: int) 
         "minimal/raw: the same for a job's record + ready entry, then claim + outcome (see the module's docstring)",
         "<name>/codec: our codec's least work for those commits: distinct keys and values encoded, jobs decoded once",
         "<name>/kv: its reads and commits made again through our KV API, one at a time, no queue logic (replay_kv)",
-        "minimal/worker: the leanest crash-safe worker on our KV API, 8 jobs at a time (time_minimal_worker)",
+        "minimal/worker: the leanest crash-safe worker on our KV API, 8 jobs at a time (time_minimal_worker);",
+        "minimal/worker/inline: the same with its handlers awaited one by one, no task each (what an eager start gives)",
         "",
     ]
     rows = []
@@ -740,7 +753,7 @@ def goals(times: dict[str, list[tuple[float, float]]]) -> list[str]:
     only when the rows' bound is over 1.0x with its whole 95% interval, else impossible on this KV layer when the
     rows + codec bound is. Then what this KV layer, as built, takes for the same reads and commits with no queue
     logic (``<name>/kv``), over 1.0x when its whole interval is; the minimal queue's bounds follow, and the
-    minimal worker's ratios (``minimal/worker``)."""
+    minimal workers' ratios (``minimal/worker``, ``minimal/worker/inline``)."""
     huey = times["huey"]
     lines = []
 
@@ -797,12 +810,17 @@ def goals(times: dict[str, list[tuple[float, float]]]) -> list[str]:
                 f"[ bound] a minimal queue's {what}: add {format_ratio(add)}, run {format_ratio(run_)}"
                 + (f" (over 1.0x huey to {' and '.join(beyond)} for {whom})" if beyond else "")
             )
-    if "minimal/worker" in times:
-        add, run_ = to_huey(["minimal/worker"], 0), to_huey(["minimal/worker"], 1)
-        lines.append(
-            f"[   ref] the leanest crash-safe worker on our KV API, concurrency 8 (a reference, not a bound): "
-            f"add {format_ratio(add)}, run {format_ratio(run_)}"
-        )
+    references = (
+        ("minimal/worker", "concurrency 8, a task per handler"),
+        ("minimal/worker/inline", "its handlers awaited one by one"),
+    )
+    for name, how in references:
+        if name in times:
+            add, run_ = to_huey([name], 0), to_huey([name], 1)
+            lines.append(
+                f"[   ref] the leanest crash-safe worker on our KV API, {how} (a reference, not a bound): "
+                f"add {format_ratio(add)}, run {format_ratio(run_)}"
+            )
     return lines
 
 
