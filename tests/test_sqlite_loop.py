@@ -165,8 +165,8 @@ async def test_on_commit_is_handed_each_commit_that_wrote_and_only_those(tmp_pat
 
 
 async def test_the_thread_checkpoints_the_wal_the_loop_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The loop's connection never checkpoints (a checkpoint syncs): every CHECKPOINT_EVERY commits the thread does,
-    so the WAL's pages reach the database file."""
+    """The loop's connection leaves checkpoints (a checkpoint syncs) to the thread: every CHECKPOINT_EVERY commits
+    it asks for one, so the WAL's pages reach the database file."""
     monkeypatch.setattr(sqlite_backend, "CHECKPOINT_EVERY", 20)
     path = tmp_path / "kv.db"
     async with store(path) as kv:
@@ -176,6 +176,23 @@ async def test_the_thread_checkpoints_the_wal_the_loop_writes(tmp_path: Path, mo
         while kv._checkpointing is not None:
             await asyncio.sleep(0.01)
         assert path.stat().st_size >= before + 20 * 2000  # the first 20 entries at least are in the file itself
+
+
+async def test_commits_that_never_let_the_loop_run_still_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits on the loop's connection complete without letting the event loop run, so a caller committing in a
+    loop that never waits (adding jobs one after the other) never lets the thread's checkpoint begin: once the
+    next one is due, the loop's connection checkpoints itself, and the WAL stays about two intervals long."""
+    monkeypatch.setattr(sqlite_backend, "CHECKPOINT_EVERY", 20)
+    path = tmp_path / "kv.db"
+    async with store(path) as kv:
+        for i in range(200):
+            await kv.set(("k", i), "v" * 2000)
+        frames = (Path(f"{path}-wal").stat().st_size - 32) // (4096 + 24)
+        assert frames < 300  # 162 here: 40 commits' pages at most (854 when only the thread checkpointed)
+        assert path.stat().st_size >= 150 * 2000  # the entries reached the database file as they went
+        assert kv._checkpointing is not None and not kv._checkpoint_began  # the loop never ran the thread's
 
 
 async def test_several_checks_read_in_one_statement_hold_only_if_each_holds(tmp_path: Path) -> None:

@@ -78,7 +78,8 @@ _U64_UPSERT = (
 _PRAGMAS = ("busy_timeout = 30000",)  # every connection
 _FILE_PRAGMAS = ("journal_mode = WAL", "synchronous = NORMAL")  # a database file's (not ":memory:")
 #: The loop's connection: never wait for a lock (busy_timeout 0: SQLITE_BUSY at once, and the call goes to the
-#: thread), commit without an fsync (WAL + NORMAL: only checkpoints sync) and never checkpoint (the thread does).
+#: thread), commit without an fsync (WAL + NORMAL: only checkpoints sync) and no automatic checkpoint (the thread
+#: checkpoints; see SqliteKv._checkpoint for a caller that never lets the loop run).
 _LOOP_PRAGMAS = ("busy_timeout = 0", "synchronous = NORMAL", "wal_autocheckpoint = 0")
 #: Commits on the loop's connection between two passive checkpoints on the thread: SQLite's own default is one per
 #: 1,000 WAL pages, and a commit of the queue writes 2 to 6 pages.
@@ -414,7 +415,8 @@ class SqliteKv(Kv):
         self._loop_conn = loop_conn  # reads and commits on the caller's thread (see commits_on_loop)
         self._handed_off = 0  # commits waiting on the thread: later ones queue behind them, in order
         self._loop_commits = 0  # since the last checkpoint was asked for
-        self._checkpointing: asyncio.Future[Any] | None = None
+        self._checkpointing: asyncio.Future[Any] | None = None  # the thread's checkpoint, asked for and not done
+        self._checkpoint_began = False  # ... and the loop has run it far enough to hand it to the thread
         self._until_purge = 0  # commits before the one that purges expired entries (see PURGE_EVERY)
         self._loop_reserved = _Reservation()  # versionstamps reserved by the loop's connection (see _next_version)
         self._thread_reserved = _Reservation()  # and by the thread's: each sees the other's commits as another's
@@ -532,14 +534,31 @@ class SqliteKv(Kv):
             raise BackendError(f"SQLite error on {self.path!r}: {exc}") from exc
         if result is not None:
             self._loop_commits += 1
-            if self._loop_commits >= CHECKPOINT_EVERY and self._checkpointing is None:
+            if self._loop_commits >= CHECKPOINT_EVERY:
                 self._loop_commits = 0
-                self._checkpointing = asyncio.ensure_future(self._run(_checkpoint))
-                self._checkpointing.add_done_callback(self._checkpointed)
+                self._checkpoint()
         return result
+
+    def _checkpoint(self) -> None:
+        """Ask the thread for a passive checkpoint, unless one is under way. One asked for CHECKPOINT_EVERY commits
+        ago and not yet begun means the caller has not let the loop run since (a loop of commits that never waits,
+        such as adding jobs one after the other): the thread would never get it and the WAL would grow without
+        bound, so the loop's connection checkpoints now, on the caller's time."""
+        if self._checkpointing is None:
+            self._checkpointing = asyncio.ensure_future(self._checkpoint_on_thread())
+            self._checkpointing.add_done_callback(self._checkpointed)
+        elif not self._checkpoint_began:
+            assert self._loop_conn is not None
+            with contextlib.suppress(sqlite3.Error):  # busy with another connection's checkpoint: the next one
+                _checkpoint(self._loop_conn)
+
+    async def _checkpoint_on_thread(self) -> None:
+        self._checkpoint_began = True
+        await self._run(_checkpoint)
 
     def _checkpointed(self, done: asyncio.Future[Any]) -> None:
         self._checkpointing = None
+        self._checkpoint_began = False
         if not done.cancelled():
             done.exception()  # a checkpoint that failed (the file busy with another's) is retried with the next one
 
