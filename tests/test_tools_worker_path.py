@@ -22,6 +22,7 @@ from tools.huey_vs import (
     KvRead,
     ReplayError,
     capture_layout,
+    capture_minimal_worker,
     codec_work,
     goals,
     kv_calls,
@@ -302,21 +303,32 @@ async def test_the_minimal_queue_replays_through_the_kv_api(tmp_path: Path) -> N
     assert all(seconds > 0 for seconds in await replay_kv(tmp_path / "m.db", [add, run], 5, [0, 0]))
 
 
-def test_the_split_is_the_kv_replay_and_the_rest_round_by_round() -> None:
+def test_the_split_is_the_bound_the_kv_layer_above_it_and_the_rest_round_by_round() -> None:
     times = {
         "huey": [(1e-6, 1e-6)] * 3,
         "naive/c8": [(50e-6, 90e-6), (60e-6, 100e-6), (55e-6, 80e-6)],
+        "naive/c8/raw": [(20e-6, 10e-6), (25e-6, 12e-6), (21e-6, 11e-6)],
+        "naive/c8/codec": [(5e-6, 9e-6)] * 3,
         "naive/c8/kv": [(40e-6, 50e-6), (45e-6, 70e-6), (44e-6, 45e-6)],
-        "minimal/kv": [(1e-6, 1e-6)] * 3,
+        "minimal/kv": [(1e-6, 1e-6)] * 3,  # no bounds of its own in this table: not a row
+        "minimal/worker": [(9e-6, 9e-6)] * 3,
+        "minimal/worker/inline": [(8e-6, 7e-6)] * 3,
+        "minimal/worker/raw": [(2e-6, 2e-6)] * 3,
+        "minimal/worker/codec": [(1e-6, 1e-6)] * 3,
+        "minimal/worker/kv": [(5e-6, 6e-6)] * 3,
     }
-    title, header, _, row = split(times)
-    assert (
-        title.startswith("the KV layer's part")
-        and " ".join(header.split()) == "per job add: KV API add: the rest run: KV API run: the rest"
-    )
-    # KV API: median 44 and 50 us; the rest, per round: add 10, 15, 11 -> 11; run 40, 30, 35 -> 35
-    assert row.split() == ["naive/c8", "44", "us", "11", "us", "50", "us", "35", "us"]
-    assert split({"huey": [(1.0, 1.0)], "naive/c8": [(1.0, 1.0)]}) == []  # no replay, no split
+    title, header, _, *rows = split(times)
+    assert title.startswith("each one's time in three parts")
+    expected = "per job add: rows+codec add: KV above add: rest run: rows+codec run: KV above run: rest"
+    assert header.split() == expected.split()
+    # naive add: bound 25, 30, 26 -> 26; above it 15, 15, 18 -> 15; the rest 10, 15, 11 -> 11
+    # naive run: bound 19, 21, 20 -> 20; above it 31, 49, 25 -> 31; the rest 40, 30, 35 -> 35
+    assert [[row.split()[0], *row.split()[1::2]] for row in rows] == [
+        ["naive/c8", "26", "15", "11", "20", "31", "35"],
+        ["minimal/worker", "3", "2", "4", "3", "3", "3"],
+        ["minimal/worker/inline", "3", "2", "3", "3", "3", "1"],  # its bounds are minimal/worker's
+    ]
+    assert split({"huey": [(1.0, 1.0)], "naive/c8": [(1.0, 1.0)], "naive/c8/kv": [(1.0, 1.0)]}) == []  # no bound
 
 
 async def test_the_kv_replay_serialises_a_value_once_per_commit_as_the_queue_does(tmp_path: Path) -> None:
@@ -359,3 +371,22 @@ def test_the_minimal_workers_ratios_close_the_goals_as_references() -> None:
         "[   ref] the leanest crash-safe worker on our KV API, its handlers awaited one by one (a reference, not a "
         "bound): add 1.30x [1.30, 1.30], run 0.70x [0.70, 0.70]",
     ]
+
+
+async def test_the_minimal_workers_capture_replays_to_the_same_rows_both_ways(tmp_path: Path) -> None:
+    capture = await capture_minimal_worker(tmp_path / "store.db", 20)
+    reads = [call for call in capture.calls["run"] if isinstance(call, KvRead)]
+    # 8 + 8 + 4 jobs, then an empty list before the last outcomes' commit and one that ends the run
+    assert [call.method for call in reads] == ["list"] * 5
+    assert capture.entries_read == {"add": 0, "run": 20}
+    assert len(capture.commits["add"]) == 20 and len(capture.commits["run"]) == 4  # 3 claims, the last outcomes
+    stored = _kv_rows(tmp_path / "store.db")
+    assert len(stored) == 20
+    rows = to_rows([capture.commits["add"], capture.commits["run"]], int(time.time() * 1000))
+    replay(tmp_path / "raw.db", rows, 20)
+    assert _kv_rows(tmp_path / "raw.db") == stored
+    calls = [kv_calls(capture.calls["add"]), kv_calls(capture.calls["run"])]
+    await replay_kv(tmp_path / "kv.db", calls, 20, [0, 20])
+    assert _kv_rows(tmp_path / "kv.db") == stored
+    work = codec_work([capture.commits["add"], capture.commits["run"]], MINIMAL_RECORDS)
+    assert len(work[1].reads) == 20  # each job's record decoded once to run it

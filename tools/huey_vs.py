@@ -62,13 +62,17 @@ worker we can write on the KV API, 8 jobs per list and per commit, each commit t
 claims of the next 8, each handler a task. ``minimal/worker/inline`` is the same with its handlers awaited one after
 the other, no task each: the difference is what a task per job costs. Neither keeps the layouts' other guarantees
 (per-name limits, priorities, delays, retries, fencing tokens, the expiry index, counters, events, renewals), so
-every layout does more per job. They are references, not lower bounds: a faster KV layer would take less.
+every layout does more per job. They are references, not lower bounds: a faster KV layer would take less. Both make
+the same reads and commits, captured as a layout's are, so ``minimal/worker/raw``, ``/codec`` and ``/kv`` are their
+bounds and KV replay. ``split`` prints each one's time per job in three parts: its rows + codec bound, the KV layer's
+own cost above that bound, and the rest (the queue's and worker's logic).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import sqlite3
 import statistics
@@ -76,7 +80,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -234,10 +238,7 @@ async def time_ours(
     async with await open_kv(f"sqlite:{path}") as kv:
         queue = Queue(kv, layout)
         if capture is not None:
-            if not isinstance(kv, SqliteKv):
-                raise TypeError(f"capture records an SQLite store's commits, and this store is {kv.name}")
-            kv.on_commit = capture.note
-            capture.watch_reads(kv)
+            _capture_into(kv, capture)
         start = time.perf_counter()
         for i in range(jobs):
             await queue.add("noop", i)
@@ -249,6 +250,14 @@ async def time_ours(
     if done != jobs:
         raise SystemExit(f"{layout} ran {done} jobs, expected {jobs}")
     return (added - start) / jobs, (end - added) / jobs
+
+
+def _capture_into(kv: Kv, capture: Capture) -> None:
+    """Have ``capture`` record what is read and committed through ``kv`` from now on."""
+    if not isinstance(kv, SqliteKv):
+        raise TypeError(f"capture records an SQLite store's commits, and this store is {kv.name}")
+    kv.on_commit = capture.note
+    capture.watch_reads(kv)
 
 
 async def time_floor(path: Path, jobs: int) -> tuple[float, float]:
@@ -568,10 +577,12 @@ def minimal_commits(jobs: int) -> dict[str, list[Commit]]:
 MINIMAL_JOB: Final = ("minimal", "job")
 MINIMAL_READY: Final = ("minimal", "ready")
 MINIMAL_LEASE: Final = ("minimal", "lease")
+#: The minimal worker's two contenders: handlers as tasks, and awaited one by one; their bounds are ``minimal/worker``'s.
+MINIMAL_WORKERS: Final = ("minimal/worker", "minimal/worker/inline")
 
 
 async def time_minimal_worker(
-    path: Path, jobs: int, concurrency: int = 8, *, inline: bool = False
+    path: Path, jobs: int, concurrency: int = 8, *, inline: bool = False, capture: Capture | None = None
 ) -> tuple[float, float]:
     """Seconds per job to add and to run with the leanest queue we can write on our KV API that still loses nothing
     on a crash (``minimal/worker``; a reference, not a lower bound). Add: one commit per job of its record and a
@@ -581,7 +592,8 @@ async def time_minimal_worker(
     claims (each checked on its ready entry's versionstamp, the entry deleted, a lease set: one lease value for the
     batch, serialised once), then the batch's handlers: each a task, so that they run at once as a worker at that
     concurrency runs them, or with ``inline`` (``minimal/worker/inline``) awaited one after the other in the loop's
-    own coroutine, what starting a task eagerly gives a handler that never suspends. None of the layouts' other
+    own coroutine, what starting a task eagerly gives a handler that never suspends (both make the same reads and
+    commits; ``capture`` records them, as for a layout). None of the layouts' other
     guarantees: no per-name limit, priority, delay, retry, fencing token, expiry index, counter, event or renewal;
     its crash recovery (a scan of the leases past their time) would run at start-up only, so it is left out. Raises
     RuntimeError when a commit's checks fail (one worker alone on the store: they cannot) or when it ran another
@@ -592,11 +604,15 @@ async def time_minimal_worker(
 
     records = [_record(i) for i in range(jobs)]
     async with await open_kv(f"sqlite:{path}") as kv:
+        if capture is not None:
+            _capture_into(kv, capture)
         start = time.perf_counter()
         for record in records:
             keys = ((*MINIMAL_JOB, record["id"]), (*MINIMAL_READY, record["id"]))
             await set_each_encoded(kv.atomic(), keys, record, encode_value(record)).commit()
         added = time.perf_counter()
+        if capture is not None:
+            capture.phase = "run"
         ran = 0
         running: list[tuple[str, str, dict[str, Any]]] = []  # (id, its lease's versionstamp, record) per job
         while True:
@@ -636,6 +652,14 @@ async def capture_layout(path: Path, layout: str, concurrency: int, jobs: int) -
     return capture
 
 
+async def capture_minimal_worker(path: Path, jobs: int) -> Capture:
+    """The reads and commits of one pass of the minimal worker (its timing discarded): the same with a task per
+    handler and inline."""
+    capture = Capture()
+    await time_minimal_worker(path, jobs, capture=capture)
+    return capture
+
+
 def run(jobs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
     contenders = [
         "huey",
@@ -644,8 +668,8 @@ def run(jobs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
         *(f"{layout}/c{c}" for layout in LAYOUTS for c in CONCURRENCIES),
         *(f"{layout}/c{c}/{bound}" for bound in ("raw", "codec", "kv") for layout in LAYOUTS for c in CONCURRENCIES),
         *(f"minimal/{bound}" for bound in ("raw", "codec", "kv")),
-        "minimal/worker",
-        "minimal/worker/inline",
+        *MINIMAL_WORKERS,
+        *(f"minimal/worker/{bound}" for bound in ("raw", "codec", "kv")),
     ]
     times: dict[str, list[tuple[float, float]]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
@@ -656,17 +680,20 @@ def run(jobs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
             "minimal": [kv_calls(minimal["add"]), kv_calls(minimal["run"])]
         }
         entries: dict[str, list[int]] = {"minimal": [0, 0]}
-        for layout in LAYOUTS:  # the capture passes: untimed, before the rounds
-            for concurrency in CONCURRENCIES:
-                name = f"{layout}/c{concurrency}"
-                capture = asyncio.run(
-                    capture_layout(Path(tmp) / f"capture-{layout}-{concurrency}.db", layout, concurrency, jobs)
-                )
-                raw[name] = capture.commits
-                calls[name] = [kv_calls(capture.calls["add"]), kv_calls(capture.calls["run"])]
-                entries[name] = [capture.entries_read["add"], capture.entries_read["run"]]
+        # the capture passes: untimed, before the rounds
+        captures: dict[str, Callable[..., Coroutine[Any, Any, Capture]]] = {
+            f"{layout}/c{concurrency}": functools.partial(capture_layout, layout=layout, concurrency=concurrency)
+            for layout in LAYOUTS
+            for concurrency in CONCURRENCIES
+        }
+        captures["minimal/worker"] = capture_minimal_worker
+        for name, capture_pass in captures.items():
+            capture = asyncio.run(capture_pass(Path(tmp) / f"capture-{name.replace('/', '-')}.db", jobs=jobs))
+            raw[name] = capture.commits
+            calls[name] = [kv_calls(capture.calls["add"]), kv_calls(capture.calls["run"])]
+            entries[name] = [capture.entries_read["add"], capture.entries_read["run"]]
         rows = {name: to_rows([commits["add"], commits["run"]], now_ms) for name, commits in raw.items()}
-        records = {name: MINIMAL_RECORDS if name == "minimal" else encode_key(JOBS) for name in raw}
+        records = {name: MINIMAL_RECORDS if name.startswith("minimal") else encode_key(JOBS) for name in raw}
         codec = {name: codec_work([c["add"], c["run"]], records[name]) for name, c in raw.items()}
         # The captures and their rows stay alive through the rounds: out of the collector's sight, so that the
         # contender whose allocations set off a full collection does not pay for walking them.
@@ -681,7 +708,7 @@ def run(jobs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
                     times[name].append(time_huey(path, jobs, synchronous_normal=name == "huey"))
                 elif name == "floor":
                     times[name].append(asyncio.run(time_floor(path, jobs)))
-                elif name.startswith("minimal/worker"):
+                elif name in MINIMAL_WORKERS:
                     times[name].append(asyncio.run(time_minimal_worker(path, jobs, inline=name.endswith("/inline"))))
                 elif bound == "raw":
                     add, run_ = replay(path, rows[base], jobs)
@@ -708,7 +735,8 @@ def report(times: dict[str, list[tuple[float, float]]], jobs: int, rounds: int) 
         "minimal/raw: the same for a job's record + ready entry, then claim + outcome (see the module's docstring)",
         "<name>/codec: our codec's least work for those commits: distinct keys and values encoded, jobs decoded once",
         "<name>/kv: its reads and commits made again through our KV API, one at a time, no queue logic (replay_kv)",
-        "minimal/worker: the leanest crash-safe worker on our KV API, 8 jobs at a time (time_minimal_worker);",
+        "minimal/worker: the leanest crash-safe worker on our KV API, 8 jobs at a time (time_minimal_worker), its",
+        "bounds and KV replay captured as a layout's;",
         "minimal/worker/inline: the same with its handlers awaited one by one, no task each (what an eager start gives)",
         "",
     ]
@@ -726,23 +754,34 @@ def report(times: dict[str, list[tuple[float, float]]], jobs: int, rounds: int) 
 
 
 def split(times: dict[str, list[tuple[float, float]]]) -> list[str]:
-    """Each layout's time per job in two parts: its reads and commits through our KV API alone (``<name>/kv``), and
-    the rest, the queue's and the worker's own logic (``<name>`` minus ``<name>/kv``, round by round; median)."""
+    """Each layout's (and each minimal worker's) time per job in three parts, each the median of its round-by-round
+    values: its rows + codec bound (``<name>/raw`` + ``<name>/codec``); the KV layer's own cost above that bound
+    (``<name>/kv`` minus it: the API, statement building, reads); and the rest, the queue's and the worker's own logic
+    (``<name>`` minus ``<name>/kv``). The minimal workers share ``minimal/worker``'s bounds (the same calls)."""
     rows = []
     for name, values in times.items():
-        kv = times.get(f"{name}/kv")
-        if kv is None or name.startswith("minimal"):
+        base = "minimal/worker" if name in MINIMAL_WORKERS else name
+        raw, codec, kv = (times.get(f"{base}/{bound}") for bound in ("raw", "codec", "kv"))
+        if raw is None or codec is None or kv is None:
             continue
         cells = [name]
         for i in (0, 1):
-            through = statistics.median(v[i] for v in kv)
-            rest = statistics.median(ours[i] - alone[i] for ours, alone in zip(values, kv, strict=True))
-            cells += [f"{through * 1e6:.0f} us", f"{rest * 1e6:.0f} us"]
+            floor = [r[i] + c[i] for r, c in zip(raw, codec, strict=True)]
+            above = [k[i] - f for k, f in zip(kv, floor, strict=True)]
+            rest = [ours[i] - alone[i] for ours, alone in zip(values, kv, strict=True)]
+            cells += [f"{statistics.median(part) * 1e6:.0f} us" for part in (floor, above, rest)]
         rows.append(cells)
     if not rows:
         return []
-    header = ["per job", "add: KV API", "add: the rest", "run: KV API", "run: the rest"]
-    return ["the KV layer's part (<name>/kv) and the queue's and worker's own (the rest):", *grid(header, rows)]
+    header = [
+        "per job",
+        *(f"{phase}: {part}" for phase in ("add", "run") for part in ("rows+codec", "KV above", "rest")),
+    ]
+    return [
+        "each one's time in three parts: its rows + codec bound; the KV layer's own cost above it (<name>/kv minus the"
+        " bound); the rest, the queue's and worker's own logic (<name> minus <name>/kv):",
+        *grid(header, rows),
+    ]
 
 
 def goals(times: dict[str, list[tuple[float, float]]]) -> list[str]:
