@@ -60,12 +60,15 @@ worker's) are not replayed.
 than a crash needs (``time_minimal_worker``): the minimal queue's record, ready entry and lease, run by the leanest
 worker we can write on the KV API, 8 jobs per list and per commit, each commit the outcomes of the last 8 and the
 claims of the next 8, each handler a task. ``minimal/worker/inline`` is the same with its handlers awaited one after
-the other, no task each: the difference is what a task per job costs. Neither keeps the layouts' other guarantees
-(per-name limits, priorities, delays, retries, fencing tokens, the expiry index, counters, events, renewals), so
-every layout does more per job. They are references, not lower bounds: a faster KV layer would take less. Both make
-the same reads and commits, captured as a layout's are, so ``minimal/worker/raw``, ``/codec`` and ``/kv`` are their
-bounds and KV replay. ``split`` prints each one's time per job in three parts: its rows + codec bound, the KV layer's
-own cost above that bound, and the rest (the queue's and worker's logic).
+the other, no task each: the difference is what a task per job costs, with the turns of the event loop it takes.
+Neither keeps the layouts' other guarantees (per-name limits, priorities, delays, retries, fencing tokens, the
+expiry index, counters, events, renewals), so every layout does more per job. They are references, not lower
+bounds: a faster KV layer would take less. Both make the same reads and commits, captured as a layout's are, so
+``minimal/worker/raw``, ``/codec`` and ``/kv`` are their bounds and KV replay. ``split`` prints each one's time per
+job in three parts: its rows + codec bound, the KV layer's own cost above that bound, and the rest (the queue's and
+worker's logic). A contender that never lets the event loop run (the KV replay, the inline worker, any add phase)
+pays its checkpoints on its own time, the wait for the disk included; one that does (a worker) has them waited for
+on the store's thread: at concurrency 1 (two checkpoints per 500 jobs) that can leave the rest below zero.
 """
 
 from __future__ import annotations
@@ -593,11 +596,10 @@ async def time_minimal_worker(
     batch, serialised once), then the batch's handlers: each a task, so that they run at once as a worker at that
     concurrency runs them, or with ``inline`` (``minimal/worker/inline``) awaited one after the other in the loop's
     own coroutine, what starting a task eagerly gives a handler that never suspends (both make the same reads and
-    commits; ``capture`` records them, as for a layout). None of the layouts' other
-    guarantees: no per-name limit, priority, delay, retry, fencing token, expiry index, counter, event or renewal;
-    its crash recovery (a scan of the leases past their time) would run at start-up only, so it is left out. Raises
-    RuntimeError when a commit's checks fail (one worker alone on the store: they cannot) or when it ran another
-    number of jobs than it added."""
+    commits; ``capture`` records them, as for a layout). None of the layouts' other guarantees: no per-name limit,
+    priority, delay, retry, fencing token, expiry index, counter, event or renewal; its crash recovery (a scan of the
+    leases past their time) would run at start-up only, so it is left out. Raises RuntimeError when a commit's checks
+    fail (one worker alone on the store: they cannot) or when it ran another number of jobs than it added."""
 
     async def noop(record: dict[str, Any]) -> None:
         return None
